@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+// Thin shim: the CLI lives in dist/cli/main.js (built by `npm run build`).
+import { main } from '../dist/cli/main.js';
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,78 @@
+// Lint rules for limen. The layering in STYLE.md is enforced here with
+// no-restricted-imports: each layer lists the layers it may not reach.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+// Layers, lowest first. A file in a layer may import only from layers to its left
+// (and from itself); the CLI reaches the daemon only through control/client.
+const layers = {
+  base: [],
+  preserves: ['base'],
+  dataspace: ['base', 'preserves'],
+  script: ['base', 'preserves', 'dataspace'],
+  supervisor: ['base', 'preserves', 'dataspace'],
+  net: ['base', 'preserves', 'dataspace'],
+  control: ['base', 'preserves', 'dataspace', 'script'],
+  safety: ['base', 'preserves', 'dataspace', 'script'],
+  lab: ['base', 'preserves'],
+  daemon: ['base', 'preserves', 'dataspace', 'script', 'supervisor', 'net', 'control', 'safety'],
+  cli: ['base', 'preserves', 'dataspace', 'script', 'control', 'lab', 'daemon'],
+};
+const all = Object.keys(layers);
+
+function layerConfig(layer, allowed) {
+  const forbidden = all.filter((l) => l !== layer && !allowed.includes(l));
+  const patterns = forbidden.map((l) => ({
+    group: [`**/${l}/**`, `../${l}/*`, `../../${l}/*`],
+    message: `src/${layer} may not import from src/${l} (layering: see STYLE.md)`,
+  }));
+  if (layer === 'base') {
+    patterns.push({ group: ['node:*'], message: 'src/base imports no node:* modules' });
+  }
+  return {
+    files: [`src/${layer}/**/*.ts`],
+    rules: { 'no-restricted-imports': ['error', { patterns }] },
+  };
+}
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'coverage/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': [
+        'error',
+        { considerDefaultExhaustiveForUnions: true },
+      ],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
+      '@typescript-eslint/no-parameter-properties': 'off',
+      'no-console': 'error',
+    },
+  },
+  ...Object.entries(layers).map(([layer, allowed]) => layerConfig(layer, allowed)),
+  {
+    // The daemon's import of the CLI is forbidden; the CLI's reach into the daemon is
+    // only for `limen daemon` (the composition root), never for its internals.
+    files: ['src/cli/**/*.ts'],
+    rules: { 'no-console': 'off' },
+  },
+  {
+    files: ['**/*.js', '**/*.mjs'],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
+    rules: { 'no-console': 'off' },
+  },
+  {
+    files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
+    rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },
+  },
+);

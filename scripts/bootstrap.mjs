@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// Prepares a checkout to run: installs npm packages when node_modules is missing
+// or older than package-lock.json, builds dist/ when it is older than the sources,
+// and installs the Debian packages limen needs (as root) or says how to.
+// Node built-ins only: this runs before anything is installed.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, rmSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const say = (msg) => process.stderr.write(`bootstrap: ${msg}\n`);
+
+function fail(msg) {
+  say(`error: ${msg}`);
+  process.exit(1);
+}
+
+function run(cmd, args, opts = {}) {
+  say(`running: ${[cmd, ...args].join(' ')}`);
+  const r = spawnSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], ...opts });
+  if (r.error) fail(`${cmd}: ${r.error.message}`);
+  if (r.status !== 0) fail(`${cmd} ${args.join(' ')} exited with ${r.status ?? r.signal}`);
+}
+
+function mtime(path) {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+function newestUnder(dir) {
+  let newest = 0;
+  if (!existsSync(dir)) return 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestUnder(p) : mtime(p));
+  }
+  return newest;
+}
+
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 20) fail(`limen needs Node.js >= 20; this is ${process.versions.node}`);
+
+// 1. npm packages.
+const lock = join(root, 'package-lock.json');
+const installed = join(root, 'node_modules', '.package-lock.json');
+if (!existsSync(installed) || mtime(installed) < mtime(lock)) {
+  run('npm', ['ci', '--no-audit', '--no-fund']);
+}
+
+// 2. dist/ (the installed CLI runs from it, with no TypeScript at run time).
+const stamp = join(root, 'dist', '.build-stamp');
+const sourcesChanged = Math.max(
+  newestUnder(join(root, 'src')),
+  mtime(join(root, 'tsconfig.json')),
+  mtime(join(root, 'tsconfig.build.json')),
+);
+if (mtime(stamp) < sourcesChanged) {
+  rmSync(join(root, 'dist'), { recursive: true, force: true });
+  run('npm', ['run', '--silent', 'build']);
+  writeFileSync(stamp, `${new Date().toISOString()}\n`);
+}
+
+// 3. Debian packages.
+function debianPackages() {
+  const text = readFileSync(join(root, 'scripts', 'debian-packages.txt'), 'utf8');
+  return text
+    .split('\n')
+    .map((l) => l.replace(/#.*/, '').trim())
+    .filter(Boolean)
+    .map((l) => l.split(/\s+/)[0]);
+}
+
+function isInstalled(pkg) {
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.includes('install ok installed');
+}
+
+if (process.env.LIMEN_SKIP_APT === '1') {
+  say('LIMEN_SKIP_APT=1: not checking Debian packages');
+} else if (existsSync('/etc/debian_version')) {
+  const missing = debianPackages().filter((p) => !isInstalled(p));
+  if (missing.length > 0) {
+    const cmd = ['apt-get', 'install', '-y', '--no-install-recommends', ...missing];
+    if (process.getuid?.() !== 0) {
+      fail(
+        `missing Debian packages: ${missing.join(' ')}\n` +
+          `  run as root:  apt-get update && ${cmd.join(' ')}\n` +
+          '  (or set LIMEN_SKIP_APT=1 to skip this check)',
+      );
+    }
+    say(`installing Debian packages: ${missing.join(' ')}`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    run('apt-get', ['update', '-q'], { env });
+    run(cmd[0], cmd.slice(1), { env });
+  }
+} else {
+  say('not a Debian system: install iproute2, nftables, busybox, dnsmasq and s6 yourself');
+}

@@ -1,0 +1,7 @@
+// The Preserves implementation's public surface. Import from here, not from
+// the individual modules, so that compare.ts is always loaded (it registers
+// hashing and equality for sets and dictionaries).
+
+export * from './values.ts';
+export * from './compare.ts';
+export * from './errors.ts';
