@@ -112,6 +112,7 @@ function hashString(s: string, seed: number): number {
 }
 
 function hashInt(n: number | bigint): number {
+  if (typeof n === 'number' && !Number.isSafeInteger(n)) n = BigInt(n);
   if (typeof n === 'bigint') {
     if (n >= -9007199254740991n && n <= 9007199254740991n) return hashInt(Number(n));
     return hashString(n.toString(16), 0x2f1);
