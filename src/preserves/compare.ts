@@ -148,7 +148,11 @@ export function hash(v: Value): number {
     v.hashCache = h;
     return h;
   }
-  if (v instanceof Sym) return hashString(v.name, 0x5d3);
+  if (v instanceof Sym) {
+    if (v.hashCache === -1)
+      v.hashCache = hashString(v.name, 0x5d3) === -1 ? 0 : hashString(v.name, 0x5d3);
+    return v.hashCache;
+  }
   if (v instanceof Annotated) return hash(v.item);
   if (v instanceof Double) {
     const b = v.bits();

@@ -90,6 +90,8 @@ export class Bytes {
 
 export class Sym {
   readonly name: string;
+  /** Cached hash (see compare.ts); -1 when not yet computed. */
+  hashCache = -1;
   constructor(name: string) {
     this.name = name;
   }
@@ -363,8 +365,12 @@ export class ValueMap<V> implements Iterable<[Value, V]> {
     for (const [, v] of this.entries()) yield v;
   }
 
+  /** Like entries(), without a generator or per-entry arrays (for hot loops such as encoding). */
   forEach(fn: (value: V, key: Value) => void): void {
-    for (const [k, v] of this.entries()) fn(v, k);
+    for (const b of this.#buckets.values()) {
+      if (Array.isArray(b)) for (const e of b) fn(e.value, e.key);
+      else fn(b.value, b.key);
+    }
   }
 
   [Symbol.iterator](): IterableIterator<[Value, V]> {
@@ -394,6 +400,10 @@ export class PSet implements Iterable<Value> {
   delete(v: Value): boolean {
     this.hashCache = -1;
     return this.#map.delete(v);
+  }
+  /** Iterates without a generator (for hot loops such as encoding). */
+  forEach(fn: (value: Value) => void): void {
+    this.#map.forEach(fn);
   }
   [Symbol.iterator](): IterableIterator<Value> {
     return this.#map.values();
@@ -425,6 +435,10 @@ export class Dict implements Iterable<[Value, Value]> {
   delete(k: Value): boolean {
     this.hashCache = -1;
     return this.#map.delete(k);
+  }
+  /** Iterates without a generator (for hot loops such as encoding). */
+  forEach(fn: (value: Value, key: Value) => void): void {
+    this.#map.forEach(fn);
   }
   keys(): IterableIterator<Value> {
     return this.#map.keys();
