@@ -264,10 +264,15 @@ interface Entry<V> {
   value: V;
 }
 
-/** A hash map keyed by Preserves values (annotations ignored). Iterates in insertion order. */
+/** A hash map keyed by Preserves values (annotations ignored). Iterates in insertion order
+ *  while small; small maps (the common case: record-like dictionaries) are a plain array
+ *  searched with is(), which is cheaper than hashing every key. */
 export class ValueMap<V> implements Iterable<[Value, V]> {
-  #buckets = new Map<number, Entry<V> | Entry<V>[]>();
+  #small: Entry<V>[] | undefined = [];
+  #buckets: Map<number, Entry<V> | Entry<V>[]> | undefined;
   #size = 0;
+
+  static readonly SMALL = 8;
 
   constructor(entries?: Iterable<readonly [Value, V]>) {
     if (entries) for (const [k, v] of entries) this.set(k, v);
@@ -277,10 +282,24 @@ export class ValueMap<V> implements Iterable<[Value, V]> {
     return this.#size;
   }
 
-  #find(key: Value, h: number): Entry<V> | undefined {
-    const b = this.#buckets.get(h);
-    if (b === undefined) return undefined;
+  #find(key: Value): Entry<V> | undefined {
     const o = theOps();
+    const small = this.#small;
+    if (small !== undefined) {
+      // Symbol keys (the usual case) compare by name without the general is().
+      const keyName = key instanceof Sym ? key.name : undefined;
+      for (let i = 0; i < small.length; i++) {
+        const e = small[i]!;
+        const k = e.key;
+        if (k === key) return e;
+        if (keyName !== undefined && k instanceof Sym) {
+          if (k.name === keyName) return e;
+        } else if (o.is(k, key)) return e;
+      }
+      return undefined;
+    }
+    const b = this.#buckets!.get(o.hash(key));
+    if (b === undefined) return undefined;
     if (Array.isArray(b)) {
       for (const e of b) if (o.is(e.key, key)) return e;
       return undefined;
@@ -288,70 +307,93 @@ export class ValueMap<V> implements Iterable<[Value, V]> {
     return o.is(b.key, key) ? b : undefined;
   }
 
+  #insert(n: Entry<V>): void {
+    this.#size++;
+    if (this.#small !== undefined) {
+      if (this.#small.length < ValueMap.SMALL) {
+        this.#small.push(n);
+        return;
+      }
+      const old = this.#small;
+      this.#small = undefined;
+      this.#buckets = new Map();
+      for (const e of old) this.#bucketInsert(e);
+    }
+    this.#bucketInsert(n);
+  }
+
+  #bucketInsert(n: Entry<V>): void {
+    const buckets = this.#buckets!;
+    const h = theOps().hash(n.key);
+    const b = buckets.get(h);
+    if (b === undefined) buckets.set(h, n);
+    else if (Array.isArray(b)) b.push(n);
+    else buckets.set(h, [b, n]);
+  }
+
   get(key: Value): V | undefined {
-    return this.#find(key, theOps().hash(key))?.value;
+    return this.#find(key)?.value;
   }
 
   has(key: Value): boolean {
-    return this.#find(key, theOps().hash(key)) !== undefined;
+    return this.#find(key) !== undefined;
   }
 
   set(key: Value, value: V): this {
-    const h = theOps().hash(key);
-    const e = this.#find(key, h);
-    if (e !== undefined) {
-      e.value = value;
-      return this;
-    }
-    const b = this.#buckets.get(h);
-    const n: Entry<V> = { key, value };
-    if (b === undefined) this.#buckets.set(h, n);
-    else if (Array.isArray(b)) b.push(n);
-    else this.#buckets.set(h, [b, n]);
-    this.#size++;
+    const e = this.#find(key);
+    if (e !== undefined) e.value = value;
+    else this.#insert({ key, value });
     return this;
   }
 
   /** Returns the existing value for key, or stores and returns make(). */
   getOrCreate(key: Value, make: () => V): V {
-    const h = theOps().hash(key);
-    const e = this.#find(key, h);
+    const e = this.#find(key);
     if (e !== undefined) return e.value;
     const value = make();
-    const b = this.#buckets.get(h);
-    const n: Entry<V> = { key, value };
-    if (b === undefined) this.#buckets.set(h, n);
-    else if (Array.isArray(b)) b.push(n);
-    else this.#buckets.set(h, [b, n]);
-    this.#size++;
+    this.#insert({ key, value });
     return value;
   }
 
   delete(key: Value): boolean {
-    const h = theOps().hash(key);
-    const b = this.#buckets.get(h);
-    if (b === undefined) return false;
     const o = theOps();
+    const small = this.#small;
+    if (small !== undefined) {
+      const i = small.findIndex((e) => o.is(e.key, key));
+      if (i < 0) return false;
+      small.splice(i, 1);
+      this.#size--;
+      return true;
+    }
+    const buckets = this.#buckets!;
+    const h = o.hash(key);
+    const b = buckets.get(h);
+    if (b === undefined) return false;
     if (Array.isArray(b)) {
       const i = b.findIndex((e) => o.is(e.key, key));
       if (i < 0) return false;
       b.splice(i, 1);
-      if (b.length === 1) this.#buckets.set(h, b[0]!);
+      if (b.length === 1) buckets.set(h, b[0]!);
     } else {
       if (!o.is(b.key, key)) return false;
-      this.#buckets.delete(h);
+      buckets.delete(h);
     }
     this.#size--;
     return true;
   }
 
   clear(): void {
-    this.#buckets.clear();
+    this.#small = [];
+    this.#buckets = undefined;
     this.#size = 0;
   }
 
   *entries(): IterableIterator<[Value, V]> {
-    for (const b of this.#buckets.values()) {
+    if (this.#small !== undefined) {
+      for (const e of this.#small) yield [e.key, e.value];
+      return;
+    }
+    for (const b of this.#buckets!.values()) {
       if (Array.isArray(b)) for (const e of b) yield [e.key, e.value];
       else yield [b.key, b.value];
     }
@@ -367,7 +409,11 @@ export class ValueMap<V> implements Iterable<[Value, V]> {
 
   /** Like entries(), without a generator or per-entry arrays (for hot loops such as encoding). */
   forEach(fn: (value: V, key: Value) => void): void {
-    for (const b of this.#buckets.values()) {
+    if (this.#small !== undefined) {
+      for (const e of this.#small) fn(e.value, e.key);
+      return;
+    }
+    for (const b of this.#buckets!.values()) {
       if (Array.isArray(b)) for (const e of b) fn(e.value, e.key);
       else fn(b.value, b.key);
     }
