@@ -48,7 +48,11 @@ describe('preserves equality', () => {
     assert.equal(hash(plain), hash(annotated));
     assert.equal(compare(plain, annotated), 0);
     assert.equal(is(strip(annotated), plain), true);
-    assert.equal(strip(plain), plain, 'strip returns the same object when there is nothing to strip');
+    assert.equal(
+      strip(plain),
+      plain,
+      'strip returns the same object when there is nothing to strip',
+    );
   });
 
   it('sets and dictionaries are equal regardless of insertion order', () => {
@@ -148,7 +152,13 @@ describe('ValueMap', () => {
     assert.equal(m.delete(record('k', 500)), true);
     assert.equal(m.has(record('k', 500)), false);
     assert.equal(m.size, 999);
-    assert.equal(m.getOrCreate(record('k', 1), () => -1), 1);
-    assert.equal(m.getOrCreate(record('k', 500), () => -1), -1);
+    assert.equal(
+      m.getOrCreate(record('k', 1), () => -1),
+      1,
+    );
+    assert.equal(
+      m.getOrCreate(record('k', 500), () => -1),
+      -1,
+    );
   });
 });

@@ -78,7 +78,7 @@ function show(v: Value): string {
   try {
     return stringify(v);
   } catch {
-    return String(v);
+    return Object.prototype.toString.call(v);
   }
 }
 

@@ -1,6 +1,5 @@
 // Unit tests of the Preserves text reader: every syntax form, every error with its class and
 // position, positions and annotations, the depth limit, and the conformance suite's parse cases.
-/* eslint-disable @typescript-eslint/no-floating-promises -- node:test's runner awaits describe/it itself */
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';

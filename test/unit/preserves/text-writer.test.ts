@@ -1,6 +1,5 @@
 // Unit tests of the Preserves text writer: the compact and indented forms, quoting, the
 // deterministic order of sets and dictionaries, and round trips of tricky values through parse.
-/* eslint-disable @typescript-eslint/no-floating-promises -- node:test's runner awaits describe/it itself */
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
