@@ -32,3 +32,4 @@ export {
 } from './caveat.ts';
 export { Engine, silentLogger, type EngineOptions, type LogFields, type Logger } from './engine.ts';
 export { Facet, Handle, type ObserverCallbacks } from './facet.ts';
+export { during } from './during.ts';
