@@ -26,6 +26,8 @@ export type LogFields = { readonly [key: string]: unknown };
 export interface Logger {
   error(message: string, fields?: LogFields): void;
   warn(message: string, fields?: LogFields): void;
+  /** Routine events (a service started, a file reloaded); optional. */
+  info?(message: string, fields?: LogFields): void;
 }
 
 export const silentLogger: Logger = {

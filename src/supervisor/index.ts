@@ -1,6 +1,7 @@
-// The supervisor's process layer, for the wiring that maps it onto the
-// dataspace: running one program, deciding restarts, keeping its log lines,
-// and watching its outputs directory. Nothing here knows about dataspaces.
+// The supervisor: `startSupervisor` maps `<run-service <daemon ID>>` and
+// `<daemon ID SPEC>` in $config onto processes (supervisor.ts). Underneath, the
+// process layer knows nothing of dataspaces: running one program, deciding
+// restarts, keeping its log lines, and watching its outputs directory.
 
 export * from './errors.ts';
 export * from './process-runner.ts';
@@ -9,3 +10,6 @@ export { LogBuffer, DEFAULT_LOG_CAPACITY, type LogBufferOptions } from './log-bu
 export * from './outputs-dir.ts';
 export { resolveCredentials, type Credentials } from './user-db.ts';
 export type { Listener, ListenerErrorHandler } from './emitter.ts';
+export * from './daemon-spec.ts';
+export { outputsDirName, serviceLabel } from './service-names.ts';
+export * from './supervisor.ts';

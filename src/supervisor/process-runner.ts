@@ -35,6 +35,8 @@ export interface ProcessSpec {
   /** argv[0] is looked up on the child's PATH unless it contains '/'. */
   readonly argv: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
+  /** Inherited variables to remove (applied before `env`). */
+  readonly unsetEnv?: readonly string[];
   /** Start from an empty environment instead of limen's own. */
   readonly clearEnv?: boolean;
   /** Working directory; relative paths in argv[0] and PATH resolve against it. */
@@ -113,6 +115,10 @@ export function validateProcessSpec(spec: ProcessSpec): string[] {
     if (k === '' || k.includes('=') || hasNul(k)) problems.push(`env: bad variable name '${k}'`);
     if (typeof v !== 'string') problems.push(`env: ${k} is not a string`);
     else if (hasNul(v)) problems.push(`env: ${k} contains a NUL byte`);
+  }
+  for (const k of spec.unsetEnv ?? []) {
+    if (typeof k !== 'string' || k === '' || hasNul(k))
+      problems.push(`unsetEnv: bad variable name '${String(k)}'`);
   }
   if (spec.dir !== undefined && (spec.dir === '' || hasNul(spec.dir))) {
     problems.push('dir is empty or contains a NUL byte');
@@ -386,6 +392,7 @@ export class ManagedProcess implements Disposable {
     if (!spec.clearEnv) {
       for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
     }
+    for (const k of spec.unsetEnv ?? []) delete env[k];
     Object.assign(env, spec.env ?? {});
     if (spec.outputsDir !== undefined) env['LIMEN_OUTPUTS'] = spec.outputsDir;
     const cwd = resolve(spec.dir ?? process.cwd());

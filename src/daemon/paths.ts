@@ -1,0 +1,60 @@
+// Every path the daemon uses, derived from one place. `--root DIR` moves all of
+// them under DIR (the lab and the tests never touch the real system); the
+// defaults are the FHS locations from DESIGN.md section 10.
+
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface DaemonPaths {
+  /** /run/limen: volatile state. */
+  readonly runDir: string;
+  /** /var/lib/limen: persistent state. */
+  readonly stateDir: string;
+  /** /etc/limen: the site configuration root. */
+  readonly etcDir: string;
+  /** /run/limen/etc: generated site configuration, layered like etcDir. */
+  readonly runEtcDir: string;
+  readonly outputsDir: string;
+  readonly socket: string;
+  readonly userSettingsDir: string;
+  readonly generationsDir: string;
+  /** The package's shipped config tree (config/boot, config/core, config/services). */
+  readonly shippedConfigDir: string;
+  /** Site configuration roots, each with core/ and services/ subdirectories. */
+  readonly siteConfigDirs: readonly string[];
+}
+
+export interface PathOptions {
+  readonly root?: string | undefined;
+  readonly socket?: string | undefined;
+  readonly configDirs?: readonly string[] | undefined;
+  readonly shippedConfigDir?: string | undefined;
+}
+
+/** The package root: src/daemon/ or dist/daemon/ is two levels below it. */
+export function packageRoot(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+}
+
+export function resolvePaths(opts: PathOptions = {}): DaemonPaths {
+  const root = opts.root === undefined ? '/' : resolve(opts.root);
+  const runDir = join(root, 'run/limen');
+  const stateDir = join(root, 'var/lib/limen');
+  const etcDir = join(root, 'etc/limen');
+  const runEtcDir = join(runDir, 'etc');
+  return {
+    runDir,
+    stateDir,
+    etcDir,
+    runEtcDir,
+    outputsDir: join(runDir, 'outputs'),
+    socket: opts.socket !== undefined ? resolve(opts.socket) : join(runDir, 'control.sock'),
+    userSettingsDir: join(stateDir, 'user-settings'),
+    generationsDir: join(stateDir, 'generations'),
+    shippedConfigDir: opts.shippedConfigDir ?? join(packageRoot(), 'config'),
+    siteConfigDirs:
+      opts.configDirs !== undefined && opts.configDirs.length > 0
+        ? opts.configDirs.map((d) => resolve(d))
+        : [etcDir, runEtcDir],
+  };
+}
