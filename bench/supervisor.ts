@@ -17,9 +17,7 @@ const RUNS = 3;
 const fixture = resolve(import.meta.dirname, 'fixtures/ready-service.sh');
 
 const name = (level: number, i: number) => `s${level}-${i}`;
-/** The service a service depends on: one in the level above (none for level 0). */
-const parentOf = (level: number, i: number) =>
-  level === 0 ? undefined : name(level - 1, (i * 7) % PER_LEVEL);
+level === 0 ? undefined : name(level - 1, (i * 7) % PER_LEVEL);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
