@@ -17,7 +17,6 @@ const RUNS = 3;
 const fixture = resolve(import.meta.dirname, 'fixtures/ready-service.sh');
 
 const name = (level: number, i: number) => `s${level}-${i}`;
-level === 0 ? undefined : name(level - 1, (i * 7) % PER_LEVEL);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
