@@ -3,6 +3,8 @@
 
 import { UsageError } from './args.ts';
 import type { Command } from './command.ts';
+import { checkCommand } from './commands/check.ts';
+import { evalCommand } from './commands/eval.ts';
 import { convertCommand } from './commands/preserves.ts';
 import { labCommand } from './commands/lab.ts';
 import { ExitCode, processIo, type Io } from './io.ts';
@@ -10,7 +12,7 @@ import { LimenError } from '../base/errors.ts';
 
 export const VERSION = '0.1.0';
 
-export const commands: readonly Command[] = [convertCommand, labCommand];
+export const commands: readonly Command[] = [checkCommand, evalCommand, convertCommand, labCommand];
 
 function overview(): string {
   const rows = commands.map((c) => `  ${c.path.join(' ').padEnd(22)} ${c.summary}`);
