@@ -4,6 +4,7 @@
 import { UsageError } from './args.ts';
 import type { Command } from './command.ts';
 import { checkCommand } from './commands/check.ts';
+import { daemonCommand } from './commands/daemon.ts';
 import { evalCommand } from './commands/eval.ts';
 import { convertCommand } from './commands/preserves.ts';
 import { labCommand } from './commands/lab.ts';
@@ -12,7 +13,13 @@ import { LimenError } from '../base/errors.ts';
 
 export const VERSION = '0.1.0';
 
-export const commands: readonly Command[] = [checkCommand, evalCommand, convertCommand, labCommand];
+export const commands: readonly Command[] = [
+  daemonCommand,
+  checkCommand,
+  evalCommand,
+  convertCommand,
+  labCommand,
+];
 
 function overview(): string {
   const rows = commands.map((c) => `  ${c.path.join(' ').padEnd(22)} ${c.summary}`);

@@ -35,6 +35,12 @@ export interface ConfigWatcherOptions {
   readonly serviceName?: Value;
   /** How long to wait after a file-system event before rescanning (default 15 ms). */
   readonly debounceMs?: number;
+  /**
+   * Where `<service-state NAME ready>` and `<config-error ...>` go. Default: the env's
+   * `config`. The service driver passes the dataspace it serves, because the scripts'
+   * `config` may be attenuated (user settings rewrite everything into `<user-setting X>`).
+   */
+  readonly statusRef?: Ref;
 }
 
 type Seen = { readonly text: string } | { readonly error: unknown };
@@ -96,7 +102,7 @@ export class ConfigWatcher {
     this.path = options.path;
     this.#env = options.env;
     this.#names = [...options.env.keys()];
-    this.#config = ref;
+    this.#config = options.statusRef ?? ref;
     this.#debounceMs = options.debounceMs ?? 15;
     this.serviceName = options.serviceName ?? configWatcherName(options.path, options.env);
     this.facet = parent.spawn((f) => {
@@ -349,6 +355,7 @@ export function startConfigWatcherService(
         path,
         env: envFor(captures.get('env')!),
         serviceName: captures.get('service')!,
+        statusRef: config,
         ...(options.debounceMs === undefined ? {} : { debounceMs: options.debounceMs }),
       });
       running.add(watcher);

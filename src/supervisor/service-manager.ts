@@ -49,6 +49,12 @@ function isServiceState(v: Value): v is Record {
   );
 }
 
+/** A service that loads configuration (its files declare other services). */
+function isLoader(service: Value): boolean {
+  const r = peel(service);
+  return r instanceof Record && r.label instanceof Sym && r.label.name === 'config-watcher';
+}
+
 export class ServiceManager {
   readonly #facet: Facet;
   readonly #config: Ref;
@@ -262,7 +268,12 @@ export class ServiceManager {
               ),
           ),
       );
-      const wave = leaves.length > 0 ? leaves : running; // a cycle: stop the rest together
+      // Loaders (config watchers) go last: stopping one retracts what its files declared,
+      // which would stop those services out of order.
+      const nonLoaders = leaves.filter((r) => !isLoader(r.service));
+      const candidates = nonLoaders.length > 0 ? nonLoaders : leaves;
+      const rest = running.filter((r) => !isLoader(r.service));
+      const wave = candidates.length > 0 ? candidates : rest.length > 0 ? rest : running; // a cycle: stop the rest together
       onStep?.(wave.map((r) => r.service));
       engine.turn(() => {
         for (const r of wave) {

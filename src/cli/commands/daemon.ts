@@ -1,0 +1,84 @@
+// `limen daemon`: runs the daemon in the foreground until SIGTERM or SIGINT,
+// then stops every service in reverse dependency order and exits 0. SIGHUP
+// rescans the configuration directories.
+
+import { oneOf, parseArgs } from '../args.ts';
+import type { Command } from '../command.ts';
+import { ExitCode, type Io } from '../io.ts';
+import { startDaemon } from '../../daemon/daemon.ts';
+
+export const daemonCommand: Command = {
+  path: ['daemon'],
+  summary: 'run the limen daemon in the foreground',
+  usage:
+    'limen daemon [--root DIR] [--config DIR]... [--socket PATH] [--log-format text|json] [--log-level LEVEL]',
+  help: `Runs the daemon until SIGTERM or SIGINT (then stops every service in reverse
+dependency order and exits 0). SIGHUP rescans the configuration directories.
+
+Options:
+  --root DIR          put every path limen uses under DIR (run dir, state dir,
+                      outputs, socket, etc/limen): for tests and the lab
+  --config DIR        a site configuration root with core/ and services/
+                      (repeatable; default /etc/limen and /run/limen/etc)
+  --socket PATH       the control socket (default /run/limen/control.sock)
+  --log-format FMT    text (default) or json, one line per event on stderr
+  --log-level LEVEL   debug, info (default), warn or error
+
+Examples:
+  limen daemon
+  limen daemon --root /tmp/limen-test --config ./examples/site --log-format json
+  tini -g -- limen daemon          # as PID 1 (see docs/running.md)`,
+  async run(argv: readonly string[], io: Io): Promise<number> {
+    const configDirs: string[] = [];
+    const rest: string[] = [];
+    for (let i = 0; i < argv.length; i++) {
+      if (argv[i] === '--config' && argv[i + 1] !== undefined) configDirs.push(argv[++i]!);
+      else if (argv[i]!.startsWith('--config='))
+        configDirs.push(argv[i]!.slice('--config='.length));
+      else rest.push(argv[i]!);
+    }
+    const args = parseArgs(rest, {
+      root: { type: 'string' },
+      socket: { type: 'string' },
+      'log-format': { type: 'string' },
+      'log-level': { type: 'string' },
+    });
+    if (args.positionals.length > 0) {
+      io.err(`limen daemon: unexpected argument '${args.positionals[0]}'\n`);
+      return ExitCode.Usage;
+    }
+    const root = args.options.get('root');
+    const socket = args.options.get('socket');
+    const daemon = await startDaemon({
+      root: typeof root === 'string' ? root : undefined,
+      socket: typeof socket === 'string' ? socket : undefined,
+      configDirs,
+      logFormat: oneOf(
+        args.options.get('log-format'),
+        ['text', 'json'] as const,
+        'log-format',
+        'text',
+      ),
+      logLevel: oneOf(
+        args.options.get('log-level'),
+        ['debug', 'info', 'warn', 'error'] as const,
+        'log-level',
+        'info',
+      ),
+      write: (line) => io.err(line),
+    });
+    const onTerm = (sig: NodeJS.Signals) => void daemon.shutdown(sig);
+    const onHup = () => void daemon.rescan();
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onTerm);
+    process.on('SIGHUP', onHup);
+    try {
+      await daemon.stopped;
+    } finally {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onTerm);
+      process.off('SIGHUP', onHup);
+    }
+    return ExitCode.Ok;
+  },
+};

@@ -1,0 +1,217 @@
+// The composition root: creates the engine and the standard dataspaces
+// ($config, $machine, $log), starts the drivers (supervisor, service manager,
+// config watchers), loads the shipped boot layer, and handles signals. The
+// drivers never import each other; they meet only in the dataspaces wired here.
+//
+// Shutdown: services stop in reverse dependency order (the service manager
+// decides the waves, the supervisor stops processes with their stop timeouts),
+// then every facet stops and the process table is clean before we return.
+
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Dict, Sym, dict, peel, record, stringify, type Value } from '../preserves/index.ts';
+import { Dataspace, Engine, P, type Facet } from '../dataspace/index.ts';
+import {
+  ConfigWatcher,
+  bindingsOf,
+  presentable,
+  startConfigWatcherService,
+} from '../script/index.ts';
+import { startSupervisor, type Supervisor } from '../supervisor/supervisor.ts';
+import { startServiceManager, type ServiceManager } from '../supervisor/service-manager.ts';
+import { resolvePaths, type DaemonPaths, type PathOptions } from './paths.ts';
+import { createDaemonLog, type DaemonLog, type LogFormat } from './log.ts';
+
+export interface DaemonOptions extends PathOptions {
+  readonly logFormat?: LogFormat;
+  readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Where log lines go (default: stderr). */
+  readonly write?: (line: string) => void;
+}
+
+/** A running daemon: what the CLI's `limen daemon` and the tests hold on to. */
+export interface Daemon {
+  readonly paths: DaemonPaths;
+  readonly engine: Engine;
+  readonly config: Dataspace;
+  readonly machine: Dataspace;
+  readonly log: Dataspace;
+  readonly supervisor: Supervisor;
+  readonly services: ServiceManager;
+  readonly logger: DaemonLog;
+  /** Rescans every configuration directory (SIGHUP). */
+  rescan(): Promise<void>;
+  /** Stops every service in reverse dependency order, then everything else. Idempotent. */
+  shutdown(reason: string): Promise<void>;
+  /** Resolves once shutdown has finished. */
+  readonly stopped: Promise<void>;
+}
+
+/** Text for logs: embedded refs shown as `#:<dataspace config>`, not by identity. */
+function show(v: Value): string {
+  return stringify(presentable(v));
+}
+
+function logFieldsOf(v: Value): { [k: string]: string } {
+  const d = peel(v);
+  const out: { [k: string]: string } = {};
+  if (!(d instanceof Dict)) return { detail: show(v) };
+  for (const [k, x] of d) {
+    const key = peel(k);
+    const val = peel(x);
+    out[key instanceof Sym ? key.name : stringify(key)] =
+      typeof val === 'string' ? val : stringify(val);
+  }
+  return out;
+}
+
+/** Routes `$log` messages and notable assertions to the daemon's own log. */
+function mirrorToLog(
+  root: Facet,
+  d: { config: Dataspace; log: Dataspace },
+  logger: DaemonLog,
+): void {
+  // Service output is mirrored here. The supervisor's own events reach this log through
+  // the engine's logger already, so $log messages about a service that are not output
+  // lines are not repeated; anything else sent to $log (by scripts, say) is.
+  root.observe(d.log.ref, P.rec('log', P._, P.bind('fields')), {
+    onMessage: (_v, c) => {
+      const fields = logFieldsOf(c.get('fields')!);
+      if ('line' in fields) {
+        logger.info('output', fields);
+        return;
+      }
+      if ('service' in fields) return;
+      const level = fields['level'];
+      const message = fields['message'] ?? '';
+      delete fields['level'];
+      delete fields['message'];
+      logger.log(
+        level === 'error' || level === 'warn' || level === 'debug' ? level : 'info',
+        message,
+        fields,
+      );
+    },
+  });
+  root.observe(d.config.ref, P.rec('service-state', P.bind('service'), P.bind('state')), {
+    onAdd: (_v, c) =>
+      logger.info('service state', {
+        service: show(c.get('service')!),
+        state: show(c.get('state')!),
+      }),
+  });
+  root.observe(d.config.ref, P.rec('config-error', P.bind('path'), P.bind('detail')), {
+    onAdd: (_v, c) =>
+      logger.warn('config error', {
+        path: show(c.get('path')!),
+        ...logFieldsOf(c.get('detail')!),
+      }),
+    onRemove: (_v, c) => logger.info('config error fixed', { path: show(c.get('path')!) }),
+  });
+  root.observe(d.config.ref, P.rec('service-error', P.bind('service'), P.bind('message')), {
+    onAdd: (_v, c) => {
+      const m = peel(c.get('message')!);
+      logger.warn('service error', {
+        service: show(c.get('service')!),
+        message: typeof m === 'string' ? m : show(m),
+      });
+    },
+  });
+}
+
+export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
+  const paths = resolvePaths(opts);
+  const logger = createDaemonLog(
+    opts.logFormat ?? 'text',
+    opts.write ?? ((line) => void process.stderr.write(line)),
+    () => new Date(),
+    opts.logLevel ?? 'info',
+  );
+  for (const dir of [
+    paths.runDir,
+    paths.outputsDir,
+    paths.stateDir,
+    paths.userSettingsDir,
+    paths.generationsDir,
+  ]) {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+  }
+
+  const engine = new Engine({ logger });
+  const config = new Dataspace(engine, 'config');
+  const machine = new Dataspace(engine, 'machine');
+  const log = new Dataspace(engine, 'log');
+  const root = engine.root;
+
+  let supervisor!: Supervisor;
+  let services!: ServiceManager;
+  let nested!: ReturnType<typeof startConfigWatcherService>;
+  let boot!: ConfigWatcher;
+  engine.turn(() => {
+    mirrorToLog(root, { config, log }, logger);
+    supervisor = startSupervisor(root, { config: config.ref, log: log.ref, runDir: paths.runDir });
+    services = startServiceManager(root, { config: config.ref });
+    nested = startConfigWatcherService(root, config.ref);
+    root.assert(
+      config.ref,
+      record(
+        'limen-paths',
+        dict({
+          shipped: paths.shippedConfigDir,
+          state: paths.stateDir,
+          run: paths.runDir,
+          socket: paths.socket,
+        }),
+      ),
+    );
+    for (const dir of paths.siteConfigDirs) root.assert(config.ref, record('site-config-dir', dir));
+    boot = new ConfigWatcher(root, {
+      path: join(paths.shippedConfigDir, 'boot'),
+      env: bindingsOf({ config: config.ref, machine: machine.ref, log: log.ref }),
+      serviceName: record('boot-layer', paths.shippedConfigDir),
+    });
+  });
+  await engine.sync();
+  logger.info('limen daemon started', {
+    pid: process.pid,
+    run: paths.runDir,
+    state: paths.stateDir,
+    sites: paths.siteConfigDirs.join(','),
+  });
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  let stopping: Promise<void> | undefined;
+
+  const daemon: Daemon = {
+    paths,
+    engine,
+    config,
+    machine,
+    log,
+    supervisor,
+    services,
+    logger,
+    stopped,
+    async rescan() {
+      logger.info('rescanning configuration');
+      await Promise.all([boot.rescan(), nested.rescan()]);
+    },
+    shutdown(reason: string) {
+      stopping ??= (async () => {
+        logger.info('shutting down', { reason });
+        await services.shutdown((wave) =>
+          logger.info('stopping', { services: wave.map((s) => show(s)).join(' ') }),
+        );
+        await supervisor.whenIdle();
+        engine.turn(() => root.stop());
+        await supervisor.closed;
+        await engine.sync();
+        logger.info('stopped');
+        resolveStopped();
+      })();
+      return stopping;
+    },
+  };
+  return daemon;
+}

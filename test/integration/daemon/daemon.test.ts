@@ -1,0 +1,206 @@
+// The daemon as a user runs it: `limen daemon --root DIR --config SITE` in a
+// process of its own, with real services. Checks the boot layers, start order,
+// reverse stop order on SIGTERM, a dependency that fails and recovers, a
+// broken file that keeps its last good version, SIGHUP, and that no process
+// is left behind. Waits on the daemon's JSON log lines, never on sleeps.
+
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { until } from '../../support/until.ts';
+import { describeProcs, killMarked, newMarker, processesWithEnv } from '../../support/processes.ts';
+
+const repo = resolve(import.meta.dirname, '../../..');
+const MARK = 'LIMEN_TEST_MARK';
+
+interface LogLine {
+  time: string;
+  level: string;
+  msg: string;
+  [k: string]: unknown;
+}
+
+class DaemonProcess {
+  readonly child: ChildProcess;
+  readonly lines: LogLine[] = [];
+  readonly exited: Promise<number | null>;
+  constructor(args: string[], env: NodeJS.ProcessEnv) {
+    this.child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(repo, 'test/support/limen-cli.ts'),
+        'daemon',
+        '--log-format',
+        'json',
+        ...args,
+      ],
+      { cwd: repo, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let buf = '';
+    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      buf += chunk;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          this.lines.push(JSON.parse(line) as LogLine);
+        } catch {
+          this.lines.push({ time: '', level: 'raw', msg: line });
+        }
+      }
+    });
+    this.exited = new Promise((r) => this.child.once('exit', (code) => r(code)));
+  }
+  find(pred: (l: LogLine) => boolean): LogLine | undefined {
+    return this.lines.find(pred);
+  }
+  count(pred: (l: LogLine) => boolean): number {
+    return this.lines.filter(pred).length;
+  }
+  async waitFor(what: string, pred: (l: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> {
+    return until(() => this.find(pred), {
+      timeoutMs,
+      describe: () =>
+        `${what}; log so far:\n${this.lines.map((l) => JSON.stringify(l)).join('\n')}`,
+    });
+  }
+  state(service: string, state: string) {
+    return (l: LogLine) => l.msg === 'service state' && l.service === service && l.state === state;
+  }
+}
+
+function site(dir: string, files: { [path: string]: string }): void {
+  for (const [p, text] of Object.entries(files)) {
+    mkdirSync(join(dir, p, '..'), { recursive: true });
+    writeFileSync(join(dir, p), text);
+  }
+}
+
+describe('limen daemon', () => {
+  const dirs: string[] = [];
+  const markers: string[] = [];
+  const daemons: DaemonProcess[] = [];
+  after(async () => {
+    for (const d of daemons) {
+      if (d.child.exitCode === null) d.child.kill('SIGKILL');
+      await d.exited;
+    }
+    for (const m of markers) killMarked(MARK, m);
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  function setup(files: { [path: string]: string }) {
+    const dir = mkdtempSync(join(tmpdir(), 'limen-daemon-test-'));
+    dirs.push(dir);
+    const marker = newMarker();
+    markers.push(marker);
+    site(join(dir, 'site'), files);
+    const d = new DaemonProcess(['--root', join(dir, 'root'), '--config', join(dir, 'site')], {
+      [MARK]: marker,
+      T: dir,
+    });
+    daemons.push(d);
+    return { dir, marker, d };
+  }
+
+  it('starts a chain of three in order, stops it in reverse on SIGTERM, and leaves no process', async () => {
+    const svc = (name: string) =>
+      `["sh" "-c" "echo ${name} up; trap 'echo ${name} stopping; exit 0' TERM; while :; do sleep 1; done"]`;
+    const { marker, d } = setup({
+      'core/a.pr': `<require-service <daemon a>>\n<daemon a ${svc('a')}>\n`,
+      'services/bc.pr': [
+        '<require-service <daemon c>>',
+        '<depends-on <daemon b> <service-state <daemon a> up>>',
+        '<depends-on <daemon c> <service-state <daemon b> up>>',
+        `<daemon b ${svc('b')}>`,
+        `<daemon c ${svc('c')}>`,
+      ].join('\n'),
+    });
+    await d.waitFor('c ready', d.state('<daemon c>', 'ready'));
+    const started = (s: string) => d.lines.findIndex(d.state(s, 'started'));
+    assert.ok(started('<daemon a>') < started('<daemon b>'), 'a starts before b');
+    assert.ok(started('<daemon b>') < started('<daemon c>'), 'b starts before c');
+    assert.ok(d.find(d.state('<milestone core>', 'up')), 'the core milestone is up');
+    assert.equal(
+      processesWithEnv(MARK, marker).filter((p) => p.comm === 'sh' && p.state !== 'Z').length,
+      3,
+    );
+
+    d.child.kill('SIGTERM');
+    assert.equal(await d.exited, 0, 'the daemon exits 0 after SIGTERM');
+    const stoppedAt = (name: string) =>
+      d.lines.findIndex((l) => l.msg === 'output' && l.line === `${name} stopping`);
+    assert.ok(
+      stoppedAt('c') >= 0 && stoppedAt('b') >= 0 && stoppedAt('a') >= 0,
+      'every service got SIGTERM',
+    );
+    assert.ok(
+      stoppedAt('c') < stoppedAt('b') && stoppedAt('b') < stoppedAt('a'),
+      'stops in reverse dependency order',
+    );
+    const left = processesWithEnv(MARK, marker);
+    assert.equal(left.length, 0, `processes left behind: ${describeProcs(left)}`);
+  });
+
+  it('stops a dependent when its dependency fails, and starts it again when it recovers', async () => {
+    const { dir, d } = setup({
+      'services/x.pr': [
+        '<require-service <daemon web>>',
+        '<depends-on <daemon web> <service-state <daemon db> up>>',
+        // db crashes once, when the test creates $T/crash, then runs for good.
+        '<daemon db {argv: ["sh" "-c" "if [ -e $T/crashed ]; then exec sleep 1000; fi; while [ ! -e $T/crash ]; do sleep 0.05; done; touch $T/crashed; exit 1"] restart: on-error}>',
+        '<daemon web "exec sleep 1000">',
+      ].join('\n'),
+    });
+    await d.waitFor('web ready', d.state('<daemon web>', 'ready'));
+    writeFileSync(join(dir, 'crash'), '');
+    await d.waitFor(
+      'web started a second time',
+      () => d.count(d.state('<daemon web>', 'started')) >= 2,
+    );
+    const events = d.lines.filter(
+      (l) =>
+        l.msg === 'service state' && (l.service === '<daemon web>' || l.service === '<daemon db>'),
+    );
+    const firstWebStop = d.lines.findIndex(
+      (l) => typeof l.msg === 'string' && l.msg.startsWith('<daemon web>: stopped'),
+    );
+    assert.ok(firstWebStop >= 0, `web was stopped while db was down: ${JSON.stringify(events)}`);
+    d.child.kill('SIGTERM');
+    assert.equal(await d.exited, 0);
+  });
+
+  it('keeps the last good version of a broken file, says where it is broken, and applies the fix', async () => {
+    const { dir, d } = setup({
+      'services/s.pr': '<require-service <daemon one>>\n<daemon one "exec sleep 1000">\n',
+    });
+    await d.waitFor('one ready', d.state('<daemon one>', 'ready'));
+    const file = join(dir, 'site/services/s.pr');
+    writeFileSync(file, '<require-service <daemon one>>\n<daemon one "exec sleep 1000"\n');
+    const err = await d.waitFor('config error', (l) => l.msg === 'config error');
+    assert.equal(err.path, JSON.stringify(file));
+    assert.equal(err.line, '3');
+    assert.equal(
+      d.count((l) => typeof l.msg === 'string' && l.msg.startsWith('<daemon one>: stopped')),
+      0,
+      'one keeps running',
+    );
+    writeFileSync(file, '<require-service <daemon two>>\n<daemon two "exec sleep 1000">\n');
+    await d.waitFor('two ready', d.state('<daemon two>', 'ready'));
+    await d.waitFor('error retracted', (l) => l.msg === 'config error fixed');
+    await d.waitFor(
+      'one stopped',
+      (l) => typeof l.msg === 'string' && l.msg.startsWith('<daemon one>: stopped'),
+    );
+    d.child.kill('SIGHUP');
+    await d.waitFor('rescan on SIGHUP', (l) => l.msg === 'rescanning configuration');
+    d.child.kill('SIGTERM');
+    assert.equal(await d.exited, 0);
+  });
+});
