@@ -61,6 +61,16 @@ describe('Engine', () => {
     assert.ok(yields >= 9, `yielded ${yields} times`);
   });
 
+  it('drains a burst of queued work in linear time (compaction moves each slot O(1) times)', async () => {
+    const engine = new Engine({ turnBudget: 100 });
+    let ran = 0;
+    for (let i = 0; i < 20_000; i++) engine.turn(() => engine.root.turn(() => void ran++));
+    await engine.sync();
+    assert.equal(ran, 20_000);
+    const { enqueued, moved } = engine.queueStats();
+    assert.ok(moved <= enqueued, `compaction moved ${moved} slots for ${enqueued} enqueued`);
+  });
+
   it('uses the injected scheduler', async () => {
     const pending: (() => void)[] = [];
     const engine = new Engine({ schedule: (run) => pending.push(run) });
