@@ -10,6 +10,8 @@ export interface Io {
   readonly isTty: boolean;
   readonly color: boolean;
   readonly env: NodeJS.ProcessEnv;
+  /** Aborted to stop a long-running command (`logs -f`, `watch`); absent: run until killed. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export function processIo(): Io {

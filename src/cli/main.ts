@@ -8,6 +8,18 @@ import { daemonCommand } from './commands/daemon.ts';
 import { evalCommand } from './commands/eval.ts';
 import { convertCommand } from './commands/preserves.ts';
 import { labCommand } from './commands/lab.ts';
+import { ifdownCommand, ifupCommand } from './commands/ifupdown.ts';
+import { restartCommand, startCommand, stopCommand } from './commands/lifecycle.ts';
+import { logsCommand } from './commands/logs.ts';
+import { queryCommand, watchCommand } from './commands/query.ts';
+import { sendCommand } from './commands/send.ts';
+import { serviceCommand, servicesCommand } from './commands/services.ts';
+import {
+  settingsListCommand,
+  settingsSetCommand,
+  settingsUnsetCommand,
+} from './commands/settings.ts';
+import { statusCommand } from './commands/status.ts';
 import { ExitCode, processIo, type Io } from './io.ts';
 import { LimenError } from '../base/errors.ts';
 
@@ -19,6 +31,21 @@ export const commands: readonly Command[] = [
   evalCommand,
   convertCommand,
   labCommand,
+  statusCommand,
+  servicesCommand,
+  serviceCommand,
+  logsCommand,
+  queryCommand,
+  watchCommand,
+  sendCommand,
+  startCommand,
+  stopCommand,
+  restartCommand,
+  ifupCommand,
+  ifdownCommand,
+  settingsListCommand,
+  settingsSetCommand,
+  settingsUnsetCommand,
 ];
 
 function overview(): string {

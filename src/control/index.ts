@@ -1,0 +1,17 @@
+// The control layer's public surface, for the daemon (the composition root): the
+// server and what it needs (service views, the interface controller, the settings
+// store). The CLI imports client.ts only.
+
+export * from './errors.ts';
+export * from './protocol.ts';
+export * from './providers.ts';
+export * from './settings-store.ts';
+export {
+  DEFAULT_INTERFACE_TIMEOUT_MS,
+  DEFAULT_MAX_OUTPUT_BYTES,
+  startControlServer,
+  type ControlServer,
+  type ControlServerOptions,
+} from './server.ts';
+export { ControlClient, describeConnectError, type ConnectOptions } from './client.ts';
+export { SOCKET_MODE } from './socket-file.ts';

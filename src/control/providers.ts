@@ -1,0 +1,85 @@
+// What the daemon hands the control server: views of the services and their logs,
+// the interface controller, and the settings store. These are interfaces so that
+// src/control never imports src/supervisor or src/net (the daemon adapts them) and
+// tests can pass fakes. Times are milliseconds since the epoch.
+
+import type { Disposable } from '../base/disposable.ts';
+import type { Value } from '../preserves/index.ts';
+
+/** One service, as `limen services` lists it. */
+export interface ServiceInfo {
+  /** The service's value, e.g. `<daemon sshd>`. */
+  readonly service: Value;
+  /** started, ready, complete, failed, starting, stopping... (the supervisor's word). */
+  readonly state: string;
+  readonly pids: readonly number[];
+  readonly restarts: number;
+  /** When the state last changed. */
+  readonly since?: number | undefined;
+  /** How the last process exited, in words ("exited with code 1"). */
+  readonly lastExit?: string | undefined;
+}
+
+/** One process of a service (a service's spec may run several). */
+export interface ProcessInfo {
+  readonly spec: Value;
+  readonly state: string;
+  readonly pid?: number | undefined;
+  readonly restarts: number;
+  readonly lastExit?: string | undefined;
+  /** What is wrong with the spec, if it is invalid. */
+  readonly problems: readonly string[];
+}
+
+/** One service in detail, as `limen service S` shows it. */
+export interface ServiceDetail extends ServiceInfo {
+  readonly outputsDir?: string | undefined;
+  readonly processes: readonly ProcessInfo[];
+  /** `<output S KEY VALUE>` pairs; the server fills these in from $config when absent. */
+  readonly outputs?: readonly (readonly [Value, Value])[] | undefined;
+}
+
+/** One line a service printed. */
+export interface LogEntry {
+  readonly time: number;
+  /** stdout or stderr. */
+  readonly stream: string;
+  readonly line: string;
+}
+
+/** A service's recent output: the supervisor's LogBuffer has this shape. */
+export interface LogSource {
+  /** The last n lines (all kept lines when n is undefined), oldest first. */
+  tail(n?: number): readonly LogEntry[];
+  /** Calls listener for every line appended from now on, until disposed. */
+  follow(listener: (entry: LogEntry) => void): Disposable;
+}
+
+/** The daemon's services, read-only. */
+export interface ServiceView {
+  list(): readonly ServiceInfo[];
+  /** Undefined when the service is unknown. */
+  detail(service: Value): ServiceDetail | undefined;
+  /** Undefined when no output was ever kept for the service. */
+  logs(service: Value): LogSource | undefined;
+}
+
+export interface InterfaceRequestOptions {
+  /** Aborted when the client cancels, disconnects, or the timeout passes. */
+  readonly signal: AbortSignal;
+  /** Progress for the client: a string, or any value (shown as Preserves text). */
+  readonly onProgress: (progress: Value) => void;
+}
+
+export type InterfaceResult =
+  { readonly ok: true; readonly detail: Value } | { readonly ok: false; readonly reason: string };
+
+/**
+ * Brings interfaces up and down for `limen ifup/ifdown`. `up` settles when the interface
+ * is configured (ok, with a detail such as its address) or has failed (with the reason);
+ * it must stop working and settle soon after `signal` aborts. The network layer supplies it.
+ */
+export interface InterfaceController {
+  up(ifname: string, options: InterfaceRequestOptions): Promise<InterfaceResult>;
+  down(ifname: string, options: InterfaceRequestOptions): Promise<InterfaceResult>;
+}
