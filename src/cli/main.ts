@@ -22,8 +22,9 @@ import {
 import { statusCommand } from './commands/status.ts';
 import { ExitCode, processIo, type Io } from './io.ts';
 import { LimenError } from '../base/errors.ts';
+import { VERSION } from '../base/version.ts';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 export const commands: readonly Command[] = [
   daemonCommand,

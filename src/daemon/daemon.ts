@@ -19,6 +19,9 @@ import {
 } from '../script/index.ts';
 import { startSupervisor, type Supervisor } from '../supervisor/supervisor.ts';
 import { startServiceManager, type ServiceManager } from '../supervisor/service-manager.ts';
+import { SettingsDirectory, startControlServer, type ControlServer } from '../control/index.ts';
+import { VERSION } from '../base/version.ts';
+import { daemonStatus, serviceView } from './control.ts';
 import { resolvePaths, type DaemonPaths, type PathOptions } from './paths.ts';
 import { createDaemonLog, type DaemonLog, type LogFormat } from './log.ts';
 
@@ -39,6 +42,7 @@ export interface Daemon {
   readonly supervisor: Supervisor;
   readonly services: ServiceManager;
   readonly logger: DaemonLog;
+  readonly control: ControlServer;
   /** Rescans every configuration directory (SIGHUP). */
   rescan(): Promise<void>;
   /** Stops every service in reverse dependency order, then everything else. Idempotent. */
@@ -172,11 +176,23 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     });
   });
   await engine.sync();
+  const startedAt = Date.now();
+  const control = await startControlServer({
+    socketPath: paths.socket,
+    facet: root,
+    dataspaces: { config: config.ref, machine: machine.ref, log: log.ref },
+    services: serviceView(supervisor),
+    settings: new SettingsDirectory(paths.userSettingsDir),
+    status: () =>
+      daemonStatus({ version: VERSION, startedAt, config, supervisor, socket: paths.socket }),
+    logger,
+  });
   logger.info('limen daemon started', {
     pid: process.pid,
     run: paths.runDir,
     state: paths.stateDir,
     sites: paths.siteConfigDirs.join(','),
+    socket: paths.socket,
   });
 
   let resolveStopped!: () => void;
@@ -192,6 +208,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     supervisor,
     services,
     logger,
+    control,
     stopped,
     async rescan() {
       logger.info('rescanning configuration');
@@ -204,6 +221,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
           logger.info('stopping', { services: wave.map((s) => show(s)).join(' ') }),
         );
         await supervisor.whenIdle();
+        await control.close();
         engine.turn(() => root.stop());
         await supervisor.closed;
         await engine.sync();

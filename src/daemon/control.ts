@@ -1,0 +1,96 @@
+// Wires the control server to the daemon: adapts the supervisor to the
+// control layer's ServiceView (control never imports the supervisor), and
+// builds the `limen status` summary from the dataspaces.
+
+import { Dict, Sym, dict, is, peel, stringify, type Value } from '../preserves/index.ts';
+import { P, type Dataspace } from '../dataspace/index.ts';
+import type { ServiceDetail, ServiceInfo, ServiceView } from '../control/index.ts';
+import { describeExit } from '../supervisor/process-runner.ts';
+import type { ServiceStatus, Supervisor } from '../supervisor/supervisor.ts';
+import { presentable } from '../script/index.ts';
+
+function info(s: ServiceStatus): ServiceInfo {
+  return {
+    service: s.service,
+    state: s.state,
+    pids: s.pids,
+    restarts: s.restarts,
+    since: s.since,
+    ...(s.lastExit === undefined ? {} : { lastExit: describeExit(s.lastExit) }),
+  };
+}
+
+export function serviceView(sup: Supervisor): ServiceView {
+  return {
+    list: () => sup.services().map(info),
+    detail(v: Value): ServiceDetail | undefined {
+      const s = sup.services().find((x) => is(x.service, v));
+      if (s === undefined) return undefined;
+      return {
+        ...info(s),
+        outputsDir: s.outputsDir,
+        processes: s.processes.map((p) => ({
+          spec: p.spec,
+          state: p.state,
+          pid: p.pid,
+          restarts: p.restarts,
+          ...(p.lastExit === undefined ? {} : { lastExit: describeExit(p.lastExit) }),
+          problems: p.problems,
+        })),
+      };
+    },
+    logs: (v) => sup.logs(v),
+  };
+}
+
+function text(v: Value): string {
+  const p = peel(v);
+  return typeof p === 'string' ? p : stringify(presentable(p));
+}
+
+/** `<config-error PATH {line column message}>` as `path:line:col: message`. */
+function configErrorLine(path: Value, detail: Value): string {
+  const d = peel(detail);
+  const get = (k: string) => (d instanceof Dict ? d.get(new Sym(k)) : undefined);
+  const line = get('line');
+  const column = get('column');
+  const message = get('message');
+  return `${text(path)}:${line === undefined ? '?' : text(line)}:${column === undefined ? '?' : text(column)}: ${message === undefined ? text(detail) : text(message)}`;
+}
+
+export interface StatusSources {
+  readonly version: string;
+  readonly startedAt: number;
+  readonly config: Dataspace;
+  readonly supervisor: Supervisor;
+  readonly socket: string;
+}
+
+/** The daemon's summary for `limen status`: a dictionary of plain values. */
+export function daemonStatus(s: StatusSources): Value {
+  const services = s.supervisor.services();
+  const count = (state: string) => services.filter((x) => x.state === state).length;
+  const milestones = s.config
+    .query(P.rec('service-state', P.rec('milestone', P.bind('m')), P.bind('state')))
+    .map((r) => `${text(r.captures.get('m')!)} ${text(r.captures.get('state')!)}`)
+    .filter((m) => !m.endsWith(' ready'))
+    .sort();
+  const errors = s.config
+    .query(P.rec('config-error', P.bind('path'), P.bind('detail')))
+    .map((r) => configErrorLine(r.captures.get('path')!, r.captures.get('detail')!))
+    .sort();
+  const serviceErrors = s.config
+    .query(P.rec('service-error', P.bind('service'), P.bind('message')))
+    .map((r) => `${text(r.captures.get('service')!)}: ${text(r.captures.get('message')!)}`)
+    .sort();
+  return dict({
+    version: s.version,
+    pid: process.pid,
+    uptime: `${Math.round((Date.now() - s.startedAt) / 1000)}s`,
+    socket: s.socket,
+    services: `${services.length} (${count('ready')} ready, ${count('started')} started, ${count('complete')} complete, ${count('failed')} failed)`,
+    milestones: milestones.length === 0 ? 'none' : milestones.join(', '),
+    'config-errors': errors.length === 0 ? 'none' : errors.join('\n'),
+    'service-errors': serviceErrors.length === 0 ? 'none' : serviceErrors.join('\n'),
+  });
+}
