@@ -1,0 +1,115 @@
+// Link administrative state: every interface the kernel reports in $machine is
+// brought up when it appears, as Synit's network layer does, unless the site
+// says otherwise with `<link-admin IF down>` (keep it down) or
+// `<interface-unmanaged IF>` (leave it alone). Invariant: we act only when
+// the observed admin state differs from the desired one, so there is no loop
+// with the kernel; a failed `ip link set` is published as `<link-error IF M>`.
+
+import { execFile } from 'node:child_process';
+import { Sym, ValueMap, peel, record, sym, type Value } from '../preserves/index.ts';
+import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
+
+export interface LinkAdminOptions {
+  readonly config: Ref;
+  readonly machine: Ref;
+  /** The `ip` command and any leading arguments (tests use `['ip', '-n', NS]`). */
+  readonly ip?: readonly string[];
+}
+
+interface LinkState {
+  observedAdmin: string;
+  down: number;
+  unmanaged: number;
+  pending: boolean;
+  error: Handle | undefined;
+}
+
+export interface LinkAdmin {
+  /** Links that limen has set up or down, by name, for diagnostics. */
+  readonly actions: readonly string[];
+}
+
+function text(v: Value): string {
+  const p = peel(v);
+  return typeof p === 'string' ? p : '';
+}
+
+export function startLinkAdmin(parent: Facet, opts: LinkAdminOptions): LinkAdmin {
+  const ip = opts.ip ?? ['ip'];
+  const links = new ValueMap<LinkState>();
+  const actions: string[] = [];
+  const facet = parent.spawn(() => {}, 'link-admin');
+
+  const state = (name: Value): LinkState =>
+    links.getOrCreate(name, () => ({
+      observedAdmin: 'absent',
+      down: 0,
+      unmanaged: 0,
+      pending: false,
+      error: undefined,
+    }));
+
+  const reconcile = (name: Value) => {
+    const s = links.get(name);
+    if (s === undefined || s.pending || s.observedAdmin === 'absent' || s.unmanaged > 0) return;
+    const want = s.down > 0 ? 'down' : 'up';
+    if (s.observedAdmin === want) return;
+    const ifname = text(name);
+    if (ifname === '') return;
+    s.pending = true;
+    actions.push(`${ifname} ${want}`);
+    execFile(ip[0]!, [...ip.slice(1), 'link', 'set', 'dev', ifname, want], (err, _out, stderr) => {
+      facet.turn(() => {
+        s.pending = false;
+        if (s.error !== undefined) {
+          facet.retract(s.error);
+          s.error = undefined;
+        }
+        if (err !== null) {
+          const message = (stderr || err.message).trim();
+          s.error = facet.assert(opts.config, record('link-error', name, message));
+        }
+        // The kernel's answer arrives through the monitor; check again in case it
+        // changed while the command ran.
+        if (err === null) reconcile(name);
+      });
+    });
+  };
+
+  facet.observe(
+    opts.machine,
+    P.rec('interface', P.bind('name'), P._, P._, P.bind('admin')),
+    {
+      onAdd: (_v, c) => {
+        const s = state(c.get('name')!);
+        const admin = peel(c.get('admin')!);
+        s.observedAdmin = admin instanceof Sym ? admin.name : 'unknown';
+        reconcile(c.get('name')!);
+      },
+      onRemove: (_v, c) => {
+        const s = links.get(c.get('name')!);
+        if (s !== undefined) s.observedAdmin = 'absent';
+      },
+    },
+    'link-admin: interfaces',
+  );
+  const counter = (
+    label: string,
+    field: 'down' | 'unmanaged',
+    pattern = P.rec(label, P.bind('name')),
+  ) =>
+    facet.observe(opts.config, pattern, {
+      onAdd: (_v, c) => {
+        state(c.get('name')!)[field]++;
+        reconcile(c.get('name')!);
+      },
+      onRemove: (_v, c) => {
+        const s = state(c.get('name')!);
+        s[field]--;
+        reconcile(c.get('name')!);
+      },
+    });
+  counter('link-admin', 'down', P.rec('link-admin', P.bind('name'), P.lit(sym('down'))));
+  counter('interface-unmanaged', 'unmanaged');
+  return { actions };
+}
