@@ -1,0 +1,307 @@
+// The firewall driver: turns the firewall vocabulary in $config into limen's
+// nftables table and keeps it current. Changes are debounced (a burst of zone
+// changes is one apply); each ruleset is checked with `nft -c` and then applied
+// in one `nft -f` transaction, so the kernel always holds a whole ruleset.
+//
+// Invariants: only `table inet limen` is ever created, replaced or deleted;
+// a ruleset that fails validation or nft's check leaves the previous one in
+// place and is reported as `<firewall-error MESSAGE>`; `<firewall-applied GEN
+// {hash: H}>` is asserted exactly while limen's table (generation GEN, text
+// hash H) is installed; with no zone at all limen installs nothing (a machine
+// without a firewall configuration is left alone). Stopping the facet removes
+// the table; `closed` resolves once that is done.
+
+import { createHash } from 'node:crypto';
+import { rename, writeFile } from 'node:fs/promises';
+import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
+import { ValueMap, dict, record, type Value } from '../preserves/index.ts';
+import { NftRunner } from './nft-command.ts';
+import {
+  FIREWALL_LABELS,
+  NftError,
+  readFirewall,
+  renderRemoval,
+  renderRuleset,
+} from './nft-ruleset.ts';
+
+export interface FirewallOptions {
+  readonly config: Ref;
+  /** The nft program; default 'nft'. */
+  readonly nft?: string;
+  /** Prepended to every nft command line, e.g. ['ip', 'netns', 'exec', 'NS'] in tests. */
+  readonly commandPrefix?: readonly string[];
+  /** How long changes are collected before an apply (ms); default 5. */
+  readonly debounceMs?: number;
+  /** Limit for one nft run (ms); default 10 000. */
+  readonly timeoutMs?: number;
+  /** If given, the last applied script is written here (atomically) for people to read. */
+  readonly rulesetFile?: string;
+}
+
+export interface AppliedRuleset {
+  readonly generation: number;
+  /** SHA-256 of the script, hex. */
+  readonly hash: string;
+  readonly text: string;
+}
+
+export interface Firewall {
+  readonly facet: Facet;
+  /** Resolves once the facet stopped and limen's table was removed. */
+  readonly closed: Promise<void>;
+  /** What is installed now, if anything. */
+  current(): AppliedRuleset | undefined;
+  /** Resolves when no change is waiting or being applied. */
+  whenIdle(): Promise<void>;
+  stop(): void;
+}
+
+/** Starts the firewall driver in a child facet of `parent`. */
+export function startFirewall(parent: Facet, options: FirewallOptions): Firewall {
+  return new FirewallImpl(parent, options);
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+class FirewallImpl implements Firewall {
+  readonly facet: Facet;
+  readonly closed: Promise<void>;
+  readonly #config: Ref;
+  readonly #runner: NftRunner;
+  readonly #debounceMs: number;
+  readonly #rulesetFile: string | undefined;
+  /** Every firewall assertion in $config, with its count. */
+  readonly #inputs = new ValueMap<number>();
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #dirty = false;
+  #idleWaiters: (() => void)[] = [];
+  #current: AppliedRuleset | undefined;
+  #generation = 0;
+  /** The hash of the last script nft refused (not retried until the inputs change). */
+  #refusedHash: string | undefined;
+  /** True once nft may have installed limen's table (so stopping must remove it). */
+  #touched = false;
+  #appliedHandle: Handle | undefined;
+  readonly #errors = new Map<string, Handle>();
+  readonly #warnings = new Map<string, Handle>();
+
+  constructor(parent: Facet, o: FirewallOptions) {
+    this.#config = o.config;
+    this.#runner = new NftRunner({
+      ...(o.nft !== undefined ? { nft: o.nft } : {}),
+      ...(o.commandPrefix !== undefined ? { commandPrefix: o.commandPrefix } : {}),
+      ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+    });
+    this.#debounceMs = o.debounceMs ?? 5;
+    this.#rulesetFile = o.rulesetFile;
+    let stopped!: () => void;
+    const whenStopped = new Promise<void>((r) => (stopped = r));
+    this.closed = whenStopped.then(() => this.#removeOnStop());
+    this.facet = parent.spawn((f) => {
+      f.onStop(() => {
+        clearTimeout(this.#timer);
+        this.#timer = undefined;
+        stopped();
+      });
+      for (const label of FIREWALL_LABELS) {
+        f.observe(
+          this.#config,
+          P.rec(label),
+          {
+            onAdd: (v) => this.#count(v, +1),
+            onRemove: (v) => this.#count(v, -1),
+          },
+          `firewall: ${label}`,
+        );
+      }
+    }, 'firewall');
+    if (!this.facet.isAlive) stopped();
+  }
+
+  current(): AppliedRuleset | undefined {
+    return this.#current;
+  }
+
+  whenIdle(): Promise<void> {
+    if (this.#timer === undefined && this.#running === undefined) return Promise.resolve();
+    return new Promise((r) => this.#idleWaiters.push(r));
+  }
+
+  stop(): void {
+    this.facet.stop();
+  }
+
+  #count(v: Value, delta: number): void {
+    const n = (this.#inputs.get(v) ?? 0) + delta;
+    if (n > 0) this.#inputs.set(v, n);
+    else this.#inputs.delete(v);
+    this.#schedule();
+  }
+
+  /** Coalesces changes: one apply per debounce window, never two at once. */
+  #schedule(): void {
+    if (!this.facet.isAlive) return;
+    if (this.#running !== undefined || this.#timer !== undefined) {
+      this.#dirty = true;
+      return;
+    }
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#dirty = false;
+      this.#running = this.#applyOnce()
+        .catch((e: unknown) => this.#bug(e))
+        .finally(() => {
+          this.#running = undefined;
+          if (this.#dirty && this.facet.isAlive) {
+            this.#dirty = false;
+            this.#schedule();
+          } else this.#idle();
+        });
+    }, this.#debounceMs);
+  }
+
+  #idle(): void {
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  async #applyOnce(): Promise<void> {
+    const result = readFirewall(this.#inputs.keys());
+    this.#turn(() => this.#setAll(this.#warnings, 'firewall-warning', result.warnings));
+    if (!result.ok) {
+      this.#log('warn', 'firewall configuration refused; the previous ruleset stays', {
+        problems: result.problems.map((p) => p.message).join('; '),
+      });
+      this.#errorsAre(result.problems.map((p) => p.message));
+      return;
+    }
+    const signal = this.facet.signal;
+    if (result.model.zones.length === 0) {
+      // Nothing to protect: take limen's table away if it is there.
+      if (this.#touched) {
+        try {
+          await this.#runner.apply(renderRemoval(), signal);
+        } catch (e) {
+          if (signal.aborted) return;
+          if (!(e instanceof NftError)) throw e;
+          this.#errorsAre([`cannot remove table inet limen: ${e.message}`]);
+          return;
+        }
+        this.#current = undefined;
+        this.#touched = false;
+        this.#log('info', 'firewall removed: no zone is configured', {});
+      }
+      this.#refusedHash = undefined;
+      this.#publish(undefined);
+      return;
+    }
+    const text = renderRuleset(result.model);
+    const hash = sha256Hex(text);
+    if (hash === this.#current?.hash) {
+      this.#refusedHash = undefined;
+      this.#errorsAre([]);
+      return;
+    }
+    if (hash === this.#refusedHash) return;
+    const started = performance.now();
+    try {
+      await this.#runner.check(text, signal);
+      this.#touched = true;
+      await this.#runner.apply(text, signal);
+    } catch (e) {
+      if (signal.aborted) return;
+      if (!(e instanceof NftError)) throw e;
+      this.#refusedHash = hash;
+      this.#log('warn', 'nft refused the firewall ruleset; the previous one stays', {
+        error: e.message,
+      });
+      this.#errorsAre([`nft refused the generated ruleset (the previous one stays): ${e.message}`]);
+      return;
+    }
+    this.#refusedHash = undefined;
+    this.#current = { generation: ++this.#generation, hash, text };
+    this.#log('info', 'firewall applied', {
+      generation: this.#generation,
+      hash: hash.slice(0, 12),
+      ms: Math.round(performance.now() - started),
+    });
+    this.#publish(this.#current);
+    if (this.#rulesetFile !== undefined) await this.#writeRulesetFile(this.#rulesetFile, text);
+  }
+
+  async #writeRulesetFile(path: string, text: string): Promise<void> {
+    const tmp = `${path}.tmp`;
+    try {
+      await writeFile(tmp, text, { mode: 0o644 });
+      await rename(tmp, path);
+    } catch (e) {
+      this.#log('warn', `cannot write ${path}`, { error: String(e) });
+    }
+  }
+
+  #turn(fn: () => void): void {
+    if (this.facet.isAlive) this.facet.turn(fn);
+  }
+
+  /** Replaces firewall-applied and clears the errors, in one turn. */
+  #publish(applied: AppliedRuleset | undefined): void {
+    this.#turn(() => {
+      const v =
+        applied === undefined
+          ? undefined
+          : record('firewall-applied', applied.generation, dict({ hash: applied.hash }));
+      this.#appliedHandle = this.facet.replace(this.#appliedHandle, this.#config, v);
+      this.#setAll(this.#errors, 'firewall-error', []);
+    });
+  }
+
+  #errorsAre(messages: readonly string[]): void {
+    this.#turn(() => this.#setAll(this.#errors, 'firewall-error', messages));
+  }
+
+  /** Makes the asserted `<LABEL MESSAGE>` set equal to `messages` (new ones first). In a turn. */
+  #setAll(held: Map<string, Handle>, label: string, messages: readonly string[]): void {
+    const want = new Set(messages);
+    for (const m of want)
+      if (!held.has(m)) held.set(m, this.facet.assert(this.#config, record(label, m)));
+    for (const [m, h] of held) {
+      if (want.has(m)) continue;
+      this.facet.retract(h);
+      held.delete(m);
+    }
+  }
+
+  async #removeOnStop(): Promise<void> {
+    // Let an apply in flight finish (its nft was killed by the facet's signal).
+    while (this.#running !== undefined) await this.#running;
+    this.#idle();
+    if (!this.#touched) return;
+    try {
+      await this.#runner.apply(renderRemoval(), new AbortController().signal);
+      this.#current = undefined;
+      this.#touched = false;
+    } catch (e) {
+      this.#log('error', 'cannot remove table inet limen on stop', { error: String(e) });
+    }
+  }
+
+  #log(level: 'info' | 'warn' | 'error', message: string, fields: { [k: string]: unknown }): void {
+    const logger = this.facet.engine.logger;
+    try {
+      if (level === 'info') logger.info?.(`firewall: ${message}`, fields);
+      else logger[level](`firewall: ${message}`, fields);
+    } catch {
+      // A broken logger must not break the firewall.
+    }
+  }
+
+  #bug(e: unknown): void {
+    this.#log('error', `internal error: ${e instanceof Error ? e.message : String(e)}`, {
+      error: e,
+    });
+  }
+}

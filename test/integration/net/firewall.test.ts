@@ -1,0 +1,305 @@
+// The firewall driver against real nftables, inside namespaces made for the
+// test: the ruleset is checked and applied as one table, re-applied when a
+// zone's members change (a burst is one apply), other tables are never
+// touched, a refused ruleset keeps the previous one, stopping removes the
+// table; and masquerade and port forwarding carry real traffic between a LAN
+// client, the router and a "world" host.
+
+import { describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { Dataspace, Engine, P, type Handle } from '../../../src/dataspace/index.ts';
+import type { Dict } from '../../../src/preserves/index.ts';
+import { parse, parseAll, peel, sym } from '../../../src/preserves/index.ts';
+import { startFirewall, type Firewall } from '../../../src/net/firewall.ts';
+import { NftRunner } from '../../../src/net/nft-command.ts';
+import { readFirewall, renderRemoval, renderRuleset } from '../../../src/net/nft-ruleset.ts';
+import { until } from '../../support/until.ts';
+import {
+  inNs,
+  netns,
+  peerAddressServer,
+  run,
+  skipReason,
+  suffix,
+  tcpAsk,
+  tryInNs,
+  veth,
+} from './harness-lan-netns.ts';
+
+const skip = skipReason(['nft', 'ip']);
+
+interface Harness {
+  readonly engine: Engine;
+  readonly config: Dataspace;
+  readonly fw: Firewall;
+  assert(text: string): Handle;
+  retract(h: Handle): void;
+  /** The generation of `<firewall-applied GEN _>`, if asserted. */
+  generation(): number | undefined;
+  hash(): string | undefined;
+  errors(): string[];
+  warnings(): string[];
+  waitGeneration(gen: number): Promise<void>;
+  table(): string;
+  tables(): string;
+}
+
+function harness(t: TestContext, ns: string): Harness {
+  const engine = new Engine();
+  const config = new Dataspace(engine, 'config');
+  let fw!: Firewall;
+  engine.turn(() => {
+    fw = startFirewall(engine.root, {
+      config: config.ref,
+      commandPrefix: ['ip', 'netns', 'exec', ns],
+    });
+  });
+  t.after(async () => {
+    engine.turn(() => engine.root.stop());
+    await until(fw.closed, { timeoutMs: 15_000, describe: () => 'the firewall to close' });
+  });
+  const applied = () => config.query(P.rec('firewall-applied', P.bind('gen'), P.bind('info')));
+  const labelled = (label: string) =>
+    config.query(P.rec(label, P.bind('m'))).map((r) => peel(r.captures.get('m')!) as string);
+  const h: Harness = {
+    engine,
+    config,
+    fw,
+    assert(text) {
+      let handle!: Handle;
+      engine.turn(() => (handle = engine.root.assert(config.ref, parse(text))));
+      return handle;
+    },
+    retract(handle) {
+      engine.turn(() => engine.root.retract(handle));
+    },
+    generation() {
+      const a = applied();
+      assert.ok(a.length <= 1, 'at most one firewall-applied');
+      return a.length === 0 ? undefined : (a[0]!.captures.get('gen') as number);
+    },
+    hash() {
+      const a = applied();
+      if (a.length === 0) return undefined;
+      return (a[0]!.captures.get('info') as Dict).get(sym('hash')) as string;
+    },
+    errors: () => labelled('firewall-error'),
+    warnings: () => labelled('firewall-warning'),
+    async waitGeneration(gen) {
+      await until(() => h.generation() === gen, {
+        timeoutMs: 10_000,
+        describe: () =>
+          `firewall-applied ${gen}; have ${String(h.generation())}, errors ${JSON.stringify(h.errors())}`,
+      });
+    },
+    table: () => inNs(ns, ['nft', 'list', 'table', 'inet', 'limen']),
+    tables: () => inNs(ns, ['nft', 'list', 'tables']),
+  };
+  return h;
+}
+
+const baseConfig = [
+  '<firewall-zone lan ["lan0"]>',
+  '<firewall-zone wan ["wan0"]>',
+  '<masquerade lan wan>',
+  '<port-forward wan tcp 8080 "192.168.50.10" 80>',
+  '<firewall-open wan tcp 22>',
+];
+
+describe('firewall (nftables)', { skip }, () => {
+  it('generates rulesets that nft accepts for every construct', async (t) => {
+    const ns = netns(t, `lt-fw-${suffix()}`);
+    const r = readFirewall(
+      parseAll(`
+        <firewall-zone lan ["lan0" "wlan0"]>
+        <firewall-zone wan ["wan0" "ppp*"]>
+        <firewall-zone guest ["guest0"]>
+        <firewall-zone dmz ["dmz0"]>
+        <firewall-zone empty []>
+        <firewall-policy guest reject>
+        <firewall-policy dmz accept>
+        <masquerade lan wan>
+        <masquerade guest wan>
+        <firewall-forward lan dmz>
+        <port-forward wan tcp 2222 "192.168.1.10" 22>
+        <port-forward wan udp 51820 "192.168.1.11" 51820>
+        <firewall-open wan tcp 22>
+        <firewall-open guest udp 53>
+        <firewall-rule input "tcp dport { 80, 443 } ip saddr 10.0.0.0/8 accept">
+        <firewall-rule forward "iifname \\"wg0\\" accept">
+        <firewall-rule prerouting "iifname \\"wan0\\" udp dport 5000 redirect to :5001">
+        <firewall-rule postrouting "oifname \\"wan0\\" ip saddr 10.9.0.0/16 snat ip to 198.51.100.9">
+      `),
+    );
+    assert.ok(r.ok, r.ok ? '' : r.problems.map((p) => p.message).join('; '));
+    const runner = new NftRunner({ commandPrefix: ['ip', 'netns', 'exec', ns] });
+    const signal = new AbortController().signal;
+    await runner.check(renderRuleset(r.model), signal);
+    await runner.apply(renderRuleset(r.model), signal);
+    await runner.apply(renderRuleset(r.model), signal); // replacing works too
+    await runner.apply(renderRemoval(), signal);
+    await runner.apply(renderRemoval(), signal); // and removing what is not there
+    assert.doesNotMatch(inNs(ns, ['nft', 'list', 'tables']), /limen/);
+    await assert.rejects(
+      runner.check('table inet limen { chain x {\n tcp dport 99999 accept\n}\n}\n', signal),
+      {
+        code: 'LIMEN_NFT_CHECK',
+        message: /out of range/,
+      },
+    );
+  });
+
+  it('applies one table, re-applies a burst of member changes once, and never touches other tables', async (t) => {
+    const ns = netns(t, `lt-fw-${suffix()}`);
+    // Foreign tables, including one whose name starts like ours.
+    inNs(ns, ['nft', 'add', 'table', 'inet', 'foreign']);
+    inNs(ns, [
+      'nft',
+      'add chain inet foreign c { type filter hook input priority 10; policy accept; }',
+    ]);
+    inNs(ns, ['nft', 'add', 'table', 'ip', 'limen-other']);
+    const h = harness(t, ns);
+    assert.equal(h.generation(), undefined);
+    for (const c of baseConfig) h.assert(c);
+    await h.waitGeneration(1);
+    const first = h.table();
+    assert.match(first, /iifname "lan0" jump input_lan/);
+    assert.match(first, /dnat ip to 192\.168\.50\.10:80/, 'the port forward rule exists');
+    assert.match(first, /ip daddr 192\.168\.50\.10 tcp dport 80 ct status dnat accept/);
+    assert.match(first, /iifname "lan0" oifname "wan0" masquerade/);
+    assert.match(first, /tcp dport 22 accept/);
+    assert.equal(h.hash(), h.fw.current()?.hash);
+    assert.match(h.tables(), /table inet foreign/);
+
+    // A burst of membership changes (all before the debounce fires): one apply.
+    const started = performance.now();
+    const extra: Handle[] = [];
+    for (let i = 0; i < 20; i++) extra.push(h.assert(`<firewall-zone wan ["ppp${i}"]>`));
+    h.assert('<firewall-zone lan ["lan1"]>');
+    await h.waitGeneration(2);
+    t.diagnostic(
+      `burst of 21 member changes applied in ${(performance.now() - started).toFixed(1)} ms`,
+    );
+    const second = h.table();
+    assert.match(second, /"ppp19"/);
+    assert.match(second, /iifname \{ "lan0", "lan1" \} jump input_lan/);
+    const tables = h.tables();
+    assert.match(tables, /table inet foreign/);
+    assert.match(tables, /table ip limen-other/);
+    assert.match(inNs(ns, ['nft', 'list', 'table', 'inet', 'foreign']), /priority filter \+ 10/);
+
+    // One member leaving is one more apply, within milliseconds.
+    const t0 = performance.now();
+    h.retract(extra[19]!);
+    await h.waitGeneration(3);
+    t.diagnostic(`one member change applied in ${(performance.now() - t0).toFixed(1)} ms`);
+    assert.doesNotMatch(h.table(), /"ppp19"/);
+
+    // Stopping removes limen's table and nothing else.
+    h.fw.stop();
+    await until(h.fw.closed, { timeoutMs: 10_000, describe: () => 'the firewall to close' });
+    const after = h.tables();
+    assert.doesNotMatch(after, /table inet limen\b/);
+    assert.match(after, /table inet foreign/);
+    assert.match(after, /table ip limen-other/);
+  });
+
+  it('keeps the previous ruleset and publishes firewall-error when a ruleset is refused', async (t) => {
+    const ns = netns(t, `lt-fw-${suffix()}`);
+    const h = harness(t, ns);
+    const base = baseConfig.map((c) => h.assert(c));
+    await h.waitGeneration(1);
+    const good = h.table();
+
+    // nft refuses it (a port out of range inside a custom rule): nft's message is published.
+    const bad = h.assert('<firewall-rule input "tcp dport 99999 accept">');
+    await until(() => h.errors().some((e) => /out of range/.test(e)), {
+      describe: () => `a firewall-error from nft; errors ${JSON.stringify(h.errors())}`,
+    });
+    assert.equal(h.generation(), 1);
+    assert.equal(h.table(), good, 'the previous ruleset stays');
+    h.retract(bad);
+    await until(() => h.errors().length === 0, {
+      describe: () => `errors cleared; errors ${JSON.stringify(h.errors())}`,
+    });
+    assert.equal(h.generation(), 1, 'the same ruleset as before: nothing to apply');
+
+    // Refused by validation, every problem reported.
+    const invalid = [
+      h.assert('<port-forward wan tcp 70000 "192.168.50.300" 80>'),
+      h.assert('<firewall-zone dmz ["wan0"]>'),
+      h.assert('<firewall-rule input "accept } table ip evil { chain x { accept }">'),
+    ];
+    await until(() => h.errors().length >= 4, {
+      describe: () => `four errors; errors ${JSON.stringify(h.errors(), null, 1)}`,
+    });
+    const errors = h.errors().join('\n');
+    assert.match(errors, /outside PORT must be an integer from 1 to 65535, got 70000/);
+    assert.match(errors, /ADDR must be an IPv4 address/);
+    assert.match(errors, /interface wan0 is in two zones, dmz and wan/);
+    assert.match(errors, /unbalanced braces/);
+    assert.equal(h.table(), good);
+    for (const x of invalid) h.retract(x);
+    await until(() => h.errors().length === 0, { describe: () => JSON.stringify(h.errors()) });
+
+    // A rule naming an undefined zone is a warning, and the rest applies.
+    const typo = h.assert('<masquerade lan wna>');
+    await until(() => h.warnings().some((w) => /zone wna is not defined/.test(w)), {
+      describe: () => `a warning; warnings ${JSON.stringify(h.warnings())}`,
+    });
+    h.retract(typo);
+
+    // Without any zone, limen's table goes away and firewall-applied with it.
+    h.retract(base[0]!);
+    h.retract(base[1]!);
+    await until(() => h.generation() === undefined, {
+      describe: () => `no firewall-applied; errors ${JSON.stringify(h.errors())}`,
+    });
+    assert.doesNotMatch(h.tables(), /table inet limen/);
+    assert.ok(h.warnings().length > 0, 'the remaining rules name undefined zones');
+  });
+
+  it('masquerades a LAN client towards the world and forwards a port to it', async (t) => {
+    const id = suffix();
+    const client = netns(t, `lt-c-${id}`);
+    const router = netns(t, `lt-r-${id}`);
+    const world = netns(t, `lt-w-${id}`);
+    veth(
+      { ns: client, name: 'eth0', address: '192.168.60.2/24' },
+      { ns: router, name: 'lan0', address: '192.168.60.1/24' },
+    );
+    veth(
+      { ns: router, name: 'wan0', address: '198.51.100.1/24' },
+      { ns: world, name: 'eth0', address: '198.51.100.2/24' },
+    );
+    run(['ip', '-n', client, 'route', 'add', 'default', 'via', '192.168.60.1']);
+    inNs(router, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    // The world has no route back to 192.168.60.0/24: only masquerade makes replies return.
+    const ping = () =>
+      tryInNs(client, ['busybox', 'ping', '-c', '1', '-W', '1', '198.51.100.2']).status;
+    assert.notEqual(ping(), 0, 'without masquerade the world cannot answer');
+
+    const h = harness(t, router);
+    h.assert('<firewall-zone lan ["lan0"]>');
+    h.assert('<firewall-zone wan ["wan0"]>');
+    h.assert('<masquerade lan wan>');
+    h.assert('<port-forward wan tcp 8080 "192.168.60.2" 8000>');
+    await h.waitGeneration(1);
+
+    assert.equal(ping(), 0, 'ping through the router');
+    const worldServer = peerAddressServer(t, world, '198.51.100.2', 7000);
+    await worldServer.waitFor('listening');
+    assert.equal(tcpAsk(client, '198.51.100.2', 7000), '198.51.100.1', 'the world sees the router');
+
+    const lanServer = peerAddressServer(t, client, '192.168.60.2', 8000);
+    await lanServer.waitFor('listening');
+    assert.equal(
+      tcpAsk(world, '198.51.100.1', 8080),
+      '198.51.100.2',
+      'the port forward reaches the LAN host, which sees the real peer',
+    );
+    // The router's own ports stay closed to the world (dropped: no answer at all).
+    assert.equal(tcpAsk(world, '198.51.100.1', 9, 1000), 'timeout');
+    assert.match(tcpAsk(client, '192.168.60.1', 9, 1000), /error ECONNREFUSED/);
+  });
+});
