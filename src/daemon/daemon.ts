@@ -7,7 +7,7 @@
 // decides the waves, the supervisor stops processes with their stop timeouts),
 // then every facet stops and the process table is clean before we return.
 
-import { mkdir } from 'node:fs/promises';
+import { mkdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Dict, Sym, dict, peel, record, stringify, type Value } from '../preserves/index.ts';
 import { Dataspace, Engine, P, type Facet } from '../dataspace/index.ts';
@@ -22,6 +22,13 @@ import { startServiceManager, type ServiceManager } from '../supervisor/service-
 import { SettingsDirectory, startControlServer, type ControlServer } from '../control/index.ts';
 import { VERSION } from '../base/version.ts';
 import { daemonStatus, serviceView } from './control.ts';
+import { startDhcpClient } from '../net/dhcp-client.ts';
+import { startFirewall, type Firewall } from '../net/firewall.ts';
+import { startLanDhcp } from '../net/lan-dhcp.ts';
+import { startLinkAdmin } from '../net/link-admin.ts';
+import { startResolver } from '../net/resolver.ts';
+import { startStaticConfig } from '../net/static-config.ts';
+import { interfaceController } from './interfaces.ts';
 import { resolvePaths, type DaemonPaths, type PathOptions } from './paths.ts';
 import { createDaemonLog, type DaemonLog, type LogFormat } from './log.ts';
 
@@ -123,6 +130,15 @@ function mirrorToLog(
   });
 }
 
+/** resolv.conf is often a symlink (to systemd-resolved's, say): write its target, keep the link. */
+async function realResolvConf(path: string): Promise<string> {
+  try {
+    return await realpath(path);
+  } catch {
+    return path;
+  }
+}
+
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const paths = resolvePaths(opts);
   const logger = createDaemonLog(
@@ -151,17 +167,30 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   let services!: ServiceManager;
   let nested!: ReturnType<typeof startConfigWatcherService>;
   let boot!: ConfigWatcher;
+  let firewall!: Firewall;
+  const resolvConf = await realResolvConf(paths.resolvConf);
   engine.turn(() => {
     mirrorToLog(root, { config, log }, logger);
     supervisor = startSupervisor(root, { config: config.ref, log: log.ref, runDir: paths.runDir });
     services = startServiceManager(root, { config: config.ref });
     nested = startConfigWatcherService(root, config.ref);
+    // The network drivers: each reads and writes assertions, none imports another.
+    startLinkAdmin(root, { config: config.ref, machine: machine.ref });
+    startDhcpClient(root, { config: config.ref });
+    startStaticConfig(root, { config: config.ref });
+    startResolver(root, { config: config.ref, path: resolvConf });
+    startLanDhcp(root, { config: config.ref, machine: machine.ref, runDir: paths.runDir });
+    firewall = startFirewall(root, {
+      config: config.ref,
+      rulesetFile: join(paths.runDir, 'firewall.nft'),
+    });
     root.assert(
       config.ref,
       record(
         'limen-paths',
         dict({
           shipped: paths.shippedConfigDir,
+          libexec: paths.libexecDir,
           state: paths.stateDir,
           run: paths.runDir,
           socket: paths.socket,
@@ -182,6 +211,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     facet: root,
     dataspaces: { config: config.ref, machine: machine.ref, log: log.ref },
     services: serviceView(supervisor),
+    interfaces: interfaceController({ facet: root, config: config.ref, machine: machine.ref }),
     settings: new SettingsDirectory(paths.userSettingsDir),
     status: () =>
       daemonStatus({ version: VERSION, startedAt, config, supervisor, socket: paths.socket }),
@@ -224,6 +254,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         await control.close();
         engine.turn(() => root.stop());
         await supervisor.closed;
+        await firewall.closed;
         await engine.sync();
         logger.info('stopped');
         resolveStopped();

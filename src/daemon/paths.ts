@@ -22,6 +22,10 @@ export interface DaemonPaths {
   readonly shippedConfigDir: string;
   /** Site configuration roots, each with core/ and services/ subdirectories. */
   readonly siteConfigDirs: readonly string[];
+  /** The package's libexec directory (the udhcpc script). */
+  readonly libexecDir: string;
+  /** The resolv.conf limen writes (under --root unless given). */
+  readonly resolvConf: string;
 }
 
 export interface PathOptions {
@@ -29,6 +33,7 @@ export interface PathOptions {
   readonly socket?: string | undefined;
   readonly configDirs?: readonly string[] | undefined;
   readonly shippedConfigDir?: string | undefined;
+  readonly resolvConf?: string | undefined;
 }
 
 /** The package root: src/daemon/ or dist/daemon/ is two levels below it. */
@@ -52,6 +57,9 @@ export function resolvePaths(opts: PathOptions = {}): DaemonPaths {
     userSettingsDir: join(stateDir, 'user-settings'),
     generationsDir: join(stateDir, 'generations'),
     shippedConfigDir: opts.shippedConfigDir ?? join(packageRoot(), 'config'),
+    libexecDir: join(packageRoot(), 'libexec'),
+    resolvConf:
+      opts.resolvConf !== undefined ? resolve(opts.resolvConf) : join(root, 'etc/resolv.conf'),
     siteConfigDirs:
       opts.configDirs !== undefined && opts.configDirs.length > 0
         ? opts.configDirs.map((d) => resolve(d))

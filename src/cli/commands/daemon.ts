@@ -11,7 +11,7 @@ export const daemonCommand: Command = {
   path: ['daemon'],
   summary: 'run the limen daemon in the foreground',
   usage:
-    'limen daemon [--root DIR] [--config DIR]... [--socket PATH] [--log-format text|json] [--log-level LEVEL]',
+    'limen daemon [--root DIR] [--config DIR]... [--socket PATH] [--resolv-conf PATH] [--log-format text|json] [--log-level LEVEL]',
   help: `Runs the daemon until SIGTERM or SIGINT (then stops every service in reverse
 dependency order and exits 0). SIGHUP rescans the configuration directories.
 
@@ -21,6 +21,8 @@ Options:
   --config DIR        a site configuration root with core/ and services/
                       (repeatable; default /etc/limen and /run/limen/etc)
   --socket PATH       the control socket (default /run/limen/control.sock)
+  --resolv-conf PATH  the resolv.conf to write (default /etc/resolv.conf, or
+                      etc/resolv.conf under --root)
   --log-format FMT    text (default) or json, one line per event on stderr
   --log-level LEVEL   debug, info (default), warn or error
 
@@ -42,6 +44,7 @@ Examples:
       socket: { type: 'string' },
       'log-format': { type: 'string' },
       'log-level': { type: 'string' },
+      'resolv-conf': { type: 'string' },
     });
     if (args.positionals.length > 0) {
       io.err(`limen daemon: unexpected argument '${args.positionals[0]}'\n`);
@@ -49,9 +52,11 @@ Examples:
     }
     const root = args.options.get('root');
     const socket = args.options.get('socket');
+    const resolvConf = args.options.get('resolv-conf');
     const daemon = await startDaemon({
       root: typeof root === 'string' ? root : undefined,
       socket: typeof socket === 'string' ? socket : undefined,
+      resolvConf: typeof resolvConf === 'string' ? resolvConf : undefined,
       configDirs,
       logFormat: oneOf(
         args.options.get('log-format'),
