@@ -30,12 +30,13 @@ interface LimenRun {
   baseRssMb: number;
 }
 
-/** Runs the limen half from dist/ in a child process (see fixtures/limen-supervisor.mjs). */
+/** Runs the limen half from dist/ in a child process (see fixtures/limen-supervisor.mjs),
+ *  with the V8 flag bin/limen.js gives the daemon. */
 function runLimen(): LimenRun {
   const child = resolve(import.meta.dirname, 'fixtures/limen-supervisor.mjs');
   const r = spawnSync(
     process.execPath,
-    ['--expose-gc', child, String(SERVICES), String(DEPTH), fixture],
+    ['--expose-gc', '--max-semi-space-size=2', child, String(SERVICES), String(DEPTH), fixture],
     {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
