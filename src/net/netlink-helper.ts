@@ -1,0 +1,118 @@
+// The netlink helper process: owns the `netlink` package's native sockets on
+// behalf of limen and relays raw datagrams over stdin/stdout. It exists because
+// the addon (netlink 0.3.0) aborts the whole process when the kernel drops
+// events: libuv reports the socket's POLLERR as EBADF and the addon's poll
+// handler then builds an error with a NULL syscall name, which throws through
+// native code (std::terminate). In a child, that abort is a socket failure the
+// parent recovers from (reopen, dump again). See netlink-proxy.ts for the frames.
+//
+// Invariant: it prints nothing but frames on stdout, and exits when stdin ends.
+
+import { createRequire } from 'node:module';
+
+interface RawSocket {
+  on(event: 'message', fn: (msg: Buffer) => void): void;
+  on(event: 'error', fn: (err: Error & { code?: string }) => void): void;
+  send(msg: Uint8Array, options: object, cb: (err?: Error & { code?: string }) => void): void;
+  close(): void;
+  address(): { port: number };
+  addMembership(group: number): void;
+  setRecvBufferSize(size: number): void;
+}
+type RawSocketClass = new (protocol: number, options?: object) => RawSocket;
+
+const OP_OPEN = 1;
+const OP_SEND = 2;
+const OP_CLOSE = 3;
+const EV_OPENED = 1;
+const EV_MESSAGE = 2;
+const EV_ERROR = 3;
+
+function frame(op: number, id: number, payload: Uint8Array): Buffer {
+  const b = Buffer.allocUnsafe(9 + payload.length);
+  b.writeUInt32LE(5 + payload.length, 0);
+  b.writeUInt8(op, 4);
+  b.writeUInt32LE(id, 5);
+  b.set(payload, 9);
+  return b;
+}
+
+const write = (op: number, id: number, payload: Uint8Array) =>
+  process.stdout.write(frame(op, id, payload));
+const errorFrame = (id: number, code: string, message: string) =>
+  write(EV_ERROR, id, Buffer.from(JSON.stringify({ code, message })));
+
+process.title = 'limen-netlink-helper';
+
+let Raw: RawSocketClass | undefined;
+let loadError: string | undefined;
+try {
+  Raw = (createRequire(import.meta.url)('netlink') as { RawNetlinkSocket: RawSocketClass })
+    .RawNetlinkSocket;
+} catch (e) {
+  loadError = e instanceof Error ? e.message : String(e);
+}
+
+const sockets = new Map<number, RawSocket>();
+
+function open(id: number, p: Buffer): void {
+  if (Raw === undefined) {
+    errorFrame(id, 'EUNAVAILABLE', `the netlink package could not be loaded: ${loadError ?? '?'}`);
+    return;
+  }
+  const protocol = p.readUInt32LE(0);
+  const rcvbuf = p.readUInt32LE(4);
+  const n = p.readUInt32LE(8);
+  let s: RawSocket;
+  try {
+    s = new Raw(protocol, {});
+    if (rcvbuf !== 0) s.setRecvBufferSize(rcvbuf);
+    for (let i = 0; i < n; i++) s.addMembership(p.readUInt32LE(12 + 4 * i));
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    errorFrame(id, err.code ?? 'EOPEN', err.message);
+    return;
+  }
+  sockets.set(id, s);
+  s.on('message', (msg) => write(EV_MESSAGE, id, msg));
+  s.on('error', (err) => errorFrame(id, err.code ?? 'EIO', err.message));
+  const port = Buffer.alloc(4);
+  port.writeUInt32LE(s.address().port >>> 0, 0);
+  write(EV_OPENED, id, port);
+}
+
+let pending: Buffer = Buffer.alloc(0);
+process.stdin.on('data', (chunk: Buffer) => {
+  pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+  let off = 0;
+  while (pending.length - off >= 4) {
+    const len = pending.readUInt32LE(off);
+    if (pending.length - off - 4 < len) break;
+    const op = pending.readUInt8(off + 4);
+    const id = pending.readUInt32LE(off + 5);
+    const payload = pending.subarray(off + 9, off + 4 + len);
+    off += 4 + len;
+    switch (op) {
+      case OP_OPEN:
+        open(id, payload);
+        break;
+      case OP_SEND: {
+        const s = sockets.get(id);
+        // Copy: the payload is a view into a buffer that is about to be reused.
+        s?.send(Buffer.from(payload), {}, (err) => {
+          if (err !== undefined && err !== null) errorFrame(id, err.code ?? 'EIO', err.message);
+        });
+        break;
+      }
+      case OP_CLOSE:
+        sockets.get(id)?.close();
+        sockets.delete(id);
+        break;
+    }
+  }
+  pending = off === pending.length ? Buffer.alloc(0) : pending.subarray(off);
+});
+process.stdin.on('end', () => {
+  for (const s of sockets.values()) s.close();
+  process.exit(0);
+});

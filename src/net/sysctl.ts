@@ -1,0 +1,255 @@
+// The sysctl driver: `<sysctl KEY VALUE>` in $config sets a kernel parameter by
+// writing /proc/sys/KEY (dots become slashes; a KEY with slashes is taken as a
+// path, for interface names with dots), remembering the value it replaced and
+// putting that back when the assertion is retracted.
+//
+// Invariants: one value per key — the first assertion wins, and a second one
+// with a different value is reported as `<sysctl-error KEY MESSAGE>` until one of
+// them goes; a per-interface key (net.*.conf.IF.*, net.*.neigh.IF.*) whose
+// interface does not exist yet is written when `<interface IF …>` appears in
+// $machine, and again whenever the interface is created anew. Writes are
+// synchronous: /proc/sys writes do not block, and a retraction must restore the
+// old value before anything else happens. Stopping the driver leaves values as they are.
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { P, during, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
+import { Record as PRecord, is, peel, record, stringify, type Value } from '../preserves/index.ts';
+
+export interface SysctlOptions {
+  readonly config: Ref;
+  /** Where `<interface NAME …>` is published, to write per-interface keys when it appears. */
+  readonly machine?: Ref;
+  /** Default /proc/sys (tests use a directory of their own). */
+  readonly root?: string;
+}
+
+export interface SysctlDriver {
+  readonly facet: Facet;
+  stop(): void;
+}
+
+const SEGMENT = /^[A-Za-z0-9_\-.:@+]+$/;
+
+/** The path under the sysctl root for KEY, or a reason it is not a sysctl key. */
+export function sysctlPath(key: string): string | { error: string } {
+  const parts = key.includes('/') ? key.split('/') : key.split('.');
+  if (
+    parts.length < 2 ||
+    parts.some((p) => p === '' || p === '.' || p === '..' || !SEGMENT.test(p))
+  )
+    return {
+      error: `"${key}" is not a sysctl key (write it as net.ipv4.ip_forward or net/ipv4/ip_forward)`,
+    };
+  return parts.join('/');
+}
+
+/** The interface a per-interface key is about (net.FAMILY.conf.IF.x, net.FAMILY.neigh.IF.x). */
+export function sysctlInterface(path: string): string | undefined {
+  const p = path.split('/');
+  if (p.length >= 5 && p[0] === 'net' && (p[2] === 'conf' || p[2] === 'neigh')) {
+    const name = p[3]!;
+    return name === 'all' || name === 'default' ? undefined : name;
+  }
+  return undefined;
+}
+
+/** The text to write: a string as is, an integer in decimal. */
+export function sysctlText(v: Value): string | undefined {
+  const x = peel(v);
+  if (typeof x === 'string') return x;
+  if (typeof x === 'number' || typeof x === 'bigint') return String(x);
+  return undefined;
+}
+
+interface Entry {
+  readonly value: Value;
+  readonly text: string;
+}
+
+interface KeyState {
+  readonly path: string;
+  /** The key as first asserted (for error assertions). */
+  readonly key: string;
+  readonly iface: string | undefined;
+  /** In order of arrival; the first one is in force. */
+  entries: Entry[];
+  /** What was there before our first write, while our value is in force. */
+  previous: string | undefined;
+  /** The text we wrote, if the write succeeded and still stands. */
+  written: string | undefined;
+  writeError: Handle | undefined;
+  conflict: Handle | undefined;
+}
+
+function message(e: unknown): string {
+  if (e instanceof Error && 'code' in e) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ENOENT') return 'no such kernel parameter';
+    if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+    if (code === 'EINVAL') return 'the kernel refused the value (EINVAL)';
+    return `${String(code)}: ${e.message}`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Starts the driver in a child facet of `parent`. */
+export function startSysctl(parent: Facet, opts: SysctlOptions): SysctlDriver {
+  const root = opts.root ?? '/proc/sys';
+  const keys = new Map<string, KeyState>();
+  const invalid: { value: Value; handle: Handle }[] = [];
+
+  const facet = parent.spawn((f) => {
+    const error = (k: KeyState, text: string): Handle =>
+      f.assert(opts.config, record('sysctl-error', k.key, text));
+
+    const setWriteError = (k: KeyState, text: string | undefined): void => {
+      if (k.writeError !== undefined) f.retract(k.writeError);
+      k.writeError = text === undefined ? undefined : error(k, text);
+    };
+
+    const refreshConflict = (k: KeyState): void => {
+      const first = k.entries[0];
+      const others = k.entries.filter((e) => e.text !== first?.text).map((e) => `"${e.text}"`);
+      if (k.conflict !== undefined) f.retract(k.conflict);
+      k.conflict =
+        first === undefined || others.length === 0
+          ? undefined
+          : error(
+              k,
+              `conflicting values: keeping "${first.text}", ignoring ${[...new Set(others)].join(', ')}`,
+            );
+    };
+
+    /** Writes the value in force (if the key can be written now). */
+    const apply = (k: KeyState): void => {
+      const first = k.entries[0];
+      if (first === undefined) return;
+      if (k.written === first.text) return;
+      const file = join(root, k.path);
+      try {
+        if (k.previous === undefined) k.previous = readFileSync(file, 'utf8').trim();
+        writeFileSync(file, first.text);
+        k.written = first.text;
+        setWriteError(k, undefined);
+      } catch (e) {
+        const missing = e instanceof Error && (e as { code?: unknown }).code === 'ENOENT';
+        // A per-interface key appears with its interface: written again from `during` below.
+        setWriteError(
+          k,
+          missing && k.iface !== undefined ? `waiting for interface ${k.iface}` : message(e),
+        );
+      }
+    };
+
+    const restore = (k: KeyState): void => {
+      if (k.written !== undefined && k.previous !== undefined) {
+        try {
+          writeFileSync(join(root, k.path), k.previous);
+        } catch (e) {
+          f.engine.logger.warn('sysctl: could not restore a value', {
+            key: k.key,
+            error: message(e),
+          });
+        }
+      }
+      k.written = undefined;
+      k.previous = undefined;
+    };
+
+    f.observe(opts.config, P.rec('sysctl'), {
+      onAdd: (value) => {
+        const r = peel(value);
+        const fields = r instanceof PRecord ? r.fields : [];
+        const keyRaw = fields[0] === undefined ? undefined : peel(fields[0]);
+        const problems: string[] = [];
+        if (fields.length !== 2)
+          problems.push(`<sysctl KEY VALUE> takes 2 fields, not ${fields.length}`);
+        let path: string | undefined;
+        if (typeof keyRaw !== 'string')
+          problems.push(`KEY must be a string, not ${stringify(fields[0] ?? false)}`);
+        else {
+          const p = sysctlPath(keyRaw);
+          if (typeof p === 'string') path = p;
+          else problems.push(p.error);
+        }
+        const text = fields[1] === undefined ? undefined : sysctlText(fields[1]);
+        if (text === undefined)
+          problems.push(
+            `VALUE must be a string or an integer, not ${stringify(fields[1] ?? false)}`,
+          );
+        if (problems.length > 0 || path === undefined || text === undefined) {
+          invalid.push({
+            value,
+            handle: f.assert(
+              opts.config,
+              record('sysctl-error', fields[0] ?? false, problems.join('; ')),
+            ),
+          });
+          return;
+        }
+        let k = keys.get(path);
+        if (k === undefined) {
+          k = {
+            path,
+            key: keyRaw as string,
+            iface: sysctlInterface(path),
+            entries: [],
+            previous: undefined,
+            written: undefined,
+            writeError: undefined,
+            conflict: undefined,
+          };
+          keys.set(path, k);
+        }
+        k.entries.push({ value, text });
+        if (k.entries.length === 1) apply(k);
+        else refreshConflict(k);
+      },
+      onRemove: (value) => {
+        const bad = invalid.findIndex((x) => is(x.value, value));
+        if (bad >= 0) {
+          f.retract(invalid[bad]!.handle);
+          invalid.splice(bad, 1);
+          return;
+        }
+        for (const k of keys.values()) {
+          const i = k.entries.findIndex((e) => is(e.value, value));
+          if (i < 0) continue;
+          k.entries.splice(i, 1);
+          refreshConflict(k);
+          if (k.entries.length === 0) {
+            restore(k);
+            setWriteError(k, undefined);
+            keys.delete(k.path);
+          } else if (i === 0) apply(k);
+          return;
+        }
+      },
+    });
+
+    if (opts.machine !== undefined) {
+      during(f, opts.machine, P.rec('interface', P.bind('name')), (child, captures) => {
+        const name = peel(captures.get('name')!);
+        if (typeof name !== 'string') return;
+        // A new interface starts from the defaults: write (and remember) again.
+        for (const k of keys.values())
+          if (k.iface === name) {
+            k.written = undefined;
+            k.previous = undefined;
+            apply(k);
+          }
+        child.onStop(() => {
+          for (const k of keys.values())
+            if (k.iface === name) {
+              k.written = undefined;
+              k.previous = undefined;
+              if (k.entries.length > 0) setWriteError(k, `waiting for interface ${name}`);
+            }
+        });
+      });
+    }
+  }, 'sysctl');
+
+  return { facet, stop: () => facet.stop() };
+}
