@@ -9,7 +9,7 @@
 
 import { mkdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Dict, Sym, dict, peel, record, stringify, type Value } from '../preserves/index.ts';
+import { Dict, Sym, dict, peel, record, stringify, sym, type Value } from '../preserves/index.ts';
 import { Dataspace, Engine, P, type Facet } from '../dataspace/index.ts';
 import {
   ConfigWatcher,
@@ -22,6 +22,15 @@ import { startServiceManager, type ServiceManager } from '../supervisor/service-
 import { SettingsDirectory, startControlServer, type ControlServer } from '../control/index.ts';
 import { VERSION } from '../base/version.ts';
 import { daemonStatus, serviceView } from './control.ts';
+import {
+  netlinkHelpersExited,
+  startAddressRouteReconciler,
+  startInterfaceMonitor,
+  startSysctl,
+  type AddressRouteReconciler,
+  type InterfaceMonitor,
+  type SysctlDriver,
+} from '../net/index.ts';
 import { startDhcpClient } from '../net/dhcp-client.ts';
 import { startFirewall, type Firewall } from '../net/firewall.ts';
 import { startLanDhcp } from '../net/lan-dhcp.ts';
@@ -35,6 +44,8 @@ import { createDaemonLog, type DaemonLog, type LogFormat } from './log.ts';
 export interface DaemonOptions extends PathOptions {
   readonly logFormat?: LogFormat;
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** False: start no network driver (a service manager only; tests that must not touch the host). */
+  readonly network?: boolean;
   /** Where log lines go (default: stderr). */
   readonly write?: (line: string) => void;
 }
@@ -167,23 +178,43 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   let services!: ServiceManager;
   let nested!: ReturnType<typeof startConfigWatcherService>;
   let boot!: ConfigWatcher;
-  let firewall!: Firewall;
+  let firewall: Firewall | undefined;
+  let monitor: InterfaceMonitor | undefined;
+  let reconciler: AddressRouteReconciler | undefined;
+  let sysctl: SysctlDriver | undefined;
+  let markBootLoaded!: () => void;
+  const bootLoaded = new Promise<void>((r) => (markBootLoaded = r));
   const resolvConf = await realResolvConf(paths.resolvConf);
   engine.turn(() => {
     mirrorToLog(root, { config, log }, logger);
     supervisor = startSupervisor(root, { config: config.ref, log: log.ref, runDir: paths.runDir });
     services = startServiceManager(root, { config: config.ref });
     nested = startConfigWatcherService(root, config.ref);
-    // The network drivers: each reads and writes assertions, none imports another.
-    startLinkAdmin(root, { config: config.ref, machine: machine.ref });
-    startDhcpClient(root, { config: config.ref });
-    startStaticConfig(root, { config: config.ref });
-    startResolver(root, { config: config.ref, path: resolvConf });
-    startLanDhcp(root, { config: config.ref, machine: machine.ref, runDir: paths.runDir });
-    firewall = startFirewall(root, {
-      config: config.ref,
-      rulesetFile: join(paths.runDir, 'firewall.nft'),
-    });
+    if (opts.network !== false) {
+      // The network drivers: each reads and writes assertions, none imports another.
+      monitor = startInterfaceMonitor(root, { machine: machine.ref });
+      // Leftover addresses and routes of a previous run are cleaned up only once the
+      // configuration has settled (the core milestone is up), so nothing still wanted
+      // is deleted and re-added.
+      reconciler = startAddressRouteReconciler(root, { config: config.ref, settled: bootLoaded });
+      sysctl = startSysctl(root, { config: config.ref, machine: machine.ref });
+      root.observe(
+        config.ref,
+        P.rec('service-state', P.rec('milestone', P.lit(sym('core'))), P.lit(sym('up'))),
+        {
+          onAdd: () => markBootLoaded(),
+        },
+      );
+      startLinkAdmin(root, { config: config.ref, machine: machine.ref });
+      startDhcpClient(root, { config: config.ref });
+      startStaticConfig(root, { config: config.ref });
+      startResolver(root, { config: config.ref, path: resolvConf });
+      startLanDhcp(root, { config: config.ref, machine: machine.ref, runDir: paths.runDir });
+      firewall = startFirewall(root, {
+        config: config.ref,
+        rulesetFile: join(paths.runDir, 'firewall.nft'),
+      });
+    }
     root.assert(
       config.ref,
       record(
@@ -211,7 +242,15 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     facet: root,
     dataspaces: { config: config.ref, machine: machine.ref, log: log.ref },
     services: serviceView(supervisor),
-    interfaces: interfaceController({ facet: root, config: config.ref, machine: machine.ref }),
+    ...(opts.network === false
+      ? {}
+      : {
+          interfaces: interfaceController({
+            facet: root,
+            config: config.ref,
+            machine: machine.ref,
+          }),
+        }),
     settings: new SettingsDirectory(paths.userSettingsDir),
     status: () =>
       daemonStatus({ version: VERSION, startedAt, config, supervisor, socket: paths.socket }),
@@ -247,6 +286,15 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     shutdown(reason: string) {
       stopping ??= (async () => {
         logger.info('shutting down', { reason });
+        // Kernel state stays as it is across a restart (no traffic dropped): stop the
+        // reconciler and sysctl drivers first, before services stop and their outputs
+        // (DHCP leases) are retracted, which would delete addresses and restore sysctls.
+        engine.turn(() => {
+          reconciler?.stop();
+          sysctl?.stop();
+          monitor?.stop();
+        });
+        await reconciler?.closed;
         await services.shutdown((wave) =>
           logger.info('stopping', { services: wave.map((s) => show(s)).join(' ') }),
         );
@@ -254,7 +302,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         await control.close();
         engine.turn(() => root.stop());
         await supervisor.closed;
-        await firewall.closed;
+        await firewall?.closed;
+        if (opts.network !== false) await netlinkHelpersExited();
         await engine.sync();
         logger.info('stopped');
         resolveStopped();

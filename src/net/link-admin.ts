@@ -17,7 +17,9 @@ export interface LinkAdminOptions {
 }
 
 interface LinkState {
-  observedAdmin: string;
+  /** The admin states of the <interface> assertions present now, newest last: a replaced
+   *  assertion's new value may be added before the old one is removed. */
+  observed: string[];
   down: number;
   unmanaged: number;
   pending: boolean;
@@ -27,6 +29,11 @@ interface LinkState {
 export interface LinkAdmin {
   /** Links that limen has set up or down, by name, for diagnostics. */
   readonly actions: readonly string[];
+}
+
+function adminOf(v: Value): string {
+  const a = peel(v);
+  return a instanceof Sym ? a.name : 'unknown';
 }
 
 function text(v: Value): string {
@@ -42,7 +49,7 @@ export function startLinkAdmin(parent: Facet, opts: LinkAdminOptions): LinkAdmin
 
   const state = (name: Value): LinkState =>
     links.getOrCreate(name, () => ({
-      observedAdmin: 'absent',
+      observed: [],
       down: 0,
       unmanaged: 0,
       pending: false,
@@ -51,9 +58,9 @@ export function startLinkAdmin(parent: Facet, opts: LinkAdminOptions): LinkAdmin
 
   const reconcile = (name: Value) => {
     const s = links.get(name);
-    if (s === undefined || s.pending || s.observedAdmin === 'absent' || s.unmanaged > 0) return;
+    if (s === undefined || s.pending || s.observed.length === 0 || s.unmanaged > 0) return;
     const want = s.down > 0 ? 'down' : 'up';
-    if (s.observedAdmin === want) return;
+    if (s.observed[s.observed.length - 1] === want) return;
     const ifname = text(name);
     if (ifname === '') return;
     s.pending = true;
@@ -82,13 +89,15 @@ export function startLinkAdmin(parent: Facet, opts: LinkAdminOptions): LinkAdmin
     {
       onAdd: (_v, c) => {
         const s = state(c.get('name')!);
-        const admin = peel(c.get('admin')!);
-        s.observedAdmin = admin instanceof Sym ? admin.name : 'unknown';
+        s.observed.push(adminOf(c.get('admin')!));
         reconcile(c.get('name')!);
       },
       onRemove: (_v, c) => {
         const s = links.get(c.get('name')!);
-        if (s !== undefined) s.observedAdmin = 'absent';
+        if (s === undefined) return;
+        const i = s.observed.lastIndexOf(adminOf(c.get('admin')!));
+        if (i >= 0) s.observed.splice(i, 1);
+        reconcile(c.get('name')!);
       },
     },
     'link-admin: interfaces',

@@ -11,7 +11,7 @@ export const daemonCommand: Command = {
   path: ['daemon'],
   summary: 'run the limen daemon in the foreground',
   usage:
-    'limen daemon [--root DIR] [--config DIR]... [--socket PATH] [--resolv-conf PATH] [--log-format text|json] [--log-level LEVEL]',
+    'limen daemon [--root DIR] [--config DIR]... [--socket PATH] [--resolv-conf PATH] [--no-network] [--log-format text|json] [--log-level LEVEL]',
   help: `Runs the daemon until SIGTERM or SIGINT (then stops every service in reverse
 dependency order and exits 0). SIGHUP rescans the configuration directories.
 
@@ -23,6 +23,8 @@ Options:
   --socket PATH       the control socket (default /run/limen/control.sock)
   --resolv-conf PATH  the resolv.conf to write (default /etc/resolv.conf, or
                       etc/resolv.conf under --root)
+  --no-network        start no network driver: a service manager only (links,
+                      addresses, routes, firewall are left alone)
   --log-format FMT    text (default) or json, one line per event on stderr
   --log-level LEVEL   debug, info (default), warn or error
 
@@ -45,6 +47,7 @@ Examples:
       'log-format': { type: 'string' },
       'log-level': { type: 'string' },
       'resolv-conf': { type: 'string' },
+      'no-network': { type: 'boolean' },
     });
     if (args.positionals.length > 0) {
       io.err(`limen daemon: unexpected argument '${args.positionals[0]}'\n`);
@@ -57,6 +60,7 @@ Examples:
       root: typeof root === 'string' ? root : undefined,
       socket: typeof socket === 'string' ? socket : undefined,
       resolvConf: typeof resolvConf === 'string' ? resolvConf : undefined,
+      network: args.options.get('no-network') !== true,
       configDirs,
       logFormat: oneOf(
         args.options.get('log-format'),

@@ -101,10 +101,14 @@ describe('limen daemon', () => {
     const marker = newMarker();
     markers.push(marker);
     site(join(dir, 'site'), files);
-    const d = new DaemonProcess(['--root', join(dir, 'root'), '--config', join(dir, 'site')], {
-      [MARK]: marker,
-      T: dir,
-    });
+    // --no-network: these tests run in the host's namespace and must not touch its links.
+    const d = new DaemonProcess(
+      ['--root', join(dir, 'root'), '--config', join(dir, 'site'), '--no-network'],
+      {
+        [MARK]: marker,
+        T: dir,
+      },
+    );
     daemons.push(d);
     return { dir, marker, d };
   }
