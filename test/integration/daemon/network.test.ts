@@ -158,7 +158,7 @@ describe(
     it('ifdown takes the link down and ifup brings it back configured', async () => {
       const down = await cli('ifdown', 'wan0', '--timeout', '15');
       assert.equal(down.code, 0, down.err);
-        assert.doesNotMatch(ip('-n', rtr, 'link', 'show', 'wan0'), /<[^>]*\bUP\b[^>]*>/);
+      assert.doesNotMatch(ip('-n', rtr, 'link', 'show', 'wan0'), /<[^>]*\bUP\b[^>]*>/);
       const up = await cli('ifup', 'wan0', '--timeout', '30');
       assert.equal(up.code, 0, `${up.err}\n${log}`);
       await until(() => wanAddresses().length === 1 && defaultRoutes().length === 1, {
