@@ -120,6 +120,7 @@ describe(
 
     after(async () => {
       if (daemon && daemon.exitCode === null) await stopDaemon();
+      dnsmasq.kill('SIGTERM');
       killMarked(MARK, marker);
       for (const ns of [isp, rtr]) {
         try {
