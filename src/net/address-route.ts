@@ -56,7 +56,7 @@ import type { Transport } from './netlink-proxy.ts';
 import { NetlinkClosedError, NetlinkRequestError } from './netlink-socket.ts';
 import { KernelWatcher } from './netlink-watcher.ts';
 
-/** limen's mark on the routes and addresses it installs ('L'); see docs/vocabulary/machine.md. */
+/** limen's mark on the routes and addresses it installs ('L'); see docs/vocabulary.md. */
 export const LIMEN_PROTOCOL = 76;
 
 export interface AddressRouteOptions {

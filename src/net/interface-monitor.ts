@@ -1,6 +1,6 @@
 // The interface monitor: publishes what the kernel holds into $machine, from a
 // first dump and then live rtnetlink events — `<interface …>` (Synit's shape),
-// `<link-detail …>`, `<address …>` and `<route …>` (see docs/vocabulary/machine.md).
+// `<link-detail …>`, `<address …>` and `<route …>` (see docs/vocabulary.md).
 //
 // Invariants: each kernel object has exactly the assertions derived from its
 // current state (a change replaces them in one turn, so unchanged values never
