@@ -101,21 +101,30 @@ export function interfaceController(opts: InterfaceControllerOptions): Interface
           opts.facet.retract(h);
           onProgress(`${ifname}: administrative down withdrawn`);
         }
+        // "No configuration" is an answer only once the configuration is loaded (the
+        // core milestone is up); right after boot, ifup waits for it instead.
         let configured = false;
         f.observe(config, P.rec('configure-interface', P.lit(ifname), P._), {
           onAdd: () => void (configured = true),
         });
-        // Once the current state has been delivered, an interface with no configuration
-        // is an error: there is nothing to wait for.
-        f.turn(() =>
-          f.turn(() => {
-            if (!configured) {
-              done({
-                ok: false,
-                reason: `${ifname} has no configuration: add <configure-interface "${ifname}" <dhcp>> (or <static ...>) to the site configuration`,
-              });
-            }
-          }),
+        f.observe(
+          config,
+          P.rec('service-state', P.rec('milestone', P.lit(sym('core'))), P.lit(sym('up'))),
+          {
+            // Decide once the engine is quiescent: the core layer's reactions have run and
+            // the configure-interface observer has been handed what exists.
+            onAdd: () =>
+              void engine.sync().then(() =>
+                f.turn(() => {
+                  if (!configured) {
+                    done({
+                      ok: false,
+                      reason: `${ifname} has no configuration: add <configure-interface "${ifname}" <dhcp>> (or <static ...>) to the site configuration`,
+                    });
+                  }
+                }),
+              ),
+          },
         );
         progressWatchers(f, ifname, onProgress);
         f.observe(config, P.rec('interface-failed', P.lit(ifname), P.bind('reason')), {

@@ -138,6 +138,12 @@ describe(
         timeoutMs: 20_000,
         describe: () => log,
       });
+      await until(
+        async () => (await cli('query', '<configure-interface "wan0" _>')).out.includes('wan0'),
+        {
+          describe: () => log,
+        },
+      );
       const up = await cli('ifup', 'wan0', '--timeout', '30');
       assert.equal(up.code, 0, `ifup failed: ${up.err}\n${log}`);
       const addrs = wanAddresses();
