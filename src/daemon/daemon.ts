@@ -34,6 +34,7 @@ import {
 import { startDhcpClient } from '../net/dhcp-client.ts';
 import { startFirewall, type Firewall } from '../net/firewall.ts';
 import { startLanDhcp } from '../net/lan-dhcp.ts';
+import { startKernelFeatures } from '../net/kernel-features.ts';
 import { startLinkAdmin } from '../net/link-admin.ts';
 import { startResolver } from '../net/resolver.ts';
 import { startStaticConfig } from '../net/static-config.ts';
@@ -206,6 +207,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         },
       );
       startLinkAdmin(root, { config: config.ref, machine: machine.ref });
+      startKernelFeatures(root, { config: config.ref, machine: machine.ref });
       startDhcpClient(root, { config: config.ref });
       startStaticConfig(root, { config: config.ref });
       startResolver(root, { config: config.ref, path: resolvConf });

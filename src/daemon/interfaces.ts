@@ -128,7 +128,7 @@ export function interfaceController(opts: InterfaceControllerOptions): Interface
         );
         progressWatchers(f, ifname, onProgress);
         f.observe(config, P.rec('interface-failed', P.lit(ifname), P.bind('reason')), {
-          onAdd: (_v, c) => done({ ok: false, reason: `${ifname}: ${show(c.get('reason')!)}` }),
+          onAdd: (_v, c) => done({ ok: false, reason: show(c.get('reason')!) }),
         });
         f.observe(config, P.rec('interface-configured', P.lit(ifname)), {
           onAdd: () => done({ ok: true, detail: record('interface-configured', ifname) }),

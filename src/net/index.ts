@@ -61,3 +61,4 @@ export {
   NftError,
   type FirewallModel,
 } from './nft-ruleset.ts';
+export * from './kernel-features.ts';

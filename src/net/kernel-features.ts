@@ -1,0 +1,116 @@
+// Kernel features that some interface configurations need (PPPoE, L2TP, VLAN,
+// WireGuard). When the site asks for one, this driver says clearly whether the
+// kernel has it: `<interface-failed IF "...">` names the missing feature and
+// modules, and `<kernel-feature NAME present|missing>` goes into $machine.
+// limen does not implement these protocols yet; a kernel that has the feature
+// gets an equally plain "not implemented yet".
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { record, sym } from '../preserves/index.ts';
+import { P, during, type Facet, type Ref } from '../dataspace/index.ts';
+
+export interface KernelFeature {
+  /** The protocol's name in `<configure-interface IF <NAME ...>>`. */
+  readonly protocol: string;
+  readonly description: string;
+  /** Kernel modules, all of which are needed. */
+  readonly modules: readonly string[];
+  /** Device nodes or sysfs paths whose presence also shows the feature (built in). */
+  readonly markers: readonly string[];
+}
+
+export const KERNEL_FEATURES: readonly KernelFeature[] = [
+  {
+    protocol: 'pppoe',
+    description: 'PPPoE needs PPP over Ethernet',
+    modules: ['ppp_generic', 'pppoe'],
+    markers: ['/dev/ppp', '/sys/class/misc/ppp', '/proc/net/pppoe'],
+  },
+  {
+    protocol: 'l2tp',
+    description: 'L2TP needs the L2TP tunnel support',
+    modules: ['l2tp_core', 'l2tp_netlink', 'l2tp_ppp'],
+    markers: ['/proc/net/pppol2tp'],
+  },
+  {
+    protocol: 'vlan',
+    description: 'VLAN interfaces need 802.1Q support',
+    modules: ['8021q'],
+    markers: ['/proc/net/vlan'],
+  },
+  {
+    protocol: 'wireguard',
+    description: 'WireGuard needs the wireguard module',
+    modules: ['wireguard'],
+    markers: ['/sys/module/wireguard'],
+  },
+];
+
+export interface KernelFeatureOptions {
+  readonly config: Ref;
+  readonly machine: Ref;
+  /** Filesystem root for the checks (tests point it at a fake tree). */
+  readonly root?: string;
+  /** The running kernel's release (default: /proc/sys/kernel/osrelease). */
+  readonly release?: string;
+}
+
+function read(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Whether the kernel has a module: loaded, built in, or available to load. */
+export function hasModule(name: string, root = '/', release?: string): boolean {
+  if (existsSync(join(root, 'sys/module', name))) return true;
+  const rel = release ?? read(join(root, 'proc/sys/kernel/osrelease')).trim();
+  const dir = join(root, 'lib/modules', rel);
+  const mentions = (file: string) =>
+    read(join(dir, file))
+      .split('\n')
+      .some((l) => {
+        const path = l.split(':')[0] ?? '';
+        const base = path.slice(path.lastIndexOf('/') + 1).replace(/\.ko(\.[a-z]+)?$/, '');
+        return base.replace(/-/g, '_') === name;
+      });
+  return mentions('modules.builtin') || mentions('modules.dep');
+}
+
+export function checkFeature(
+  f: KernelFeature,
+  root = '/',
+  release?: string,
+): { present: boolean; missing: string[] } {
+  if (f.markers.some((m) => existsSync(join(root, m)))) return { present: true, missing: [] };
+  const missing = f.modules.filter((m) => !hasModule(m, root, release));
+  return { present: missing.length === 0, missing };
+}
+
+export function startKernelFeatures(parent: Facet, opts: KernelFeatureOptions): Facet {
+  return parent.spawn((facet) => {
+    for (const feature of KERNEL_FEATURES) {
+      during(
+        facet,
+        opts.config,
+        P.rec('configure-interface', P.bind('if'), P.rec(feature.protocol)),
+        (f, c) => {
+          const ifname = c.get('if')!;
+          const { present, missing } = checkFeature(feature, opts.root ?? '/', opts.release);
+          f.assert(
+            opts.machine,
+            record('kernel-feature', sym(feature.protocol), sym(present ? 'present' : 'missing')),
+          );
+          const reason = present
+            ? `${feature.protocol} is not implemented in limen yet (the kernel has it)`
+            : `${feature.description} (kernel modules ${feature.modules.join(', ')}), which this kernel does not have: ${missing.join(', ')} not loaded, not built in and not available to load`;
+          f.assert(opts.config, record('interface-failed', ifname, reason));
+        },
+        `kernel-features: ${feature.protocol}`,
+      );
+    }
+  }, 'kernel-features');
+}
