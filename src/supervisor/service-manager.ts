@@ -65,6 +65,8 @@ export class ServiceManager {
   readonly #states = new ValueMap<number>();
   readonly #stateWaiters: (() => void)[] = [];
   #shuttingDown = false;
+  readonly #pendingStarts = new Set<Required>();
+  #settling = false;
 
   constructor(facet: Facet, opts: ServiceManagerOptions) {
     this.#facet = facet;
@@ -102,6 +104,15 @@ export class ServiceManager {
     );
   }
 
+  /** Resolves once the engine is quiescent and no start is waiting for it. */
+  async settled(): Promise<void> {
+    const engine = this.#config.dataspace.engine;
+    for (;;) {
+      await engine.sync();
+      if (!this.#settling && this.#pendingStarts.size === 0 && engine.isQuiescent) return;
+    }
+  }
+
   /** True while `<service-state S _>` is asserted for the service. */
   hasState(service: Value): boolean {
     return (this.#states.get(service) ?? 0) > 0;
@@ -115,6 +126,32 @@ export class ServiceManager {
   /** The dependencies declared for a required service (the `DEP` of `<depends-on S DEP>`). */
   dependenciesOf(service: Value): Value[] {
     return [...(this.#required.get(service)?.deps.keys() ?? [])];
+  }
+
+  /**
+   * Starts a service whose dependencies hold, once the engine is quiescent: the
+   * reactions of the turn that satisfied it (which may declare further dependencies,
+   * as the core layer does while it loads) have all run by then, so a milestone does
+   * not go up early and flap. Stopping is never deferred.
+   */
+  #startWhenSettled(entry: Required): void {
+    this.#pendingStarts.add(entry);
+    if (this.#settling) return;
+    this.#settling = true;
+    const engine = this.#config.dataspace.engine;
+    void engine.sync().then(() => {
+      if (!this.#facet.isAlive) return;
+      engine.turn(() => {
+        this.#settling = false;
+        const starts = [...this.#pendingStarts];
+        this.#pendingStarts.clear();
+        for (const e of starts) {
+          if (this.#shuttingDown || !e.facet.isAlive || e.runHandle !== undefined) continue;
+          if (![...e.deps.values()].every((d) => d.satisfied)) continue;
+          e.runHandle = e.facet.assert(this.#config, record('run-service', e.service));
+        }
+      }, this.#facet);
+    });
   }
 
   #countState(service: Value, delta: number): void {
@@ -142,7 +179,7 @@ export class ServiceManager {
       if (this.#shuttingDown || !entry.settled) return;
       const ready = [...entry.deps.values()].every((d) => d.satisfied);
       if (ready && entry.runHandle === undefined) {
-        entry.runHandle = f.assert(config, record('run-service', service));
+        this.#startWhenSettled(entry);
       } else if (!ready && entry.runHandle !== undefined) {
         f.retract(entry.runHandle);
         entry.runHandle = undefined;

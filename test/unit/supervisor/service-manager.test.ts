@@ -74,10 +74,10 @@ describe('service manager', () => {
   it('runs a required service with no dependencies', async () => {
     const w = world();
     const h = w.assertText('<require-service <daemon a>>');
-    await w.engine.sync();
+    await w.manager.settled();
     assert.ok(w.has('<run-service <daemon a>>'));
     w.retract(h);
-    await w.engine.sync();
+    await w.manager.settled();
     assert.ok(!w.has('<run-service <daemon a>>'));
   });
 
@@ -85,19 +85,19 @@ describe('service manager', () => {
     const w = world();
     w.assertText('<require-service <daemon web>>');
     w.assertText('<depends-on <daemon web> <service-state <daemon db> up>>');
-    await w.engine.sync();
+    await w.manager.settled();
     assert.ok(!w.has('<run-service <daemon web>>'), 'web must wait for db');
     assert.ok(w.has('<require-service <daemon db>>'), 'db is required because web depends on it');
     assert.ok(w.has('<run-service <daemon db>>'));
     const up = w.assertText('<service-state <daemon db> up>');
-    await w.engine.sync();
+    await w.manager.settled();
     assert.ok(w.has('<run-service <daemon web>>'));
     // The dependency goes down: the dependent is stopped, and started again when it returns.
     w.retract(up);
-    await w.engine.sync();
+    await w.manager.settled();
     assert.ok(!w.has('<run-service <daemon web>>'));
     w.assertText('<service-state <daemon db> up>');
-    await w.engine.sync();
+    await w.manager.settled();
     assert.ok(w.has('<run-service <daemon web>>'));
   });
 
@@ -106,20 +106,20 @@ describe('service manager', () => {
     w.assertText('<require-service <daemon ntpd>>');
     w.assertText('<depends-on <daemon ntpd> <default-route ipv4>>');
     w.assertText('<depends-on <daemon ntpd> <user-setting ntp-enabled>>');
-    await w.engine.sync();
+    await w.manager.settled();
     assert.ok(!w.has('<run-service <daemon ntpd>>'));
     w.assertText('<default-route ipv4>');
-    await w.engine.sync();
+    await w.manager.settled();
     assert.ok(!w.has('<run-service <daemon ntpd>>'), 'one of two dependencies is not enough');
     w.assertText('<user-setting ntp-enabled>');
-    await w.engine.sync();
+    await w.manager.settled();
     assert.ok(w.has('<run-service <daemon ntpd>>'));
   });
 
   it('makes a milestone ready as soon as it runs', async () => {
     const w = world();
     w.assertText('<require-service <milestone core>>');
-    await w.engine.sync();
+    await w.manager.settled();
     assert.ok(w.has('<service-state <milestone core> ready>'));
   });
 
@@ -128,16 +128,16 @@ describe('service manager', () => {
     const sup = fakeSupervisor(w.engine, w.config);
     const req = w.assertText('<require-service <daemon web>>');
     w.assertText('<depends-on <daemon web> <service-state <daemon db> up>>');
-    await w.engine.sync();
+    await w.manager.settled();
     assert.deepEqual(sup.events, ['start <daemon db>', 'start <daemon web>']);
     sup.holdStops(true);
     w.retract(req);
-    await w.engine.sync();
+    await w.manager.settled();
     assert.deepEqual(sup.events.slice(2), ['stop <daemon web>']);
     assert.ok(w.has('<require-service <daemon db>>'), 'db stays while web is still stopping');
     assert.ok(w.has('<run-service <daemon db>>'));
     sup.release('<daemon web>');
-    await w.engine.sync();
+    await w.manager.settled();
     assert.deepEqual(sup.events.slice(2), ['stop <daemon web>', 'stop <daemon db>']);
     assert.ok(!w.has('<require-service <daemon db>>'));
   });
@@ -150,7 +150,7 @@ describe('service manager', () => {
     w.assertText('<depends-on <daemon app> <service-state <daemon web> up>>');
     w.assertText('<depends-on <daemon app> <service-state <daemon cache> up>>');
     w.assertText('<depends-on <daemon web> <service-state <daemon db> up>>');
-    await w.engine.sync();
+    await w.manager.settled();
     assert.equal(sup.events.filter((e) => e.startsWith('start')).length, 4);
     const waves: string[][] = [];
     await w.manager.shutdown((services) => waves.push(services.map((s) => stringify(s)).sort()));
