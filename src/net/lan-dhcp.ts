@@ -32,6 +32,7 @@ import {
   type Value,
 } from '../preserves/index.ts';
 import { isIpv6, parseDomainName, parseIpv4, printable } from './inet-values.ts';
+import { editDistance } from '../base/suggest.ts';
 
 // ---- The spec --------------------------------------------------------------------------
 
@@ -87,26 +88,13 @@ function closest(name: string, known: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const k of known) {
-    const d = levenshtein(name, k);
+    const d = editDistance(name, k);
     if (d < bestDistance) {
       best = k;
       bestDistance = d;
     }
   }
   return bestDistance <= Math.max(1, Math.min(3, Math.floor(name.length / 3))) ? best : undefined;
-}
-
-function levenshtein(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++)
-      row.push(
-        Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)),
-      );
-    prev = row;
-  }
-  return prev[b.length]!;
 }
 
 /** The interface name of `<lan-dhcp IF …>`, or why it is not one. */

@@ -19,6 +19,7 @@ import {
   parseHostCidr,
   printable,
 } from './inet-values.ts';
+import { editDistance } from '../base/suggest.ts';
 
 export interface StaticConfigOptions {
   readonly config: Ref;
@@ -205,19 +206,6 @@ function nearestKey(name: string): string | undefined {
     }
   }
   return bestDistance <= Math.max(1, Math.floor(name.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      cur.push(Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost));
-    }
-    prev = cur;
-  }
-  return prev[b.length]!;
 }
 
 function kind(v: Value): string {

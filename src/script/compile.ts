@@ -24,7 +24,7 @@ import {
 } from '../preserves/index.ts';
 import type { Expr, Instr, Script, Target } from './ast.ts';
 import { ScriptCheckError, filePosition, type ScriptProblem } from './errors.ts';
-import { nearest } from './suggest.ts';
+import { nearest } from '../base/suggest.ts';
 import { compilePatternTerm, compileTemplate, type CheckContext } from './terms.ts';
 
 export interface CompileOptions {

@@ -23,7 +23,7 @@ import {
 import { asRef, attenuate, embed, type Caveat, type Pattern } from '../dataspace/index.ts';
 import type { CaveatTemplate, PatternTerm, ScriptPattern, Template } from './ast.ts';
 import { ScriptRuntimeError } from './errors.ts';
-import { nearest } from './suggest.ts';
+import { nearest } from '../base/suggest.ts';
 
 /** What checking needs to know: the names in scope, and where to report a mistake. */
 export interface CheckContext {

@@ -30,6 +30,7 @@ import {
 } from '../preserves/index.ts';
 import { validateProcessSpec, type ProcessSpec, type Readiness } from './process-runner.ts';
 import { DEFAULT_RESTART_POLICY, RESTART_POLICIES, type RestartPolicy } from './restart-policy.ts';
+import { editDistance } from '../base/suggest.ts';
 
 export type DaemonSpecForm = 'shell' | 'argv' | 'one-shot' | 'full';
 
@@ -148,27 +149,6 @@ export function suggest(name: string, known: readonly string[]): string | undefi
   }
   const limit = Math.max(1, Math.min(3, Math.floor(name.length / 3)));
   return bestDistance <= limit ? best : undefined;
-}
-
-/** Damerau-Levenshtein (optimal string alignment): a transposition counts once. */
-function editDistance(a: string, b: string): number {
-  const d: number[][] = [];
-  for (let i = 0; i <= a.length; i++) {
-    d.push([i]);
-    for (let j = 1; j <= b.length; j++) {
-      if (i === 0) {
-        d[0]!.push(j);
-        continue;
-      }
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        v = Math.min(v, d[i - 2]![j - 2]! + 1);
-      }
-      d[i]!.push(v);
-    }
-  }
-  return d[a.length]![b.length]!;
 }
 
 /** A short rendering of a value for messages. */

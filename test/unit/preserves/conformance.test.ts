@@ -10,9 +10,6 @@ import { dirname, join } from 'node:path';
 import {
   Annotated,
   Bytes,
-  Dict,
-  Embedded,
-  PSet,
   PreservesEofError,
   PreservesShortError,
   PreservesSyntaxError,
@@ -21,12 +18,13 @@ import {
   decode,
   encode,
   is,
-  isValue,
   parse,
   strip,
   stringify,
+  type Dict,
   type Value,
 } from '../../../src/preserves/index.ts';
+import { same } from '../../support/same.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const suiteDir = join(here, '../../../../shared/conformance/preserves');
@@ -35,44 +33,6 @@ const samplesBin = new Uint8Array(readFileSync(join(suiteDir, 'samples.bin')));
 
 /** Cases whose expectations the current specification changed, with the reason. None so far. */
 const specChanges = new Map<string, string>();
-
-/** Equality that also compares annotations (positions ignored), as expectations 3, 4 and 6 need. */
-function same(a: Value, b: Value): boolean {
-  const aa = a instanceof Annotated ? a.annotations : [];
-  const ba = b instanceof Annotated ? b.annotations : [];
-  if (aa.length !== ba.length) return false;
-  for (let i = 0; i < aa.length; i++) if (!same(aa[i]!, ba[i]!)) return false;
-  const x = a instanceof Annotated ? a.item : a;
-  const y = b instanceof Annotated ? b.item : b;
-  if (Array.isArray(x)) {
-    const xs = x as readonly Value[];
-    if (!Array.isArray(y)) return false;
-    const ys = y as readonly Value[];
-    return xs.length === ys.length && xs.every((v, i) => same(v, ys[i]!));
-  }
-  if (x instanceof Record) {
-    return (
-      y instanceof Record &&
-      x.fields.length === y.fields.length &&
-      same(x.label, y.label) &&
-      x.fields.every((v, i) => same(v, y.fields[i]!))
-    );
-  }
-  if (x instanceof PSet) {
-    if (!(y instanceof PSet) || x.size !== y.size) return false;
-    const ys = [...y];
-    return [...x].every((v) => ys.some((w) => same(v, w)));
-  }
-  if (x instanceof Dict) {
-    if (!(y instanceof Dict) || x.size !== y.size) return false;
-    const ys = [...y];
-    return [...x].every(([k, v]) => ys.some(([l, w]) => same(k, l) && same(v, w)));
-  }
-  if (x instanceof Embedded && y instanceof Embedded && isValue(x.value) && isValue(y.value)) {
-    return same(x.value, y.value);
-  }
-  return is(x, y);
-}
 
 function show(v: Value): string {
   try {

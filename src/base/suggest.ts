@@ -1,19 +1,28 @@
-// "Did you mean ...?" for a script's mistakes: the nearest candidate by edit
-// distance, offered only when it is close enough to be a plausible typo.
+// "Did you mean ...?" for mistakes in what people write (scripts, specs, options):
+// the nearest candidate by edit distance, offered only when it is a plausible typo.
 
-/** Levenshtein distance (insertions, deletions and substitutions each cost 1). */
+/**
+ * Edit distance for typos: insertions, deletions, substitutions and transpositions
+ * of two adjacent characters each cost 1 (optimal string alignment), so `agrv` is
+ * one edit from `argv`.
+ */
 export function editDistance(a: string, b: string): number {
   if (a === b) return 0;
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const rows: number[][] = [Array.from({ length: b.length + 1 }, (_, j) => j)];
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
+    const prev = rows[i - 1]!;
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      cur.push(Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost));
+      let d = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d = Math.min(d, rows[i - 2]![j - 2]! + 1);
+      }
+      cur.push(d);
     }
-    prev = cur;
+    rows.push(cur);
   }
-  return prev[b.length]!;
+  return rows[a.length]![b.length]!;
 }
 
 /** The closest candidate within a distance that scales with the word's length, if any. */
