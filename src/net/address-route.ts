@@ -803,6 +803,17 @@ export function startAddressRouteReconciler(
       invalid.set(value, f.assert(opts.config, stateValue));
     };
 
+    /** A retracted desired value: drop its failure report if it was invalid, else its entry. */
+    const withdraw = (value: Value, remove: () => void) => {
+      const h = invalid.get(value);
+      if (h !== undefined) {
+        invalid.delete(value);
+        f.retract(h);
+        return;
+      }
+      remove();
+      schedule();
+    };
     f.observe(opts.config, P.rec('ip-address'), {
       onAdd: (value) => {
         const spec = checkIpAddress(value);
@@ -829,16 +840,7 @@ export function startAddressRouteReconciler(
         );
         schedule();
       },
-      onRemove: (value) => {
-        const h = invalid.get(value);
-        if (h !== undefined) {
-          invalid.delete(value);
-          f.retract(h);
-          return;
-        }
-        removeEntry(addrGroups, 'a', value);
-        schedule();
-      },
+      onRemove: (value) => withdraw(value, () => removeEntry(addrGroups, 'a', value)),
     });
     f.observe(opts.config, P.rec('ip-route'), {
       onAdd: (value) => {
@@ -863,16 +865,7 @@ export function startAddressRouteReconciler(
         );
         schedule();
       },
-      onRemove: (value) => {
-        const h = invalid.get(value);
-        if (h !== undefined) {
-          invalid.delete(value);
-          f.retract(h);
-          return;
-        }
-        removeEntry(routeGroups, 'r', value);
-        schedule();
-      },
+      onRemove: (value) => withdraw(value, () => removeEntry(routeGroups, 'r', value)),
     });
   }, 'address-route');
 

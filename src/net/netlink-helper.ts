@@ -9,6 +9,16 @@
 // Invariant: it prints nothing but frames on stdout, and exits when stdin ends.
 
 import { createRequire } from 'node:module';
+import {
+  EV_ERROR,
+  EV_MESSAGE,
+  EV_OPENED,
+  FrameReader,
+  OP_CLOSE,
+  OP_OPEN,
+  OP_SEND,
+  frame,
+} from './netlink-frames.ts';
 
 interface RawSocket {
   on(event: 'message', fn: (msg: Buffer) => void): void;
@@ -20,22 +30,6 @@ interface RawSocket {
   setRecvBufferSize(size: number): void;
 }
 type RawSocketClass = new (protocol: number, options?: object) => RawSocket;
-
-const OP_OPEN = 1;
-const OP_SEND = 2;
-const OP_CLOSE = 3;
-const EV_OPENED = 1;
-const EV_MESSAGE = 2;
-const EV_ERROR = 3;
-
-function frame(op: number, id: number, payload: Uint8Array): Buffer {
-  const b = Buffer.allocUnsafe(9 + payload.length);
-  b.writeUInt32LE(5 + payload.length, 0);
-  b.writeUInt8(op, 4);
-  b.writeUInt32LE(id, 5);
-  b.set(payload, 9);
-  return b;
-}
 
 const write = (op: number, id: number, payload: Uint8Array) =>
   process.stdout.write(frame(op, id, payload));
@@ -81,17 +75,9 @@ function open(id: number, p: Buffer): void {
   write(EV_OPENED, id, port);
 }
 
-let pending: Buffer = Buffer.alloc(0);
-process.stdin.on('data', (chunk: Buffer) => {
-  pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-  let off = 0;
-  while (pending.length - off >= 4) {
-    const len = pending.readUInt32LE(off);
-    if (pending.length - off - 4 < len) break;
-    const op = pending.readUInt8(off + 4);
-    const id = pending.readUInt32LE(off + 5);
-    const payload = pending.subarray(off + 9, off + 4 + len);
-    off += 4 + len;
+const reader = new FrameReader();
+process.stdin.on('data', (chunk: Buffer) =>
+  reader.push(chunk, (op, id, payload) => {
     switch (op) {
       case OP_OPEN:
         open(id, payload);
@@ -109,9 +95,8 @@ process.stdin.on('data', (chunk: Buffer) => {
         sockets.delete(id);
         break;
     }
-  }
-  pending = off === pending.length ? Buffer.alloc(0) : pending.subarray(off);
-});
+  }),
+);
 process.stdin.on('end', () => {
   for (const s of sockets.values()) s.close();
   process.exit(0);

@@ -12,6 +12,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  EV_ERROR,
+  EV_MESSAGE,
+  EV_OPENED,
+  FrameReader,
+  OP_CLOSE,
+  OP_OPEN,
+  OP_SEND,
+  frame,
+} from './netlink-frames.ts';
 
 export type RawError = Error & { code?: string };
 
@@ -90,22 +100,6 @@ export function openInProcess(opts: RawSocketOptions): RawSocket {
 
 // ---- Through the helper -----------------------------------------------------------------
 
-const OP_OPEN = 1;
-const OP_SEND = 2;
-const OP_CLOSE = 3;
-const EV_OPENED = 1;
-const EV_MESSAGE = 2;
-const EV_ERROR = 3;
-
-function frame(op: number, id: number, payload: Uint8Array): Buffer {
-  const b = Buffer.allocUnsafe(9 + payload.length);
-  b.writeUInt32LE(5 + payload.length, 0);
-  b.writeUInt8(op, 4);
-  b.writeUInt32LE(id, 5);
-  b.set(payload, 9);
-  return b;
-}
-
 interface ProxyEntry {
   port: number;
   message: (msg: Uint8Array) => void;
@@ -125,7 +119,7 @@ class Helper {
   readonly child: ChildProcess;
   readonly sockets = new Map<number, ProxyEntry>();
   readonly #stderr: string[] = [];
-  #buf: Buffer = Buffer.alloc(0);
+  readonly #reader = new FrameReader();
   exited = false;
 
   constructor() {
@@ -170,18 +164,9 @@ class Helper {
   }
 
   #data(chunk: Buffer): void {
-    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
-    let off = 0;
-    const b = this.#buf;
-    while (b.length - off >= 4) {
-      const len = b.readUInt32LE(off);
-      if (b.length - off - 4 < len) break;
-      const op = b.readUInt8(off + 4);
-      const id = b.readUInt32LE(off + 5);
-      const payload = b.subarray(off + 9, off + 4 + len);
-      off += 4 + len;
+    this.#reader.push(chunk, (op, id, payload) => {
       const e = this.sockets.get(id);
-      if (e === undefined || e.dead) continue;
+      if (e === undefined || e.dead) return;
       try {
         switch (op) {
           case EV_OPENED:
@@ -204,8 +189,7 @@ class Helper {
       } catch (err) {
         e.error(err instanceof Error ? err : new Error(String(err)));
       }
-    }
-    this.#buf = off === b.length ? Buffer.alloc(0) : b.subarray(off);
+    });
   }
 
   write(op: number, id: number, payload: Uint8Array): void {

@@ -32,8 +32,6 @@ interface Required {
   readonly facet: Facet;
   readonly deps: ValueMap<{ satisfied: boolean }>;
   runHandle: Handle | undefined;
-  /** False until the dependencies known at the start have been delivered. */
-  settled: boolean;
 }
 
 const serviceState = 'service-state';
@@ -170,13 +168,12 @@ export class ServiceManager {
       facet: f,
       deps: new ValueMap(),
       runHandle: undefined,
-      settled: false,
     };
     this.#required.set(service, entry);
 
     const update = () => {
       // During shutdown only shutdown() starts or stops anything, so the order holds.
-      if (this.#shuttingDown || !entry.settled) return;
+      if (this.#shuttingDown) return;
       const ready = [...entry.deps.values()].every((d) => d.satisfied);
       if (ready && entry.runHandle === undefined) {
         this.#startWhenSettled(entry);
@@ -220,15 +217,10 @@ export class ServiceManager {
     f.onStop(() => {
       if (this.#required.get(service) === entry) this.#required.delete(service);
     });
-    // Decide only once the depends-on observer has been handed the current matches
-    // (delivered in the turns queued when this turn commits), so a service declared
-    // together with its dependencies never starts early. Turns run in FIFO order.
-    f.turn(() =>
-      f.turn(() => {
-        entry.settled = true;
-        update();
-      }),
-    );
+    // A service with no dependency known yet is not started at once: the start waits
+    // for quiescence (#startWhenSettled), by when the depends-on observer has been
+    // handed what exists, and the dependencies are checked again.
+    update();
   }
 
   /** Asserts `<require-service D>` for `dependent`'s dependency, kept until the dependent is down. */
