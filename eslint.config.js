@@ -14,7 +14,7 @@ const layers = {
   net: ['base', 'preserves', 'dataspace'],
   control: ['base', 'preserves', 'dataspace', 'script'],
   safety: ['base', 'preserves', 'dataspace', 'script'],
-  lab: ['base', 'preserves'],
+  lab: ['base', 'preserves', 'control'],
   daemon: ['base', 'preserves', 'dataspace', 'script', 'supervisor', 'net', 'control', 'safety'],
   cli: ['base', 'preserves', 'dataspace', 'script', 'control', 'lab', 'daemon'],
 };

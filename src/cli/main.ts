@@ -7,7 +7,7 @@ import { checkCommand } from './commands/check.ts';
 import { daemonCommand } from './commands/daemon.ts';
 import { evalCommand } from './commands/eval.ts';
 import { convertCommand } from './commands/preserves.ts';
-import { labCommand } from './commands/lab.ts';
+import { labCommands } from './commands/lab.ts';
 import { ifdownCommand, ifupCommand } from './commands/ifupdown.ts';
 import { restartCommand, startCommand, stopCommand } from './commands/lifecycle.ts';
 import { logsCommand } from './commands/logs.ts';
@@ -31,7 +31,7 @@ export const commands: readonly Command[] = [
   checkCommand,
   evalCommand,
   convertCommand,
-  labCommand,
+  ...labCommands,
   statusCommand,
   servicesCommand,
   serviceCommand,

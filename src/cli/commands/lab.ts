@@ -1,19 +1,223 @@
-// `limen lab`: the network-namespace lab (DESIGN.md section 9). Not built yet:
-// it says so plainly and fails, rather than pretend.
+// `limen lab up|down|status|exec|demo`: the network-namespace lab (DESIGN.md
+// section 9, src/lab/). Every subcommand needs root except status and --help.
 
+import { parseArgs, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
 import { ExitCode, type Io } from '../io.ts';
+import {
+  NODES,
+  isLabNode,
+  labDown,
+  labDownAll,
+  labExecInteractive,
+  labNames,
+  labStatus,
+  labUp,
+  openLab,
+} from '../../lab/lab.ts';
+import { runDemo } from '../../lab/demo.ts';
 
-export const labCommand: Command = {
-  path: ['lab'],
-  summary: 'the network-namespace lab and the demo (not built yet)',
-  usage: 'limen lab demo',
-  help: 'The lab builds network namespaces with real peers (world, isp, rtr, lan) and runs\nthe demo in them. It is not built yet (issue 7).',
-  run(_argv: readonly string[], io: Io): Promise<number> {
-    io.err(
-      'limen lab: the lab demo is not built yet (it arrives with issue 7: the lab, the demo,\n' +
-        'end-to-end tests). Nothing was run. See README.md for what works today.\n',
+const nodesText = NODES.join(', ');
+
+/** --name, else the only lab that is up, else `fallback`. */
+function pickName(given: string | boolean | undefined, fallback?: string): string {
+  if (typeof given === 'string') return given;
+  const names = labNames();
+  if (names.length === 1) return names[0]!;
+  if (fallback !== undefined) return fallback;
+  throw new UsageError(
+    names.length === 0
+      ? 'no lab is up (limen lab up)'
+      : `several labs are up (${names.join(', ')}): say which with --name`,
+  );
+}
+
+export const labUpCommand: Command = {
+  path: ['lab', 'up'],
+  summary: 'build the lab: world, isp, rtr (limen), lan1, lan2 in namespaces',
+  usage: 'limen lab up [--name NAME] [--config DIR | --no-router] [--no-clients]',
+  help: `Builds a small internet in network namespaces named limen-NAME-NODE, with real
+programs only: world (busybox httpd for http://world.test/ and dnsmasq serving the
+world.test zone, 198.51.100.10), isp (dnsmasq: DHCP for the router's WAN in
+100.64.0.0/24 and DNS forwarding; it routes to world), rtr (limen with --root in
+the lab's directory and a copy of the site configuration), sw (the LAN switch)
+and lan1, lan2 (busybox udhcpc clients). The lab stays up until 'limen lab down'.
+
+Options:
+  --name NAME     the lab's name (default: lab); two labs can run side by side
+  --config DIR    the router's site configuration (default: examples/home-router)
+  --no-router     do not start limen in rtr
+  --no-clients    do not start the LAN clients
+
+Examples:
+  sudo limen lab up
+  sudo limen lab exec rtr -- limen status
+  sudo limen lab down`,
+  async run(argv: readonly string[], io: Io): Promise<number> {
+    const a = parseArgs(argv, {
+      name: { type: 'string' },
+      config: { type: 'string' },
+      'no-router': { type: 'boolean' },
+      'no-clients': { type: 'boolean' },
+    });
+    if (a.positionals.length > 0) throw new UsageError(`unexpected '${a.positionals[0]!}'`);
+    if (a.options.has('config') && a.options.has('no-router')) {
+      throw new UsageError('--config and --no-router do not go together');
+    }
+    const name = (a.options.get('name') as string | undefined) ?? 'lab';
+    const config = a.options.get('config');
+    const lab = await labUp({
+      name,
+      config: a.options.has('no-router') ? false : typeof config === 'string' ? config : undefined,
+      clients: !a.options.has('no-clients'),
+      onStep: (s) => io.out(`  ${s}\n`),
+    });
+    io.out(
+      `lab ${name} is up (${lab.dir}).\n` +
+        `  limen lab exec ${name === 'lab' ? '' : `--name ${name} `}rtr -- limen status\n` +
+        `  limen lab down ${name}\n`,
     );
-    return Promise.resolve(ExitCode.Failed);
+    return ExitCode.Ok;
   },
 };
+
+export const labDownCommand: Command = {
+  path: ['lab', 'down'],
+  summary: 'remove a lab: processes, namespaces, files (--all: every lab)',
+  usage: 'limen lab down [NAME | --all]',
+  help: `Stops limen in rtr (an orderly shutdown) and every other process of the lab,
+then removes its namespaces and files. It works on a half-built or crashed lab
+too; --all also finds leftovers by their namespace names (limen-NAME-NODE).
+
+Examples:
+  sudo limen lab down
+  sudo limen lab down demo
+  sudo limen lab down --all`,
+  async run(argv: readonly string[], io: Io): Promise<number> {
+    const a = parseArgs(argv, { all: { type: 'boolean' } });
+    if (a.positionals.length > 1) throw new UsageError(`unexpected '${a.positionals[1]!}'`);
+    if (a.options.has('all') && a.positionals.length > 0) {
+      throw new UsageError('give a NAME or --all, not both');
+    }
+    const reports = a.options.has('all')
+      ? await labDownAll()
+      : [await labDown(pickName(a.positionals[0] ?? undefined))];
+    for (const r of reports) {
+      io.out(
+        `lab ${r.name}: removed (${r.namespaces.length} namespaces, ${r.processes} processes stopped)\n`,
+      );
+    }
+    if (reports.length === 0) io.out('no lab was up\n');
+    return ExitCode.Ok;
+  },
+};
+
+export const labStatusCommand: Command = {
+  path: ['lab', 'status'],
+  summary: 'list the labs on this machine and what runs in them',
+  usage: 'limen lab status [--json]',
+  help: `Shows every lab: its namespaces, its processes (alive or not) and the router's
+control socket. A lab without its state file is a leftover: 'limen lab down --all'.`,
+  run(argv: readonly string[], io: Io): Promise<number> {
+    const a = parseArgs(argv, { json: { type: 'boolean' } });
+    const labs = labStatus();
+    if (a.options.has('json')) {
+      io.out(JSON.stringify(labs) + '\n');
+      return Promise.resolve(ExitCode.Ok);
+    }
+    if (labs.length === 0) io.out('no lab is up (limen lab up)\n');
+    for (const l of labs) {
+      io.out(`lab ${l.name}${l.complete ? '' : ' (leftovers: limen lab down --all)'}: ${l.dir}\n`);
+      io.out(
+        `  namespaces: ${l.namespaces.map((n) => `${n.node}${n.present ? '' : ' (missing)'}`).join(', ')}\n`,
+      );
+      for (const p of l.processes) {
+        io.out(
+          `  ${p.role.padEnd(14)} pid ${String(p.pid).padEnd(8)} ${p.alive ? 'running' : 'gone'}\n`,
+        );
+      }
+      io.out(`  control socket: ${l.socket}\n`);
+    }
+    return Promise.resolve(ExitCode.Ok);
+  },
+};
+
+export const labExecCommand: Command = {
+  path: ['lab', 'exec'],
+  summary: 'run a command in a lab node (limen on PATH, talking to the lab router)',
+  usage: 'limen lab exec [--name NAME] NODE -- COMMAND [ARG...]',
+  help: `Runs COMMAND in NODE's namespace (${nodesText}) with the terminal attached and
+exits with its status. PATH starts with limen's bin/ and LIMEN_SOCKET points at
+the lab router's control socket, so 'limen ...' talks to the lab's limen.
+
+Examples:
+  sudo limen lab exec rtr -- limen status
+  sudo limen lab exec rtr -- ip -br addr
+  sudo limen lab exec lan1 -- busybox wget -qO- http://world.test/`,
+  async run(argv: readonly string[], io: Io): Promise<number> {
+    const dash = argv.indexOf('--');
+    const before = dash < 0 ? argv : argv.slice(0, dash);
+    const command = dash < 0 ? [] : argv.slice(dash + 1);
+    const a = parseArgs(before, { name: { type: 'string' } });
+    const node = a.positionals[0];
+    if (node === undefined) throw new UsageError(`which node? one of ${nodesText}`);
+    if (!isLabNode(node)) throw new UsageError(`no node '${node}': one of ${nodesText}`);
+    if (a.positionals.length > 1 || command.length === 0) {
+      throw new UsageError("put the command after '--': limen lab exec rtr -- limen status");
+    }
+    const lab = openLab(pickName(a.options.get('name')));
+    void io;
+    return labExecInteractive(lab, node, command);
+  },
+};
+
+export const labDemoCommand: Command = {
+  path: ['lab', 'demo'],
+  summary: 'the demo: the lab with limen as a home router, and a timeline',
+  usage: 'limen lab demo [--once] [--name NAME]',
+  help: `Builds the lab, starts limen in rtr with examples/home-router (WAN by DHCP, LAN
+192.168.8.1/24 with a DHCP server, NAT, firewall) and prints a timeline in
+milliseconds since limen started, up to a LAN client fetching http://world.test/
+by name through the router. Then a live view of what changes, until Ctrl-C,
+which removes the lab. Needs root.
+
+Options:
+  --once          check every step, tear down, exit 0 only if the page was fetched
+  --name NAME     the lab's name (default: demo)
+
+Examples:
+  npm run demo
+  npm run demo -- --once`,
+  async run(argv: readonly string[], io: Io): Promise<number> {
+    const a = parseArgs(argv, { once: { type: 'boolean' }, name: { type: 'string' } });
+    if (a.positionals.length > 0) throw new UsageError(`unexpected '${a.positionals[0]!}'`);
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    const external = io.signal;
+    external?.addEventListener('abort', onSignal, { once: true });
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const name = a.options.get('name');
+      return await runDemo({
+        once: a.options.has('once'),
+        ...(typeof name === 'string' ? { name } : {}),
+        out: (t) => io.out(t),
+        err: (t) => io.err(t),
+        signal: stop.signal,
+      });
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      external?.removeEventListener('abort', onSignal);
+    }
+  },
+};
+
+export const labCommands: readonly Command[] = [
+  labUpCommand,
+  labDownCommand,
+  labStatusCommand,
+  labExecCommand,
+  labDemoCommand,
+];

@@ -58,9 +58,18 @@ describe('limen preserves convert', () => {
     assert.match(io2.stderr(), /unknown option '--frm'/);
   });
 
-  it('the lab demo says plainly that it is not built yet and fails', async () => {
+  it('lab commands reject bad arguments before touching the machine', async () => {
     const io = captureIo();
-    assert.equal(await main(['lab', 'demo'], io), 1);
-    assert.match(io.stderr(), /not built yet/);
+    assert.equal(await main(['lab', 'exec', 'router', '--', 'true'], io), 2);
+    assert.match(io.stderr(), /no node 'router': one of world, isp, sw, rtr, lan1, lan2/);
+    const io2 = captureIo();
+    assert.equal(await main(['lab', 'up', '--name', 'Bad_Name'], io2), 1);
+    assert.match(io2.stderr(), /lab name "Bad_Name": use 1 to 12 lower-case letters/);
+    const io3 = captureIo();
+    assert.equal(await main(['lab', 'exec', '--name', 'x', 'rtr'], io3), 2);
+    assert.match(io3.stderr(), /put the command after '--'/);
+    const io4 = captureIo();
+    assert.equal(await main(['lab', 'down', 'a', '--all'], io4), 2);
+    assert.match(io4.stderr(), /a NAME or --all, not both/);
   });
 });

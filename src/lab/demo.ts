@@ -1,0 +1,363 @@
+// `limen lab demo` (`npm run demo`): the lab with limen as the router running
+// examples/home-router, and a timeline of what limen did, in milliseconds since
+// its process was started: WAN link up, lease bound, address configured,
+// default route, firewall applied, LAN DHCP server ready, LAN client bound, and
+// a LAN client fetching http://world.test/ by name, through limen's DNS and
+// NAT. Then a live view of the changes until Ctrl-C; with --once it checks
+// every step, tears down, and exits 0 only if the page was fetched.
+//
+// Times come from the control socket's watch streams: an event is stamped when
+// it reaches us. Whatever was already asserted when the watch began (the
+// socket comes up after the boot layer has loaded) is shown as "≤ T".
+
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
+import { ControlClient, decodeWatchEvent } from '../control/index.ts';
+import { parse, peel, stringify, type Value } from '../preserves/index.ts';
+import {
+  type Lab,
+  WORLD_NAME,
+  labDown,
+  labNames,
+  labPreflight,
+  labUp,
+  repoRoot,
+  tail,
+} from './lab.ts';
+import { LabError, waitFor } from './system.ts';
+
+type DataspaceName = 'config' | 'machine';
+
+interface StepSpec {
+  readonly key: string;
+  readonly label: string;
+  readonly dataspace: DataspaceName;
+  readonly pattern: string;
+  readonly detail: (c: ReadonlyMap<string, Value>) => string;
+}
+
+const text = (v: Value | undefined): string => {
+  if (v === undefined) return '';
+  const p = peel(v);
+  return typeof p === 'string' ? p : stringify(p);
+};
+
+const leaseField = (lease: Value | undefined, key: string): string => {
+  const m = new RegExp(`${key}: ("[^"]*"|[^ }]+)`).exec(text(lease));
+  return m === null ? '?' : m[1]!.replace(/"/g, '');
+};
+
+export const DEMO_STEPS: readonly StepSpec[] = [
+  {
+    key: 'wan-link',
+    label: 'WAN link up',
+    dataspace: 'machine',
+    pattern: '<interface "wan0" _ _ up up carrier _>',
+    detail: () => 'wan0: up, carrier',
+  },
+  {
+    key: 'lease',
+    label: 'WAN lease bound',
+    dataspace: 'config',
+    pattern: '<dhcp-lease "wan0" ?lease>',
+    detail: (c) =>
+      `${leaseField(c.get('lease'), 'ip')}/${leaseField(c.get('lease'), 'prefix')} from ${leaseField(c.get('lease'), 'server')}, ${leaseField(c.get('lease'), 'lease')} s`,
+  },
+  {
+    key: 'address',
+    label: 'WAN address configured',
+    dataspace: 'config',
+    pattern: '<ip-address-state "wan0" ?addr installed _>',
+    detail: (c) => `${text(c.get('addr'))} in the kernel`,
+  },
+  {
+    key: 'route',
+    label: 'default route',
+    dataspace: 'config',
+    pattern: '<default-route ipv4>',
+    detail: () => '<default-route ipv4> asserted',
+  },
+  {
+    key: 'firewall',
+    label: 'firewall applied',
+    dataspace: 'config',
+    pattern: '<firewall-applied ?gen _>',
+    detail: (c) => `table inet limen, generation ${text(c.get('gen'))}`,
+  },
+  {
+    key: 'lan-dhcp',
+    label: 'LAN DHCP server ready',
+    dataspace: 'config',
+    pattern: '<service-state <daemon <dnsmasq "lan0">> ready>',
+    detail: () => 'dnsmasq on lan0',
+  },
+  {
+    key: 'client',
+    label: 'LAN client bound',
+    dataspace: 'machine',
+    pattern: '<dhcp-client "lan0" ?mac ?ip ?host _>',
+    detail: (c) => `${text(c.get('host'))} ${text(c.get('ip'))} (${text(c.get('mac'))})`,
+  },
+];
+
+const FETCH = { key: 'fetch', label: `LAN client fetched http://${WORLD_NAME}/` };
+
+export interface StepTime {
+  readonly key: string;
+  readonly label: string;
+  /** Milliseconds since limen was started. */
+  readonly ms: number;
+  /** True if it was already asserted when the watch began (so: at or before ms). */
+  readonly already: boolean;
+  readonly detail: string;
+}
+
+export interface DemoOptions {
+  readonly once: boolean;
+  readonly name?: string;
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  /** Aborted on Ctrl-C: the demo tears the lab down and returns. */
+  readonly signal: AbortSignal;
+  /** For the whole timeline; default 90 s. */
+  readonly timeoutMs?: number;
+}
+
+function row(t: StepTime): string {
+  const ms = `${t.already ? '≤' : ' '}${String(t.ms).padStart(6)}`;
+  return `  ${ms}  ${t.label.padEnd(38)} ${t.detail}\n`;
+}
+
+async function connect(lab: Lab, signal: AbortSignal, timeoutMs: number): Promise<ControlClient> {
+  let client: ControlClient | undefined;
+  let last: unknown;
+  await waitFor(
+    async () => {
+      if (signal.aborted) return true;
+      try {
+        client = await ControlClient.connect(lab.socket, { signal, greetingTimeoutMs: 2000 });
+        return true;
+      } catch (e) {
+        last = e;
+        return false;
+      }
+    },
+    timeoutMs,
+    10,
+  );
+  if (client === undefined) {
+    throw new LabError(
+      `cannot reach limen's control socket ${lab.socket}: ${last instanceof Error ? last.message : String(last)}`,
+    );
+  }
+  return client;
+}
+
+/** Runs the demo; resolves with the exit code. */
+export async function runDemo(o: DemoOptions): Promise<number> {
+  const name = o.name ?? 'demo';
+  const problem = labPreflight();
+  if (problem !== undefined) {
+    o.err(`limen lab demo cannot run here:\n${problem}\n`);
+    return 1;
+  }
+  if (labNames().includes(name)) {
+    o.out(`A lab named ${name} is up from an earlier run: taking it down first.\n`);
+    await labDown(name);
+  }
+  const timeoutMs = o.timeoutMs ?? 90_000;
+  let lab: Lab | undefined;
+  let client: ControlClient | undefined;
+  const watches = new AbortController();
+  const onAbort = () => watches.abort();
+  o.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    o.out(`limen demo: building the lab "${name}" (network namespaces limen-${name}-*)\n`);
+    lab = await labUp({
+      name,
+      config: false,
+      clients: false,
+      onStep: (s) => o.out(`  ${s}\n`),
+    });
+    const l = lab;
+    cpSync(join(repoRoot(), 'examples', 'home-router'), l.siteDir, { recursive: true });
+    o.out(`  rtr: limen with examples/home-router (log: ${l.routerLog})\n`);
+    const router = await l.startRouter({ wait: false });
+    const t0 = router.startedAt;
+    client = await connect(l, o.signal, 30_000);
+    if (o.signal.aborted) return 130;
+    // LAN clients start now: they retry until limen's dnsmasq answers them.
+    l.startClient('lan1');
+    l.startClient('lan2');
+
+    const times = new Map<string, StepTime>();
+    const printed: StepTime[] = [];
+    o.out(`\n  ms since limen started\n`);
+    const c = client;
+    for (const s of DEMO_STEPS) {
+      let synced = false;
+      void c
+        .watch(s.dataspace, parse(s.pattern), {
+          signal: watches.signal,
+          onEvent: (v) => {
+            const e = decodeWatchEvent(v);
+            if (e === undefined) return;
+            if (e.type === 'synced') {
+              synced = true;
+              return;
+            }
+            if (e.type !== 'added' || times.has(s.key)) return;
+            const t: StepTime = {
+              key: s.key,
+              label: s.label,
+              ms: Date.now() - t0,
+              already: !synced,
+              detail: s.detail(new Map(e.captures)),
+            };
+            times.set(s.key, t);
+            printed.push(t);
+            o.out(row(t));
+          },
+        })
+        .catch(() => undefined);
+    }
+    // The fetch, once the client has its lease: by name, through limen's DNS and NAT.
+    const deadline = Date.now() + timeoutMs;
+    let fetched = '';
+    const ok = await waitFor(
+      async () => {
+        if (o.signal.aborted) return true;
+        if (!times.has('client') || l.clientLease('lan1') === undefined) return false;
+        const r = await l.fetch('lan1', `http://${WORLD_NAME}/`);
+        if (r.status === 0 && r.stdout.includes('Hello from')) {
+          fetched = r.stdout;
+          return true;
+        }
+        return false;
+      },
+      Math.max(0, deadline - Date.now()),
+      250,
+    );
+    if (o.signal.aborted) return 130;
+    if (ok) {
+      const t: StepTime = {
+        key: FETCH.key,
+        label: FETCH.label,
+        ms: Date.now() - t0,
+        already: false,
+        detail: `"${/<p>([^<]*)/.exec(fetched)?.[1] ?? fetched.trim()}"`,
+      };
+      times.set(FETCH.key, t);
+      o.out(row(t));
+    }
+    const missing = [...DEMO_STEPS, FETCH].filter((s) => !times.has(s.key));
+    if (missing.length > 0) {
+      o.err(
+        `\nlimen demo FAILED at: ${missing[0]!.label}` +
+          (missing.length > 1
+            ? ` (also missing: ${missing
+                .slice(1)
+                .map((s) => s.label)
+                .join(', ')})`
+            : '') +
+          '\n',
+      );
+      await showLogs(l, c, o.err);
+      return 1;
+    }
+    o.out(
+      `\nThe LAN client lan1 reached http://${WORLD_NAME}/ through limen (DNS by limen's dnsmasq, NAT by its firewall).\n`,
+    );
+    if (o.once) {
+      o.out('All steps passed (--once): tearing down.\n');
+      return 0;
+    }
+    o.out(
+      `\nLive view of what changes (Ctrl-C stops the demo and removes the lab). Poke at it from another terminal:\n` +
+        `  sudo node bin/limen.js lab exec rtr -- limen status\n` +
+        `  sudo node bin/limen.js lab exec rtr -- limen query --dataspace machine '<address ?if _ ?a ?len _>'\n` +
+        `  sudo node bin/limen.js lab exec rtr -- limen ifdown wan0     (and ifup wan0)\n` +
+        `  sudo node bin/limen.js lab exec lan2 -- busybox wget -qO- http://${WORLD_NAME}/\n\n`,
+    );
+    await liveView(c, t0, o.out, o.signal);
+    return 0;
+  } catch (e) {
+    if (o.signal.aborted) return 130;
+    o.err(`limen demo FAILED: ${e instanceof Error ? e.message : String(e)}\n`);
+    if (lab !== undefined) await showLogs(lab, client, o.err);
+    return 1;
+  } finally {
+    watches.abort();
+    o.signal.removeEventListener('abort', onAbort);
+    client?.close();
+    if (lab !== undefined) {
+      o.out(`Tearing down the lab "${name}"…\n`);
+      const r = await labDown(name);
+      o.out(`  removed ${r.namespaces.length} namespaces; the lab is gone.\n`);
+    }
+  }
+}
+
+const LIVE: readonly [DataspaceName, string][] = [
+  ['config', '<dhcp-lease ?if ?lease>'],
+  ['config', '<default-route ?family>'],
+  ['config', '<firewall-applied ?gen _>'],
+  ['config', '<service-state ?service ?state>'],
+  ['config', '<config-error ?path ?detail>'],
+  ['machine', '<dhcp-client ?if ?mac ?ip ?host _>'],
+  ['machine', '<address ?if ?family ?addr ?len _>'],
+  ['machine', '<route ?family "default" ?metric ?table ?if ?gw>'],
+];
+
+async function liveView(
+  client: ControlClient,
+  t0: number,
+  out: (s: string) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  await Promise.all(
+    LIVE.map(async ([ds, pattern]) => {
+      let synced = false;
+      await client
+        .watch(ds, parse(pattern), {
+          signal,
+          onEvent: (v) => {
+            const e = decodeWatchEvent(v);
+            if (e === undefined) return;
+            if (e.type === 'synced') {
+              synced = true;
+              return;
+            }
+            if (!synced) return;
+            const sign = e.type === 'added' ? '+' : e.type === 'removed' ? '-' : '!';
+            out(`  ${String(Date.now() - t0).padStart(7)}  ${sign} ${stringify(e.value)}\n`);
+          },
+        })
+        .catch(() => undefined);
+    }),
+  );
+}
+
+async function showLogs(
+  lab: Lab,
+  client: ControlClient | undefined,
+  err: (s: string) => void,
+): Promise<void> {
+  err(`\n--- limen (${lab.routerLog}), last 30 lines ---\n${tail(lab.routerLog, 30)}\n`);
+  if (client !== undefined) {
+    for (const service of ['<daemon <udhcpc "wan0">>', '<daemon <dnsmasq "lan0">>']) {
+      try {
+        const logs = await client.logs(parse(service), 15);
+        err(`--- limen logs ${service} ---\n${stringify(logs)}\n`);
+      } catch (e) {
+        err(`--- limen logs ${service}: ${e instanceof Error ? e.message : String(e)}\n`);
+      }
+    }
+  }
+  for (const [node, file] of [
+    ['isp', 'dnsmasq.log'],
+    ['lan1', 'udhcpc.log'],
+  ] as const) {
+    err(`--- ${node}: ${file} ---\n${tail(join(lab.dir, node, file), 15)}\n`);
+  }
+}
