@@ -47,7 +47,7 @@ import {
   run,
   runAsync,
   startInNamespace,
-  stopProcess,
+  stopProcess as stopRecorded,
   tryRun,
   waitFor,
   type ProcessRecord,
@@ -225,17 +225,22 @@ export class Lab {
 
   // ---- Peers --------------------------------------------------------------------------------
 
-  #start(role: string, node: LabNode, argv: readonly string[], env?: NodeJS.ProcessEnv) {
+  /**
+   * Starts argv in node's namespace as `role` ("NODE/NAME": its log is DIR/NODE/NAME.log),
+   * recorded so that `down` stops it.
+   */
+  startProcess(role: string, node: LabNode, argv: readonly string[], env?: NodeJS.ProcessEnv) {
     const logDir = join(this.dir, node);
     mkdirSync(logDir, { recursive: true });
     const log = join(logDir, `${role.split('/')[1]!}.log`);
     return this.#record(role, startInNamespace(this.ns(node), argv, log, env ? { env } : {}));
   }
 
-  async #stop(role: string, graceMs = 3000): Promise<void> {
+  /** Stops the process recorded as `role` (SIGTERM, then SIGKILL after graceMs). */
+  async stopProcess(role: string, graceMs = 3000): Promise<void> {
     const p = this.#state.processes[role];
     if (p === undefined) return;
-    await stopProcess(p, 'SIGTERM', graceMs);
+    await stopRecorded(p, 'SIGTERM', graceMs);
     delete this.#state.processes[role];
     this.save();
   }
@@ -247,7 +252,7 @@ export class Lab {
       join(www, 'index.html'),
       `<!doctype html><title>world.test</title><p>Hello from ${WORLD_NAME}, the lab's internet.</p>\n`,
     );
-    this.#start('world/httpd', 'world', [
+    this.startProcess('world/httpd', 'world', [
       'busybox',
       'httpd',
       '-f',
@@ -256,7 +261,7 @@ export class Lab {
       '-h',
       www,
     ]);
-    this.#start('world/dns', 'world', [
+    this.startProcess('world/dns', 'world', [
       'dnsmasq',
       '--keep-in-foreground',
       '--conf-file=/dev/null',
@@ -279,7 +284,7 @@ export class Lab {
   startIspDhcp(leaseSeconds = 600): void {
     const k = this.#state.ispSubnet;
     const net = `100.64.${k}`;
-    this.#start('isp/dnsmasq', 'isp', [
+    this.startProcess('isp/dnsmasq', 'isp', [
       'dnsmasq',
       '--keep-in-foreground',
       '--conf-file=/dev/null',
@@ -308,7 +313,7 @@ export class Lab {
    */
   async renumberIsp(k: number): Promise<void> {
     if (!Number.isInteger(k) || k < 0 || k > 255) throw new LabError(`subnet ${k}: 0–255`);
-    await this.#stop('isp/dnsmasq');
+    await this.stopProcess('isp/dnsmasq');
     const old = this.#state.ispSubnet;
     this.#state.ispSubnet = k;
     this.save();
@@ -320,7 +325,7 @@ export class Lab {
 
   startClient(node: 'lan1' | 'lan2'): void {
     rmSync(join(this.dir, node, 'lease'), { force: true });
-    this.#start(
+    this.startProcess(
       `${node}/udhcpc`,
       node,
       [
@@ -345,7 +350,7 @@ export class Lab {
   }
 
   async stopClient(node: 'lan1' | 'lan2'): Promise<void> {
-    await this.#stop(`${node}/udhcpc`);
+    await this.stopProcess(`${node}/udhcpc`);
   }
 
   // ---- The router ---------------------------------------------------------------------------
@@ -360,7 +365,7 @@ export class Lab {
     if (this.router !== undefined)
       throw new LabError(`lab ${this.name}: limen already runs in rtr`);
     mkdirSync(this.routerRoot, { recursive: true });
-    const p = this.#start(
+    const p = this.startProcess(
       'rtr/limen',
       'rtr',
       [
@@ -409,7 +414,7 @@ export class Lab {
   async stopRouter(signal: NodeJS.Signals = 'SIGTERM', graceMs = 20_000): Promise<boolean> {
     const p = this.#state.processes['rtr/limen'];
     if (p === undefined) return false;
-    const was = await stopProcess(p, signal, graceMs);
+    const was = await stopRecorded(p, signal, graceMs);
     delete this.#state.processes['rtr/limen'];
     this.save();
     return was;
@@ -601,7 +606,7 @@ export async function labDown(
     );
     for (const role of order) {
       const p = state.processes[role]!;
-      if (await stopProcess(p, 'SIGTERM', role === 'rtr/limen' ? 20_000 : 3000)) processes++;
+      if (await stopRecorded(p, 'SIGTERM', role === 'rtr/limen' ? 20_000 : 3000)) processes++;
     }
   }
   const present = namespaces();
