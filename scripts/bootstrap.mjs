@@ -5,7 +5,15 @@
 // Node built-ins only: this runs before anything is installed.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -80,6 +88,58 @@ function isInstalled(pkg) {
   return r.status === 0 && r.stdout.includes('install ok installed');
 }
 
+// Installing must not start host services: limen runs sshd, chronyd and dnsmasq
+// itself, and a host sshd appearing on port 22 of a development machine or CI
+// would be a surprise. Debian's way is a policy-rc.d that answers 101 ("action
+// forbidden"), which invoke-rc.d and deb-systemd-invoke both obey. Ours exists
+// only for the apt-get call, and only where the machine has none of its own (a
+// container image's is left as it is); a leftover from an interrupted run is
+// recognised by its marker line and removed.
+const POLICY_RC = '/usr/sbin/policy-rc.d';
+const POLICY_MARK = '# written by limen scripts/bootstrap.mjs for one apt-get call';
+
+function ourPolicyIsThere() {
+  try {
+    return readFileSync(POLICY_RC, 'utf8').includes(POLICY_MARK);
+  } catch {
+    return false;
+  }
+}
+
+function withoutServiceStarts(fn) {
+  if (ourPolicyIsThere()) rmSync(POLICY_RC, { force: true });
+  if (existsSync(POLICY_RC)) return fn();
+  writeFileSync(POLICY_RC, `#!/bin/sh\n${POLICY_MARK}\nexit 101\n`);
+  chmodSync(POLICY_RC, 0o755);
+  const remove = () => {
+    if (ourPolicyIsThere()) rmSync(POLICY_RC, { force: true });
+  };
+  // fail() ends with process.exit, which skips `finally`; 'exit' listeners run.
+  const onSignal = (signal) => process.exit(signal === 'SIGINT' ? 130 : 143);
+  process.on('exit', remove);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return fn();
+  } finally {
+    remove();
+    process.off('exit', remove);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+// openssh-server enables ssh.service for the next boot even when it is not
+// started. A machine that had no sshd before bootstrap gets none from it.
+function disableHostSshd() {
+  const r = spawnSync('systemctl', ['disable', '--quiet', 'ssh.service'], { stdio: 'inherit' });
+  if (r.error || r.status !== 0) {
+    say('warning: could not disable the host ssh.service: run `systemctl disable ssh` if unwanted');
+  } else {
+    say('disabled the host ssh.service that openssh-server enabled (limen runs its own sshd)');
+  }
+}
+
 if (process.env.LIMEN_SKIP_APT === '1') {
   say('LIMEN_SKIP_APT=1: not checking Debian packages');
 } else if (existsSync('/etc/debian_version')) {
@@ -96,8 +156,12 @@ if (process.env.LIMEN_SKIP_APT === '1') {
     say(`installing Debian packages: ${missing.join(' ')}`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     run('apt-get', ['update', '-q'], { env });
-    run(cmd[0], cmd.slice(1), { env });
+    withoutServiceStarts(() => run(cmd[0], cmd.slice(1), { env }));
+    if (missing.includes('openssh-server') && existsSync('/usr/bin/systemctl')) disableHostSshd();
   }
 } else {
-  say('not a Debian system: install iproute2, nftables, busybox, dnsmasq and s6 yourself');
+  say(
+    'not a Debian system: install iproute2, nftables, busybox (udhcpc), dnsmasq, s6, ' +
+      'OpenSSH (sshd) and chrony yourself',
+  );
 }

@@ -9,7 +9,17 @@
 
 import { mkdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Dict, Sym, dict, peel, record, stringify, sym, type Value } from '../preserves/index.ts';
+import {
+  Dict,
+  Record as PRecord,
+  Sym,
+  dict,
+  peel,
+  record,
+  stringify,
+  sym,
+  type Value,
+} from '../preserves/index.ts';
 import { Dataspace, Engine, P, type Facet } from '../dataspace/index.ts';
 import {
   ConfigWatcher,
@@ -94,9 +104,9 @@ function mirrorToLog(
   d: { config: Dataspace; log: Dataspace },
   logger: DaemonLog,
 ): void {
-  // Service output is mirrored here. The supervisor's own events reach this log through
-  // the engine's logger already, so $log messages about a service that are not output
-  // lines are not repeated; anything else sent to $log (by scripts, say) is.
+  // Every $log message, once: service output as 'output', anything else (the
+  // supervisor's events, which it reports only there, and scripts' own messages) at
+  // its level.
   root.observe(d.log.ref, P.rec('log', P._, P.bind('fields')), {
     onMessage: (_v, c) => {
       const fields = logFieldsOf(c.get('fields')!);
@@ -104,7 +114,6 @@ function mirrorToLog(
         logger.info('output', fields);
         return;
       }
-      if ('service' in fields) return;
       const level = fields['level'];
       const message = fields['message'] ?? '';
       delete fields['level'];
@@ -139,6 +148,42 @@ function mirrorToLog(
         message: typeof m === 'string' ? m : show(m),
       });
     },
+  });
+}
+
+/**
+ * Resolves once the configuration is loaded: the core milestone is up and every
+ * configuration loader required by then (the services layer's, the site's) has read
+ * its files. While one has not, it waits.
+ */
+function configurationLoaded(
+  root: Facet,
+  config: Dataspace,
+  services: ServiceManager,
+  coreUp: Promise<void>,
+): Promise<void> {
+  const isLoader = (s: Value): boolean => {
+    const r = peel(s);
+    return r instanceof PRecord && r.label instanceof Sym && r.label.name === 'config-watcher';
+  };
+  const loading = () => services.required().some((s) => isLoader(s) && !services.hasState(s));
+  return new Promise((resolve) => {
+    let check = (): void => {};
+    // A loader's first state means it has read its files: look again then.
+    const watch = root.spawn((f) => {
+      f.observe(config.ref, P.rec('service-state', P.rec('config-watcher'), P._), {
+        onAdd: () => check(),
+      });
+    }, 'daemon: configuration loaded');
+    void coreUp.then(() => {
+      check = () =>
+        void services.settled().then(() => {
+          if (!watch.isAlive || loading()) return;
+          watch.turn(() => watch.stop());
+          resolve();
+        });
+      check();
+    });
   });
 }
 
@@ -194,10 +239,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     if (opts.network !== false) {
       // The network drivers: each reads and writes assertions, none imports another.
       monitor = startInterfaceMonitor(root, { machine: machine.ref });
-      // Leftover addresses and routes of a previous run are cleaned up only once the
-      // configuration has settled (the core milestone is up), so nothing still wanted
-      // is deleted and re-added.
-      reconciler = startAddressRouteReconciler(root, { config: config.ref, settled: bootLoaded });
+      // Leftovers of a previous run (addresses, routes, the firewall table) are cleaned
+      // up only once the whole configuration has loaded (core milestone up, every
+      // layer's files read), so nothing still wanted is deleted and re-added.
+      const loaded = configurationLoaded(root, config, services, bootLoaded);
+      reconciler = startAddressRouteReconciler(root, { config: config.ref, settled: loaded });
       sysctl = startSysctl(root, { config: config.ref, machine: machine.ref });
       root.observe(
         config.ref,
@@ -212,9 +258,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       startStaticConfig(root, { config: config.ref });
       startResolver(root, { config: config.ref, path: resolvConf });
       startLanDhcp(root, { config: config.ref, machine: machine.ref, runDir: paths.runDir });
+      // A table left by an earlier run is kept until the whole configuration (services
+      // layer included) has loaded without a zone, so a restart never opens the router.
       firewall = startFirewall(root, {
         config: config.ref,
         rulesetFile: join(paths.runDir, 'firewall.nft'),
+        settled: loaded,
       });
     }
     root.assert(
@@ -289,14 +338,17 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       stopping ??= (async () => {
         logger.info('shutting down', { reason });
         // Kernel state stays as it is across a restart (no traffic dropped): stop the
-        // reconciler and sysctl drivers first, before services stop and their outputs
-        // (DHCP leases) are retracted, which would delete addresses and restore sysctls.
+        // reconciler, sysctl and firewall drivers first, before services stop and their
+        // outputs (DHCP leases) and configuration are retracted, which would delete
+        // addresses, restore sysctls and remove the firewall's table.
         engine.turn(() => {
           reconciler?.stop();
           sysctl?.stop();
+          firewall?.stop();
           monitor?.stop();
         });
         await reconciler?.closed;
+        await firewall?.closed;
         await services.shutdown((wave) =>
           logger.info('stopping', { services: wave.map((s) => show(s)).join(' ') }),
         );
@@ -304,7 +356,6 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         await control.close();
         engine.turn(() => root.stop());
         await supervisor.closed;
-        await firewall?.closed;
         if (opts.network !== false) await netlinkHelpersExited();
         await engine.sync();
         logger.info('stopped');

@@ -1,8 +1,14 @@
 // `limen ifup` / `limen ifdown`, in the spirit of netconf: a request answered
 // when the interface is really configured (or has failed, with the reason),
 // streaming what happens on the way. Everything goes through the dataspaces:
-// ifdown asserts `<link-admin IF down>` (held until ifup), ifup withdraws it and
-// waits for `<interface-configured IF>` in $config.
+// ifdown releases a DHCP lease first (`! <dhcp-release IF>`, then waits, for a
+// bounded time, for `<dhcp-lease IF _>` to go), then asserts `<link-admin IF
+// down>` (held until ifup); ifup withdraws it and waits for
+// `<interface-configured IF>` in $config.
+//
+// Invariant: once a release was sent, the link goes down, even if the request is
+// cancelled meanwhile: a released udhcpc on a link that stays up would sit there
+// leaseless. An ifup waits for such a pending ifdown to take the link down first.
 
 import { Sym, peel, record, stringify, sym, type Value } from '../preserves/index.ts';
 import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
@@ -13,7 +19,11 @@ export interface InterfaceControllerOptions {
   readonly facet: Facet;
   readonly config: Ref;
   readonly machine: Ref;
+  /** How long ifdown waits for a released DHCP lease to be withdrawn; default 3000 ms. */
+  readonly releaseWaitMs?: number;
 }
+
+const DEFAULT_RELEASE_WAIT_MS = 3000;
 
 function show(v: Value): string {
   const p = peel(v);
@@ -23,7 +33,17 @@ function show(v: Value): string {
 export function interfaceController(opts: InterfaceControllerOptions): InterfaceController {
   const { config, machine } = opts;
   const held = new Map<string, Handle>();
+  /** ifdowns releasing a lease: resolved once they took the link down. */
+  const releasing = new Map<string, Promise<void>>();
+  const releaseWaitMs = opts.releaseWaitMs ?? DEFAULT_RELEASE_WAIT_MS;
   const engine = opts.facet.engine;
+
+  /** Asserts `<link-admin IF down>` (held until ifup); must run in a turn. */
+  const holdDown = (ifname: string) => {
+    if (!held.has(ifname) && opts.facet.isAlive) {
+      held.set(ifname, opts.facet.assert(config, record('link-admin', ifname, sym('down'))));
+    }
+  };
 
   /** Runs `watch` in a child facet until it resolves the request, or the signal aborts. */
   const request = (
@@ -46,6 +66,11 @@ export function interfaceController(opts: InterfaceControllerOptions): Interface
       };
       const onAbort = () =>
         done({ ok: false, reason: `${ifname}: request cancelled or timed out` });
+      // Aborted already (while waiting for a pending release): nothing to start.
+      if (signal.aborted) {
+        onAbort();
+        return;
+      }
       signal.addEventListener('abort', onAbort, { once: true });
       engine.turn(() => {
         child = opts.facet.spawn((f) => watch(f, done), `ifup/ifdown ${ifname}`);
@@ -93,7 +118,12 @@ export function interfaceController(opts: InterfaceControllerOptions): Interface
   };
 
   return {
-    up(ifname, { signal, onProgress }) {
+    async up(ifname, { signal, onProgress }) {
+      const pending = releasing.get(ifname);
+      if (pending !== undefined) {
+        onProgress(`${ifname}: waiting for ifdown to finish releasing the lease`);
+        await pending;
+      }
       return request(ifname, signal, (f, done) => {
         const h = held.get(ifname);
         if (h !== undefined) {
@@ -135,27 +165,86 @@ export function interfaceController(opts: InterfaceControllerOptions): Interface
         });
       });
     },
-    down(ifname, { signal, onProgress }) {
+    async down(ifname, { signal, onProgress }) {
+      // A second ifdown while the first is releasing: it would send a second release.
+      await releasing.get(ifname);
       return request(ifname, signal, (f, done) => {
-        if (!held.has(ifname)) {
-          held.set(ifname, opts.facet.assert(config, record('link-admin', ifname, sym('down'))));
-        }
         progressWatchers(f, ifname, onProgress);
         let exists = false;
-        f.turn(() =>
-          f.turn(() => {
-            if (!exists) done({ ok: false, reason: `no interface named ${ifname}` });
-          }),
-        );
+        let adminDown = false;
+        let linkDown = false;
+        const takeDown = () => {
+          if (linkDown) return;
+          linkDown = true;
+          holdDown(ifname);
+          if (adminDown) done({ ok: true, detail: record('link-admin', ifname, sym('down')) });
+        };
         f.observe(machine, P.rec('interface', P.lit(ifname), P._, P._, P.bind('admin')), {
           onAdd: (_v, c) => {
             exists = true;
             const admin = peel(c.get('admin')!);
-            if (admin instanceof Sym && admin.name === 'down') {
+            adminDown = admin instanceof Sym && admin.name === 'down';
+            if (adminDown && linkDown) {
               done({ ok: true, detail: record('link-admin', ifname, sym('down')) });
             }
           },
         });
+        // Every DHCP lease on the interface: released before the link goes down, since
+        // a DHCPRELEASE cannot be sent afterwards and the server would keep the lease.
+        // (Each distinct value is added and removed once, so a count is exact.)
+        let leases = 0;
+        let released: (() => void) | undefined;
+        f.observe(config, P.rec('dhcp-lease', P.lit(ifname), P._), {
+          onAdd: () => void leases++,
+          onRemove: () => {
+            leases--;
+            if (leases === 0) released?.();
+          },
+        });
+        // Decide once the observers have been handed what exists (two turns later).
+        f.turn(() =>
+          f.turn(() => {
+            if (!exists) {
+              takeDown();
+              done({ ok: false, reason: `no interface named ${ifname}` });
+              return;
+            }
+            if (leases === 0 || held.has(ifname)) {
+              takeDown();
+              return;
+            }
+            onProgress(`releasing the DHCP lease on ${ifname}`);
+            let finished!: () => void;
+            const whenDown = new Promise<void>((res) => (finished = res));
+            releasing.set(ifname, whenDown);
+            const timer = setTimeout(
+              () =>
+                f.turn(() => {
+                  onProgress(
+                    `the lease on ${ifname} was not withdrawn within ${releaseWaitMs} ms: taking the link down anyway`,
+                  );
+                  finish();
+                }),
+              releaseWaitMs,
+            );
+            const finish = () => {
+              clearTimeout(timer);
+              released = undefined;
+              takeDown();
+              if (releasing.get(ifname) === whenDown) releasing.delete(ifname);
+              finished();
+            };
+            released = () => {
+              onProgress(`the lease on ${ifname} is released`);
+              finish();
+            };
+            // Cancelled or timed out while releasing: the link still goes down.
+            f.onStop(() => {
+              if (!linkDown) opts.facet.turn(finish);
+            });
+            f.send(config, record('dhcp-release', ifname));
+          }),
+        );
       });
     },
   };

@@ -1,15 +1,23 @@
 // The firewall driver: turns the firewall vocabulary in $config into limen's
 // nftables table and keeps it current. Changes are debounced (a burst of zone
 // changes is one apply); each ruleset is checked with `nft -c` and then applied
-// in one `nft -f` transaction, so the kernel always holds a whole ruleset.
+// in one `nft -f` transaction that deletes and re-creates the table, so the
+// kernel always holds a whole ruleset and never none in between.
 //
 // Invariants: only `table inet limen` is ever created, replaced or deleted;
 // a ruleset that fails validation or nft's check leaves the previous one in
 // place and is reported as `<firewall-error MESSAGE>`; `<firewall-applied GEN
-// {hash: H}>` is asserted exactly while limen's table (generation GEN, text
-// hash H) is installed; with no zone at all limen installs nothing (a machine
-// without a firewall configuration is left alone). Stopping the facet removes
-// the table; `closed` resolves once that is done.
+// {hash: H}>` is asserted exactly while a table applied by this run (generation
+// GEN, text hash H) is installed; with no zone at all limen installs nothing (a
+// machine without a firewall configuration is left alone).
+//
+// Kernel state outlives the driver, as addresses and routes do: stopping (daemon
+// shutdown) leaves the table as it is, so the router stays closed and NATed while
+// limen restarts, and the next start replaces it with its first apply. Only the
+// retraction of the last zone while running removes the table. A table left by an
+// earlier run while the configuration now has no zone is removed once the
+// configuration has settled (`settled`, or `leftoverGraceMs` after the start)
+// with still no zone; before that, a zone that appears simply replaces it.
 
 import { createHash } from 'node:crypto';
 import { rename, writeFile } from 'node:fs/promises';
@@ -17,7 +25,9 @@ import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
 import { ValueMap, dict, record, type Value } from '../preserves/index.ts';
 import { NftRunner } from './nft-command.ts';
 import {
+  FIREWALL_FAMILY,
   FIREWALL_LABELS,
+  FIREWALL_TABLE,
   NftError,
   readFirewall,
   renderRemoval,
@@ -36,6 +46,14 @@ export interface FirewallOptions {
   readonly timeoutMs?: number;
   /** If given, the last applied script is written here (atomically) for people to read. */
   readonly rulesetFile?: string;
+  /**
+   * A table left by an earlier run is removed, if no zone is configured, only once this
+   * resolves (the daemon passes "the configuration is loaded"); without it,
+   * `leftoverGraceMs` after the start. A zone configured before then replaces it instead.
+   */
+  readonly settled?: Promise<void>;
+  /** Default 10000. */
+  readonly leftoverGraceMs?: number;
 }
 
 export interface AppliedRuleset {
@@ -47,7 +65,7 @@ export interface AppliedRuleset {
 
 export interface Firewall {
   readonly facet: Facet;
-  /** Resolves once the facet stopped and limen's table was removed. */
+  /** Resolves once the facet stopped and no nft run is in flight; the table stays as it is. */
   readonly closed: Promise<void>;
   /** What is installed now, if anything. */
   current(): AppliedRuleset | undefined;
@@ -82,8 +100,12 @@ class FirewallImpl implements Firewall {
   #generation = 0;
   /** The hash of the last script nft refused (not retried until the inputs change). */
   #refusedHash: string | undefined;
-  /** True once nft may have installed limen's table (so stopping must remove it). */
+  /** True once this run may have installed limen's table (so retracting every zone removes it). */
   #touched = false;
+  /** An earlier run's table may be installed: true until this run applies or has looked. */
+  #leftover = true;
+  /** True once the configuration has settled: a leftover with no zone may then go. */
+  #settled = false;
   #appliedHandle: Handle | undefined;
   readonly #errors = new Map<string, Handle>();
   readonly #warnings = new Map<string, Handle>();
@@ -99,13 +121,22 @@ class FirewallImpl implements Firewall {
     this.#rulesetFile = o.rulesetFile;
     let stopped!: () => void;
     const whenStopped = new Promise<void>((r) => (stopped = r));
-    this.closed = whenStopped.then(() => this.#removeOnStop());
+    this.closed = whenStopped.then(() => this.#finishOnStop());
     this.facet = parent.spawn((f) => {
+      let graceTimer: NodeJS.Timeout | undefined;
       f.onStop(() => {
         clearTimeout(this.#timer);
         this.#timer = undefined;
+        clearTimeout(graceTimer);
         stopped();
       });
+      const settle = (): void => {
+        if (this.#settled || !f.isAlive) return;
+        this.#settled = true;
+        this.#schedule();
+      };
+      if (o.settled !== undefined) void o.settled.then(settle, settle);
+      else graceTimer = setTimeout(settle, o.leftoverGraceMs ?? 10_000);
       for (const label of FIREWALL_LABELS) {
         f.observe(
           this.#config,
@@ -181,19 +212,13 @@ class FirewallImpl implements Firewall {
     }
     const signal = this.facet.signal;
     if (result.model.zones.length === 0) {
-      // Nothing to protect: take limen's table away if it is there.
+      // Nothing to protect: take limen's table away if this run installed it, or if
+      // an earlier run left it and the configuration has settled without a zone.
       if (this.#touched) {
-        try {
-          await this.#runner.apply(renderRemoval(), signal);
-        } catch (e) {
-          if (signal.aborted) return;
-          if (!(e instanceof NftError)) throw e;
-          this.#errorsAre([`cannot remove table inet limen: ${e.message}`]);
-          return;
-        }
-        this.#current = undefined;
+        if (!(await this.#remove('no zone is configured', signal))) return;
         this.#touched = false;
-        this.#log('info', 'firewall removed: no zone is configured', {});
+      } else if (this.#leftover && this.#settled) {
+        if (!(await this.#removeLeftover(signal))) return;
       }
       this.#refusedHash = undefined;
       this.#publish(undefined);
@@ -210,7 +235,10 @@ class FirewallImpl implements Firewall {
     const started = performance.now();
     try {
       await this.#runner.check(text, signal);
+      // From here on the table is this run's (or, if nft fails, still the earlier one,
+      // which a retraction of every zone would then remove like ours).
       this.#touched = true;
+      this.#leftover = false;
       await this.#runner.apply(text, signal);
     } catch (e) {
       if (signal.aborted) return;
@@ -275,18 +303,54 @@ class FirewallImpl implements Firewall {
     }
   }
 
-  async #removeOnStop(): Promise<void> {
-    // Let an apply in flight finish (its nft was killed by the facet's signal).
+  /** Removes limen's table (present or not); false (and a firewall-error) if nft failed. */
+  async #remove(why: string, signal: AbortSignal): Promise<boolean> {
+    try {
+      await this.#runner.apply(renderRemoval(), signal);
+    } catch (e) {
+      if (signal.aborted) return false;
+      if (!(e instanceof NftError)) throw e;
+      this.#errorsAre([`cannot remove table inet limen: ${e.message}`]);
+      return false;
+    }
+    this.#current = undefined;
+    this.#log('info', `firewall removed: ${why}`, {});
+    return true;
+  }
+
+  /**
+   * Looks once for a table of an earlier run and removes it. Without nft (a machine
+   * with no firewall at all) there is nothing to remove; that is noted, not an error.
+   */
+  async #removeLeftover(signal: AbortSignal): Promise<boolean> {
+    let tables: string;
+    try {
+      tables = await this.#runner.run(['list', 'tables', FIREWALL_FAMILY], signal);
+    } catch (e) {
+      if (signal.aborted) return false;
+      if (!(e instanceof NftError)) throw e;
+      this.#leftover = false;
+      this.#log('info', 'cannot look for a table left by an earlier run', { error: e.message });
+      return true;
+    }
+    const ours = `table ${FIREWALL_FAMILY} ${FIREWALL_TABLE}`;
+    if (!tables.split('\n').some((line) => line.trim() === ours)) {
+      this.#leftover = false;
+      return true;
+    }
+    if (!(await this.#remove('the table left by an earlier run, as no zone is configured', signal)))
+      return false;
+    this.#leftover = false;
+    return true;
+  }
+
+  async #finishOnStop(): Promise<void> {
+    // Let an apply in flight finish (its nft was killed by the facet's signal; nft's
+    // transaction is all or nothing, so the kernel holds the old table or the new one).
     while (this.#running !== undefined) await this.#running;
     this.#idle();
-    if (!this.#touched) return;
-    try {
-      await this.#runner.apply(renderRemoval(), new AbortController().signal);
-      this.#current = undefined;
-      this.#touched = false;
-    } catch (e) {
-      this.#log('error', 'cannot remove table inet limen on stop', { error: String(e) });
-    }
+    if (this.#touched)
+      this.#log('info', 'firewall stopped: table inet limen stays until the next start', {});
   }
 
   #log(level: 'info' | 'warn' | 'error', message: string, fields: { [k: string]: unknown }): void {

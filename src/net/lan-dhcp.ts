@@ -565,6 +565,7 @@ class LanInterface {
     this.#setErrors(problems);
     if (this.dir === undefined || this.ifname === undefined) return;
     if (config !== undefined) this.running = config;
+    if (this.#daemonHandle !== undefined) this.#requireOnceServable();
     const servers = [...this.servers.keys()]
       .map((v) => peel(v))
       .filter(
@@ -684,11 +685,24 @@ class LanInterface {
       this.o.config,
       record('daemon', id, spec),
     );
-    if (this.#requireHandle === undefined) {
-      this.#requireHandle = this.facet.assert(this.o.config, record('require-service', service));
-      // Leases are published while limen runs a DHCP server here, not before.
-      this.#watchLeases();
-    }
+    this.#requireOnceServable();
+  }
+
+  /**
+   * Requires the dnsmasq service once IF has an IPv4 address: before that dnsmasq
+   * cannot answer (a client that asked meanwhile would wait for its next retry, seconds
+   * later). Once required it stays required, so an address that comes and goes does
+   * not restart dnsmasq.
+   */
+  #requireOnceServable(): void {
+    if (this.#requireHandle !== undefined || this.running === undefined) return;
+    if (this.addresses.size === 0) return;
+    this.#requireHandle = this.facet.assert(
+      this.o.config,
+      record('require-service', this.service!),
+    );
+    // Leases are published while limen runs a DHCP server here, not before.
+    this.#watchLeases();
   }
 
   #watchLeases(): void {

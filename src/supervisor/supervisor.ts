@@ -14,6 +14,7 @@
 // the previous run's processes are gone and its outputs directory was emptied.
 
 import { chown } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import {
   P,
@@ -189,6 +190,12 @@ class SupervisorImpl implements Supervisor {
         { onMessage: (_v, c) => this.#restartService(c) },
         'supervisor: restart-service',
       );
+      f.observe(
+        this.config,
+        P.rec('signal-service', service, P.bind('signal')),
+        { onMessage: (v, c) => this.#signalService(v, c) },
+        'supervisor: signal-service',
+      );
     }, 'supervisor');
     // A parent that was already stopping: the child never ran.
     if (!this.facet.isAlive) stopped();
@@ -232,34 +239,37 @@ class SupervisorImpl implements Supervisor {
     void q.finally(() => this.#pending.delete(q));
   }
 
-  /** A supervisor event: to $log, and to the engine's logger. */
+  /**
+   * A supervisor event, reported once: as `<log TIME {service level message}>` on $log,
+   * which the daemon mirrors to its own log. Only when $log cannot be reached any more
+   * (the supervisor has stopped, as at the very end of a shutdown) does it go to the
+   * engine's logger instead, so that nothing is lost.
+   */
   event(service: Value, level: Level, message: string, owner?: Facet): void {
+    const sent = this.sendLog(
+      record('log', rfc3339(this.clock()), dict({ service, level: sym(level), message })),
+      owner,
+    );
+    if (sent) return;
     const label = serviceLabel(service);
     const logger = this.facet.engine.logger;
     const fields: LogFields = { service: label };
     try {
       if (level === 'error') logger.error(`${label}: ${message}`, fields);
       else if (level === 'warn') logger.warn(`${label}: ${message}`, fields);
-      else
-        (logger as { info?: (m: string, f?: LogFields) => void }).info?.(
-          `${label}: ${message}`,
-          fields,
-        );
+      else logger.info?.(`${label}: ${message}`, fields);
     } catch {
       // A broken logger must not break the supervisor.
     }
-    this.sendLog(
-      record('log', rfc3339(this.clock()), dict({ service, level: sym(level), message })),
-      owner,
-    );
   }
 
-  /** Sends on $log through the first of owner and the supervisor's facet that can. */
-  sendLog(message: Value, owner: Facet | undefined): void {
+  /** Sends on $log through the first of owner and the supervisor's facet that can; false if neither can. */
+  sendLog(message: Value, owner: Facet | undefined): boolean {
     const f = owner !== undefined && !owner.isStopped ? owner : this.facet;
-    if (f.isStopped) return;
+    if (f.isStopped) return false;
     if (f.engine.inTurn) f.send(this.logRef, message);
     else f.turn(() => f.send(this.logRef, message));
+    return true;
   }
 
   /** An exception where none should be: logged, never thrown at an event source. */
@@ -316,6 +326,49 @@ class SupervisorImpl implements Supervisor {
     run.release();
     fresh.start();
   }
+
+  // `! <signal-service S SIGNAL>`: SIGNAL goes to the main process of each of S's
+  // processes, not to their groups: udhcpc's script, say, runs in udhcpc's group
+  // and would die of the SIGUSR1 meant for udhcpc.
+  #signalService(message: Value, c: Captures): void {
+    const service = strip(c.get('service')!);
+    if (!isDaemonService(service)) return;
+    const given = strip(c.get('signal')!);
+    const signal = given instanceof Sym ? signalName(given.name) : undefined;
+    let problem: string | undefined;
+    if ((message as Record).fields.length !== 2) {
+      problem = 'expected exactly <signal-service S SIGNAL>';
+    } else if (signal === undefined) {
+      const hint =
+        typeof given === 'string' && signalName(given) !== undefined
+          ? ` (write ${given} without quotes)`
+          : '';
+      problem = `expected a signal name such as SIGHUP or USR1, got ${showValue(given)}${hint}`;
+    } else if (FREEZING_SIGNALS.has(signal)) {
+      problem = `${signal} would freeze the service behind the supervisor's back`;
+    }
+    if (problem !== undefined || signal === undefined) {
+      this.event(service, 'warn', `<signal-service> ignored: ${problem ?? 'no signal'}`);
+      return;
+    }
+    const run = this.runs.get(service);
+    if (run === undefined || run.isDead || run.signal(signal) === 0) {
+      this.event(service, 'info', `${signal} not sent: no process of the service is running`);
+    }
+  }
+}
+
+/** Signals that stop a process without ending it: the supervisor would wait on a frozen service. */
+const FREEZING_SIGNALS: ReadonlySet<string> = new Set(['SIGSTOP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU']);
+
+/** `SIGHUP` or `HUP` as Node knows it, or undefined. */
+function signalName(name: string): NodeJS.Signals | undefined {
+  const full = name.startsWith('SIG') ? name : `SIG${name}`;
+  return Object.hasOwn(osConstants.signals, full) ? (full as NodeJS.Signals) : undefined;
+}
+
+function showValue(v: Value): string {
+  return typeof v === 'string' ? JSON.stringify(v) : serviceLabel(v, 40);
 }
 
 /** One run of a service: from run-service's assertion to its retraction. */
@@ -401,6 +454,13 @@ class ServiceRun {
       this.event('info', 'restart requested');
       for (const slot of this.slots.values()) slot.restart(0, true);
     });
+  }
+
+  /** Sends `signal` to every running main process; returns how many got it. */
+  signal(signal: NodeJS.Signals): number {
+    let sent = 0;
+    for (const slot of this.slots.values()) if (slot.signal(signal)) sent++;
+    return sent;
   }
 
   /** Restarts every process but `except` (restart policy `all`). */
@@ -738,6 +798,22 @@ class ProcessSlot {
       this.#scheduleStart(delayMs);
     }
     this.run.publish();
+  }
+
+  /** Sends `signal` to the main process if it runs and is not being stopped; true if sent. */
+  signal(signal: NodeJS.Signals): boolean {
+    const proc = this.#proc;
+    // Once the main process exited (state 'stopping'), its pid may belong to another.
+    if (proc === undefined || proc.state !== 'running' || this.#stopping.has(proc)) return false;
+    const pid = proc.pid!;
+    try {
+      process.kill(pid, signal);
+    } catch (e) {
+      this.#event('warn', `cannot send ${signal} to pid ${pid}: ${(e as Error).message}`);
+      return false;
+    }
+    this.#event('info', `sent ${signal} to pid ${pid}`);
+    return true;
   }
 
   #scheduleStart(delayMs: number): void {

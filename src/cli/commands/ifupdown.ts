@@ -44,11 +44,19 @@ async function run(ctx: ControlContext, which: 'up' | 'down'): Promise<number> {
   return ExitCode.Ok;
 }
 
+const releaseNote = `
+A DHCP lease on IF is released first (the server gets a DHCPRELEASE), waiting
+up to 3 s for it to be withdrawn; then the link goes down. ifup gets a new one.
+`;
+
 const help = (
   which: 'up' | 'down',
 ): string => `Asks the daemon to bring interface IF ${which}, prints its progress, and answers
 when it is ${which === 'up' ? 'configured' : 'down'} or has failed (exit 1, with the reason). IF is an
 interface name as the kernel knows it (eth0, wan0...).
+${which === 'down' ? releaseNote : ''}
+To renew a DHCP lease now, without taking IF down:
+  limen send '<dhcp-renew "IF">'
 
 Options:
   --timeout SECONDS   give up after this long (default: the daemon's, 60 s)

@@ -1,7 +1,8 @@
 // The daemon as a user runs it: `limen daemon --root DIR --config SITE` in a
 // process of its own, with real services. Checks the boot layers, start order,
 // reverse stop order on SIGTERM, a dependency that fails and recovers, a
-// broken file that keeps its last good version, SIGHUP, and that no process
+// broken file that keeps its last good version, SIGHUP, that every supervisor
+// event and script log message is logged exactly once, and that no process
 // is left behind. Waits on the daemon's JSON log lines, never on sleeps.
 
 import { after, describe, it } from 'node:test';
@@ -73,6 +74,10 @@ class DaemonProcess {
   state(service: string, state: string) {
     return (l: LogLine) => l.msg === 'service state' && l.service === service && l.state === state;
   }
+  /** A supervisor event about the service (mirrored from $log). */
+  event(service: string, msg: RegExp) {
+    return (l: LogLine) => l.service === service && typeof l.msg === 'string' && msg.test(l.msg);
+  }
 }
 
 function site(dir: string, files: { [path: string]: string }): void {
@@ -117,7 +122,12 @@ describe('limen daemon', () => {
     const svc = (name: string) =>
       `["sh" "-c" "echo ${name} up; trap 'echo ${name} stopping; exit 0' TERM; while :; do sleep 1; done"]`;
     const { marker, d } = setup({
-      'core/a.pr': `<require-service <daemon a>>\n<daemon a ${svc('a')}>\n`,
+      'core/a.pr': [
+        '<require-service <daemon a>>',
+        `<daemon a ${svc('a')}>`,
+        // A script's own message naming a service is logged like any other.
+        '$log ! <log "2030-01-01T00:00:00Z" {service: <daemon a> level: warn message: "a note from a script"}>',
+      ].join('\n'),
       'services/bc.pr': [
         '<require-service <daemon c>>',
         '<depends-on <daemon b> <service-state <daemon a> up>>',
@@ -131,6 +141,19 @@ describe('limen daemon', () => {
     assert.ok(started('<daemon a>') < started('<daemon b>'), 'a starts before b');
     assert.ok(started('<daemon b>') < started('<daemon c>'), 'b starts before c');
     assert.ok(d.find(d.state('<milestone core>', 'up')), 'the core milestone is up');
+    // Each supervisor event reaches the log once (from $log, not also from the engine's
+    // logger, which would say '<daemon a>: started …').
+    await d.waitFor('c ready, the event', d.event('<daemon c>', /^ready$/));
+    for (const s of ['<daemon a>', '<daemon b>', '<daemon c>']) {
+      assert.equal(d.count(d.event(s, /(^|: )started \(pid \d+\)$/)), 1, `${s} started, once`);
+      assert.equal(d.count(d.event(s, /(^|: )ready$/)), 1, `${s} ready, once`);
+    }
+    const note = await d.waitFor(
+      "the script's note",
+      d.event('<daemon a>', /^a note from a script$/),
+    );
+    assert.equal(note.level, 'warn');
+    assert.equal(d.count(d.event('<daemon a>', /a note from a script/)), 1);
     assert.equal(
       processesWithEnv(MARK, marker).filter((p) => p.comm === 'sh' && p.state !== 'Z').length,
       3,
@@ -148,6 +171,8 @@ describe('limen daemon', () => {
       stoppedAt('c') < stoppedAt('b') && stoppedAt('b') < stoppedAt('a'),
       'stops in reverse dependency order',
     );
+    for (const s of ['<daemon a>', '<daemon b>', '<daemon c>'])
+      assert.equal(d.count(d.event(s, /(^|: )stopped \(/)), 1, `${s} stopped, once`);
     const left = processesWithEnv(MARK, marker);
     assert.equal(left.length, 0, `processes left behind: ${describeProcs(left)}`);
   });
@@ -172,9 +197,7 @@ describe('limen daemon', () => {
       (l) =>
         l.msg === 'service state' && (l.service === '<daemon web>' || l.service === '<daemon db>'),
     );
-    const firstWebStop = d.lines.findIndex(
-      (l) => typeof l.msg === 'string' && l.msg.startsWith('<daemon web>: stopped'),
-    );
+    const firstWebStop = d.lines.findIndex(d.event('<daemon web>', /^stopped/));
     assert.ok(firstWebStop >= 0, `web was stopped while db was down: ${JSON.stringify(events)}`);
     d.child.kill('SIGTERM');
     assert.equal(await d.exited, 0);
@@ -190,18 +213,11 @@ describe('limen daemon', () => {
     const err = await d.waitFor('config error', (l) => l.msg === 'config error');
     assert.equal(err.path, JSON.stringify(file));
     assert.equal(err.line, '3');
-    assert.equal(
-      d.count((l) => typeof l.msg === 'string' && l.msg.startsWith('<daemon one>: stopped')),
-      0,
-      'one keeps running',
-    );
+    assert.equal(d.count(d.event('<daemon one>', /(^|: )stopped/)), 0, 'one keeps running');
     writeFileSync(file, '<require-service <daemon two>>\n<daemon two "exec sleep 1000">\n');
     await d.waitFor('two ready', d.state('<daemon two>', 'ready'));
     await d.waitFor('error retracted', (l) => l.msg === 'config error fixed');
-    await d.waitFor(
-      'one stopped',
-      (l) => typeof l.msg === 'string' && l.msg.startsWith('<daemon one>: stopped'),
-    );
+    await d.waitFor('one stopped', d.event('<daemon one>', /^stopped/));
     d.child.kill('SIGHUP');
     await d.waitFor('rescan on SIGHUP', (l) => l.msg === 'rescanning configuration');
     d.child.kill('SIGTERM');

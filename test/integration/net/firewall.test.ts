@@ -1,16 +1,18 @@
 // The firewall driver against real nftables, inside namespaces made for the
 // test: the ruleset is checked and applied as one table, re-applied when a
 // zone's members change (a burst is one apply), other tables are never
-// touched, a refused ruleset keeps the previous one, stopping removes the
-// table; and masquerade and port forwarding carry real traffic between a LAN
-// client, the router and a "world" host.
+// touched, a refused ruleset keeps the previous one; stopping keeps the table,
+// the next start replaces it in one transaction, retracting every zone removes
+// it, and a table left by an earlier run with no zone configured now is removed
+// once the configuration has settled; and masquerade and port forwarding carry
+// real traffic between a LAN client, the router and a "world" host.
 
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { Dataspace, Engine, P, type Handle } from '../../../src/dataspace/index.ts';
+import { Dataspace, Engine, P, type Handle, type Logger } from '../../../src/dataspace/index.ts';
 import type { Dict } from '../../../src/preserves/index.ts';
 import { parse, parseAll, peel, sym } from '../../../src/preserves/index.ts';
-import { startFirewall, type Firewall } from '../../../src/net/firewall.ts';
+import { startFirewall, type Firewall, type FirewallOptions } from '../../../src/net/firewall.ts';
 import { NftRunner } from '../../../src/net/nft-command.ts';
 import { readFirewall, renderRemoval, renderRuleset } from '../../../src/net/nft-ruleset.ts';
 import { until } from '../../support/until.ts';
@@ -20,6 +22,7 @@ import {
   peerAddressServer,
   run,
   skipReason,
+  spawnInNs,
   suffix,
   tcpAsk,
   tryInNs,
@@ -32,6 +35,8 @@ interface Harness {
   readonly engine: Engine;
   readonly config: Dataspace;
   readonly fw: Firewall;
+  /** What the driver logged, as "level: message". */
+  readonly logged: string[];
   assert(text: string): Handle;
   retract(h: Handle): void;
   /** The generation of `<firewall-applied GEN _>`, if asserted. */
@@ -42,16 +47,26 @@ interface Harness {
   waitGeneration(gen: number): Promise<void>;
   table(): string;
   tables(): string;
+  /** Stops the driver (as a daemon shutdown does) and waits until it has finished. */
+  stop(): Promise<void>;
 }
 
-function harness(t: TestContext, ns: string): Harness {
-  const engine = new Engine();
+function harness(
+  t: TestContext,
+  ns: string,
+  options: Pick<FirewallOptions, 'settled' | 'leftoverGraceMs'> = {},
+): Harness {
+  const logged: string[] = [];
+  const logTo = (level: string) => (m: string) => void logged.push(`${level}: ${m}`);
+  const logger: Logger = { error: logTo('error'), warn: logTo('warn'), info: logTo('info') };
+  const engine = new Engine({ logger });
   const config = new Dataspace(engine, 'config');
   let fw!: Firewall;
   engine.turn(() => {
     fw = startFirewall(engine.root, {
       config: config.ref,
       commandPrefix: ['ip', 'netns', 'exec', ns],
+      ...options,
     });
   });
   t.after(async () => {
@@ -65,6 +80,7 @@ function harness(t: TestContext, ns: string): Harness {
     engine,
     config,
     fw,
+    logged,
     assert(text) {
       let handle!: Handle;
       engine.turn(() => (handle = engine.root.assert(config.ref, parse(text))));
@@ -94,6 +110,10 @@ function harness(t: TestContext, ns: string): Harness {
     },
     table: () => inNs(ns, ['nft', 'list', 'table', 'inet', 'limen']),
     tables: () => inNs(ns, ['nft', 'list', 'tables']),
+    async stop() {
+      engine.turn(() => fw.stop());
+      await until(fw.closed, { timeoutMs: 10_000, describe: () => 'the firewall to close' });
+    },
   };
   return h;
 }
@@ -149,7 +169,7 @@ describe('firewall (nftables)', { skip }, () => {
     );
   });
 
-  it('applies one table, re-applies a burst of member changes once, and never touches other tables', async (t) => {
+  it('applies one table, re-applies a burst of member changes once, never touches other tables, and keeps the table when stopped', async (t) => {
     const ns = netns(t, `lt-fw-${suffix()}`);
     // Foreign tables, including one whose name starts like ours.
     inNs(ns, ['nft', 'add', 'table', 'inet', 'foreign']);
@@ -195,13 +215,127 @@ describe('firewall (nftables)', { skip }, () => {
     t.diagnostic(`one member change applied in ${(performance.now() - t0).toFixed(1)} ms`);
     assert.doesNotMatch(h.table(), /"ppp19"/);
 
-    // Stopping removes limen's table and nothing else.
-    h.fw.stop();
-    await until(h.fw.closed, { timeoutMs: 10_000, describe: () => 'the firewall to close' });
+    // Stopping (a daemon shutdown) leaves limen's table exactly as it is, and the rest.
+    const installed = h.table();
+    await h.stop();
+    assert.equal(h.table(), installed, 'the router stays protected while limen is down');
     const after = h.tables();
-    assert.doesNotMatch(after, /table inet limen\b/);
     assert.match(after, /table inet foreign/);
     assert.match(after, /table ip limen-other/);
+    assert.ok(h.logged.some((l) => /table inet limen stays until the next start/.test(l)));
+  });
+
+  it('replaces the table of a previous run in one transaction on the next start, and removes it when every zone goes', async (t) => {
+    const ns = netns(t, `lt-fw-${suffix()}`);
+    inNs(ns, ['nft', 'add', 'table', 'inet', 'foreign']);
+    const earlier = harness(t, ns);
+    for (const c of baseConfig) earlier.assert(c);
+    await earlier.waitGeneration(1);
+    await earlier.stop();
+    assert.match(earlier.table(), /tcp dport 22 accept/, 'kept across the stop');
+
+    // Watch every ruleset transaction from here on; a probe table proves the monitor listens.
+    const monitor = spawnInNs(t, ns, ['nft', 'monitor']);
+    await until(
+      () => {
+        tryInNs(ns, ['nft', 'add', 'table', 'inet', 'probe']);
+        tryInNs(ns, ['nft', 'delete', 'table', 'inet', 'probe']);
+        return monitor.stdout.includes('delete table inet probe');
+      },
+      { intervalMs: 50, describe: () => `nft monitor to listen; it said ${monitor.stdout}` },
+    );
+
+    // A new driver (the daemon restarted), with one more open port.
+    const h = harness(t, ns);
+    const zones = [h.assert(baseConfig[0]!), h.assert(baseConfig[1]!)];
+    for (const c of baseConfig.slice(2)) h.assert(c);
+    h.assert('<firewall-open wan tcp 443>');
+    await h.waitGeneration(1);
+    const table = h.table();
+    const count = (re: RegExp) => table.match(new RegExp(re, 'g'))?.length ?? 0;
+    assert.equal(count(/tcp dport 443 accept/), 1, table);
+    assert.equal(count(/tcp dport 22 accept/), 1, `no rule twice:\n${table}`);
+    assert.equal(count(/iifname "lan0" jump input_lan/), 1, table);
+    assert.equal(count(/masquerade/), 1, table);
+    assert.equal(h.tables().match(/table inet limen\b/g)?.length, 1, h.tables());
+    assert.match(h.tables(), /table inet foreign/);
+
+    // In the monitor: the old table was deleted in the very transaction that added the
+    // new one, after the delete; no transaction ever left the kernel without it.
+    await until(() => /add rule inet limen .*dport 443/.test(monitor.stdout), {
+      describe: () => `the new rules in the monitor; it said ${monitor.stdout}`,
+    });
+    const transactions = monitor.stdout
+      .split(/^# new generation .*$/m)
+      .map((tx) => tx.split('\n').filter((l) => l.trim() !== ''));
+    const deleting = transactions.filter((tx) => tx.includes('delete table inet limen'));
+    assert.ok(deleting.length >= 1, monitor.stdout);
+    for (const tx of deleting) {
+      const deleted = tx.lastIndexOf('delete table inet limen');
+      assert.ok(
+        tx.slice(deleted).some((l) => l.startsWith('add chain inet limen input')),
+        `a transaction deleted table inet limen without re-creating it:\n${tx.join('\n')}`,
+      );
+    }
+
+    // The last zone retracted while running: the table goes, the foreign one stays.
+    for (const z of zones) h.retract(z);
+    await until(() => h.generation() === undefined && !/table inet limen\b/.test(h.tables()), {
+      describe: () => `table inet limen removed; tables ${h.tables()}`,
+    });
+    assert.match(h.tables(), /table inet foreign/);
+  });
+
+  it('removes a table left by an earlier run once the configuration has settled without a zone', async (t) => {
+    const ns = netns(t, `lt-fw-${suffix()}`);
+    inNs(ns, ['nft', 'add', 'table', 'inet', 'foreign']);
+    const earlier = harness(t, ns);
+    for (const c of baseConfig) earlier.assert(c);
+    await earlier.waitGeneration(1);
+    await earlier.stop();
+    const leftover = earlier.table();
+
+    let settle!: () => void;
+    const h = harness(t, ns, { settled: new Promise((r) => (settle = r)) });
+    // While the configuration loads, firewall assertions without a zone come and go:
+    // the leftover stays (a zone may still be on its way).
+    const noZone = h.assert('<firewall-open wan tcp 22>');
+    await until(() => h.warnings().length > 0, { describe: () => 'a warning: no zone wan' });
+    h.retract(noZone);
+    await until(() => h.warnings().length === 0, { describe: () => 'the warning retracted' });
+    await h.fw.whenIdle();
+    assert.equal(h.table(), leftover, 'kept until the configuration has settled');
+
+    settle();
+    await until(() => !/table inet limen\b/.test(h.tables()), {
+      describe: () => `the leftover removed; tables ${h.tables()}, logged ${h.logged.join('; ')}`,
+    });
+    await h.fw.whenIdle();
+    assert.match(h.tables(), /table inet foreign/);
+    assert.equal(h.generation(), undefined);
+    assert.deepEqual(h.errors(), []);
+    assert.ok(
+      h.logged.some((l) =>
+        /^info: firewall: firewall removed: the table left by an earlier run/.test(l),
+      ),
+      h.logged.join('\n'),
+    );
+
+    // Without a settled signal, the grace period stands in for it; with nothing left
+    // over, nothing is done.
+    const again = harness(t, ns);
+    for (const c of baseConfig) again.assert(c);
+    await again.waitGeneration(1);
+    await again.stop();
+    const graced = harness(t, ns, { leftoverGraceMs: 50 });
+    await until(() => !/table inet limen\b/.test(graced.tables()), {
+      describe: () => `the leftover removed after the grace; tables ${graced.tables()}`,
+    });
+    const clean = harness(t, ns, { settled: Promise.resolve() });
+    await new Promise((r) => setImmediate(r)); // the settled callback has run: a look is due
+    await clean.fw.whenIdle();
+    assert.deepEqual(clean.logged, [], 'no table, nothing to do or say');
+    assert.doesNotMatch(clean.tables(), /table inet limen\b/);
   });
 
   it('keeps the previous ruleset and publishes firewall-error when a ruleset is refused', async (t) => {

@@ -252,6 +252,21 @@ describe('lan-dhcp (dnsmasq)', { skip }, () => {
     const h = harness(t, l);
     let upstream = h.assert('<dns-server "198.51.100.1" static>');
     let lan = h.assert(spec(3600));
+    // dnsmasq starts only once lan0 has an IPv4 address (as the monitor would report it).
+    await h.engine.sync();
+    assert.equal(
+      h.config.query(P.rec('require-service', P.lit(service))).length,
+      0,
+      'dnsmasq is not required before lan0 has an address',
+    );
+    h.engine.turn(() =>
+      h.engine.root.assert(
+        h.machine.ref,
+        parse(
+          '<address "lan0" ipv4 "192.168.77.1" 24 {scope: global valid: forever preferred: forever}>',
+        ),
+      ),
+    );
     await until(() => h.pid(), {
       describe: () =>
         `dnsmasq to run; state ${String(h.state())}, errors ${h.errors('lan0').join('; ')}, ` +

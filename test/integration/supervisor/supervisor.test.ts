@@ -361,7 +361,9 @@ describe('supervisor: restart policies', () => {
       events.some((e) => /^error: exited with code 3; giving up: crash loop: 3 failures/.test(e)),
       events.join('\n'),
     );
-    assert.ok(h.logged.some((l) => /^error: <daemon crash>: .*giving up/.test(l)));
+    // Reported once, on $log only: the engine's logger does not repeat it.
+    assert.equal(events.filter((e) => /giving up/.test(e)).length, 1, events.join('\n'));
+    assert.ok(!h.logged.some((l) => /giving up/.test(l)), h.logged.join('\n'));
   });
 
   it('all: a clean exit is complete; a failure restarts every process of the service', async (t) => {
@@ -533,9 +535,8 @@ describe('supervisor: invalid specs', () => {
     ]);
     await h.waitEvent('bad', /^error: invalid spec: unknown key 'agrv' \(did you mean 'argv'\?\)$/);
     assert.ok(
-      h.logged.includes(
-        "error: <daemon bad>: invalid spec: unknown key 'agrv' (did you mean 'argv'?)",
-      ),
+      !h.logged.some((l) => l.includes('invalid spec')),
+      `reported on $log only: ${h.logged.join('\n')}`,
     );
     assert.deepEqual(marked(h), []);
 
@@ -621,8 +622,32 @@ describe('supervisor: logs', () => {
     assert.equal(buffer.total, 5);
     assert.equal(buffer.size, 3);
     assert.equal(h.sup.logs(daemon('nobody')), undefined);
-    // Supervisor events are log messages too.
-    assert.ok(h.events('chatty').some((e) => /^info: started \(pid \d+\)$/.test(e)));
+    // Supervisor events are log messages too, each sent once, and not to the engine's logger.
+    const started = h.events('chatty').filter((e) => /^info: started \(pid \d+\)$/.test(e));
+    assert.equal(started.length, 1, h.events('chatty').join('\n'));
+    assert.deepEqual(h.logged, []);
+  });
+});
+
+describe('supervisor: events without a daemon', () => {
+  it('reports an event on $log only, and to the logger once $log is out of reach', async (t) => {
+    const h = await harness(t);
+    h.run('late', '["sleep" "1000"]');
+    await h.waitState('late', 'ready');
+    assert.deepEqual(
+      h.events('late').filter((e) => !e.startsWith('info: started')),
+      ['info: ready'],
+    );
+    assert.deepEqual(h.logged, [], 'nothing twice: the logger got none of them');
+    // Once the supervisor itself stops, $log is out of reach: the process's exit
+    // (it gets SIGTERM) is told to the engine's logger instead of being lost.
+    h.engine.turn(() => h.sup.stop());
+    await until(h.sup.closed, { timeoutMs: 15_000, describe: () => 'the supervisor to close' });
+    assert.ok(
+      h.logged.some((l) => /^info: <daemon late>: stopped \(.*SIGTERM/.test(l)),
+      h.logged.join('\n'),
+    );
+    assert.ok(!h.events('late').some((e) => e.includes('stopped')), h.events('late').join('\n'));
   });
 });
 
