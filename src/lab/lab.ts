@@ -495,10 +495,37 @@ function link(a: { ns: string; name: string }, b: { ns: string; name: string }):
       b.ns,
     ]);
   } catch (e) {
-    if (e instanceof LabCommandError && /Unknown device type|not supported/i.test(e.stderr)) {
-      throw new LabError(`this kernel cannot make veth pairs (CONFIG_VETH): ${e.stderr.trim()}`);
-    }
-    throw e;
+    throw missingFeature(e, 'veth pairs (CONFIG_VETH)');
+  }
+}
+
+function missingFeature(e: unknown, what: string): unknown {
+  if (
+    e instanceof LabCommandError &&
+    /Unknown device type|not supported|No such file/i.test(e.stderr)
+  ) {
+    return new LabError(`this kernel cannot make ${what}: ${e.stderr.trim()}`);
+  }
+  return e;
+}
+
+/** The router needs nftables with NAT: try a masquerading table in ns, then delete it. */
+function probeNat(ns: string): void {
+  const script = [
+    'table ip limen_probe {',
+    '  chain post {',
+    '    type nat hook postrouting priority srcnat;',
+    '    masquerade',
+    '  }',
+    '}',
+    'delete table ip limen_probe',
+    '',
+  ].join('\n');
+  const r = tryRun(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], 15_000, script);
+  if (r.status !== 0) {
+    throw new LabError(
+      `this kernel cannot do nftables NAT (nf_tables, nft_chain_nat, nft_masq), which the router needs: ${r.stderr.trim()}`,
+    );
   }
 }
 
@@ -545,7 +572,12 @@ export async function labUp(options: LabUpOptions): Promise<Lab> {
     link(at('sw', 'p-lan1'), at('lan1', 'eth0'));
     link(at('sw', 'p-lan2'), at('lan2', 'eth0'));
     const ip = (node: LabNode, ...args: string[]) => run(['ip', '-n', lab.ns(node), ...args]);
-    ip('sw', 'link', 'add', 'br0', 'type', 'bridge');
+    try {
+      ip('sw', 'link', 'add', 'br0', 'type', 'bridge');
+    } catch (e) {
+      throw missingFeature(e, 'bridges (CONFIG_BRIDGE)');
+    }
+    probeNat(lab.ns('rtr'));
     for (const port of ['p-rtr', 'p-lan1', 'p-lan2']) {
       ip('sw', 'link', 'set', port, 'master', 'br0', 'up');
     }
