@@ -12,7 +12,7 @@
 
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
-import { ControlClient, decodeWatchEvent } from '../control/index.ts';
+import { ControlClient, decodeWatchEvent, type WatchEvent } from '../control/index.ts';
 import { parse, peel, stringify, type Value } from '../preserves/index.ts';
 import {
   type Lab,
@@ -191,35 +191,21 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     l.startClient('lan2');
 
     const times = new Map<string, StepTime>();
-    const printed: StepTime[] = [];
     o.out(`\n  ms since limen started\n`);
     const c = client;
     for (const s of DEMO_STEPS) {
-      let synced = false;
-      void c
-        .watch(s.dataspace, parse(s.pattern), {
-          signal: watches.signal,
-          onEvent: (v) => {
-            const e = decodeWatchEvent(v);
-            if (e === undefined) return;
-            if (e.type === 'synced') {
-              synced = true;
-              return;
-            }
-            if (e.type !== 'added' || times.has(s.key)) return;
-            const t: StepTime = {
-              key: s.key,
-              label: s.label,
-              ms: Date.now() - t0,
-              already: !synced,
-              detail: s.detail(new Map(e.captures)),
-            };
-            times.set(s.key, t);
-            printed.push(t);
-            o.out(row(t));
-          },
-        })
-        .catch(() => undefined);
+      void follow(c, s.dataspace, s.pattern, watches.signal, (e, already) => {
+        if (e.type !== 'added' || times.has(s.key)) return;
+        const t: StepTime = {
+          key: s.key,
+          label: s.label,
+          ms: Date.now() - t0,
+          already,
+          detail: s.detail(new Map(e.captures)),
+        };
+        times.set(s.key, t);
+        o.out(row(t));
+      });
     }
     // The fetch, once the client has its lease: by name, through limen's DNS and NAT.
     const deadline = Date.now() + timeoutMs;
@@ -309,6 +295,33 @@ const LIVE: readonly [DataspaceName, string][] = [
   ['machine', '<route ?family "default" ?metric ?table ?if ?gw>'],
 ];
 
+type ChangeEvent = Exclude<WatchEvent, { type: 'synced' }>;
+
+/**
+ * Follows a watch until `signal` aborts, calling `on` for each change with `already`
+ * true for what was asserted before the watch began. Never rejects.
+ */
+async function follow(
+  client: ControlClient,
+  ds: DataspaceName,
+  pattern: string,
+  signal: AbortSignal,
+  on: (e: ChangeEvent, already: boolean) => void,
+): Promise<void> {
+  let synced = false;
+  await client
+    .watch(ds, parse(pattern), {
+      signal,
+      onEvent: (v) => {
+        const e = decodeWatchEvent(v);
+        if (e === undefined) return;
+        if (e.type === 'synced') synced = true;
+        else on(e, !synced);
+      },
+    })
+    .catch(() => undefined);
+}
+
 async function liveView(
   client: ControlClient,
   t0: number,
@@ -316,25 +329,13 @@ async function liveView(
   signal: AbortSignal,
 ): Promise<void> {
   await Promise.all(
-    LIVE.map(async ([ds, pattern]) => {
-      let synced = false;
-      await client
-        .watch(ds, parse(pattern), {
-          signal,
-          onEvent: (v) => {
-            const e = decodeWatchEvent(v);
-            if (e === undefined) return;
-            if (e.type === 'synced') {
-              synced = true;
-              return;
-            }
-            if (!synced) return;
-            const sign = e.type === 'added' ? '+' : e.type === 'removed' ? '-' : '!';
-            out(`  ${String(Date.now() - t0).padStart(7)}  ${sign} ${stringify(e.value)}\n`);
-          },
-        })
-        .catch(() => undefined);
-    }),
+    LIVE.map(([ds, pattern]) =>
+      follow(client, ds, pattern, signal, (e, already) => {
+        if (already) return;
+        const sign = e.type === 'added' ? '+' : e.type === 'removed' ? '-' : '!';
+        out(`  ${String(Date.now() - t0).padStart(7)}  ${sign} ${stringify(e.value)}\n`);
+      }),
+    ),
   );
 }
 
