@@ -41,7 +41,8 @@ export interface OutputProblem {
 }
 
 export interface OutputsDirOptions {
-  /** Coalesces bursts of notifications into one rescan. Default 10 ms. */
+  /** Coalesces bursts of notifications into one rescan. Default 1 ms (a rescan already in
+   * progress coalesces everything that arrives meanwhile into one more). */
   readonly debounceMs?: number;
   /** Larger files are not outputs (reported as a problem). Default 64 KiB. */
   readonly maxValueBytes?: number;
@@ -83,7 +84,7 @@ export class OutputsDir implements Disposable {
 
   constructor(path: string, options: OutputsDirOptions = {}) {
     this.path = path;
-    this.#debounceMs = options.debounceMs ?? 10;
+    this.#debounceMs = options.debounceMs ?? 1;
     this.#maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     this.#owner = options.owner;
     this.#changes = new Emitter(options.onListenerError);

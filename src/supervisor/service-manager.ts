@@ -1,7 +1,8 @@
 // The service manager: gives meaning to `<require-service S>`, `<depends-on S
 // DEP>` and `<milestone M>` in $config. A required service runs (its
 // `<run-service S>` is asserted) exactly while every one of its dependencies
-// is asserted; a dependency `<service-state D _>` also requires D. Stopping is
+// is asserted (a milestone: from when they first all hold, for as long as it is
+// required); a dependency `<service-state D _>` also requires D. Stopping is
 // ordered: a dependency stays required until its dependents are down, so a
 // subtree and the whole daemon stop in reverse dependency order.
 //
@@ -45,6 +46,11 @@ function isServiceState(v: Value): v is Record {
     r.label.name === serviceState &&
     r.fields.length >= 1
   );
+}
+
+function isMilestone(service: Value): boolean {
+  const r = peel(service);
+  return r instanceof Record && r.label instanceof Sym && r.label.name === 'milestone';
 }
 
 /** A service that loads configuration (its files declare other services). */
@@ -170,6 +176,11 @@ export class ServiceManager {
       runHandle: undefined,
     };
     this.#required.set(service, entry);
+    // A milestone marks how far the system has come: once up it stays up while it is
+    // required, whatever its dependencies do later (a WAN that loses carrier takes
+    // udhcpc, and so a dependency of <milestone core>, away: the services layer must
+    // not be restarted for that). To follow a condition, depend on the condition.
+    const milestone = isMilestone(service);
 
     const update = () => {
       // During shutdown only shutdown() starts or stops anything, so the order holds.
@@ -177,7 +188,7 @@ export class ServiceManager {
       const ready = [...entry.deps.values()].every((d) => d.satisfied);
       if (ready && entry.runHandle === undefined) {
         this.#startWhenSettled(entry);
-      } else if (!ready && entry.runHandle !== undefined) {
+      } else if (!ready && entry.runHandle !== undefined && !milestone) {
         f.retract(entry.runHandle);
         entry.runHandle = undefined;
       }

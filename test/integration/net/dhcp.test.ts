@@ -10,7 +10,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, readdirSync, rmSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -387,6 +387,22 @@ describe('the udhcpc script', () => {
       assert.deepEqual(await readdir(w.dir), ['.count'], event);
       assert.deepEqual(w.mine('wan0'), [], event);
     }
+  });
+
+  it('leaves unchanged outputs alone on renew and replaces a changed one atomically', async (t) => {
+    const w = await scriptWorld(t);
+    runScript(w.dir, 'bound', env);
+    const before = statSync(join(w.dir, 'ip')).ino;
+    const router = statSync(join(w.dir, 'router')).ino;
+    runScript(w.dir, 'renew', { ...env, router: '100.64.0.2' });
+    assert.equal(statSync(join(w.dir, 'ip')).ino, before, 'ip was not rewritten');
+    assert.notEqual(statSync(join(w.dir, 'router')).ino, router, 'router was renamed into place');
+    assert.equal(readFileSync(join(w.dir, 'router'), 'utf8'), '100.64.0.2\n');
+    assert.deepEqual(
+      readdirSync(w.dir).filter((f) => f.endsWith('.tmp')),
+      [],
+      'no temporary file is left',
+    );
   });
 
   it('computes the prefix from the netmask when udhcpc gives no $mask', async (t) => {

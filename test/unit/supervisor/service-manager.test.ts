@@ -123,6 +123,33 @@ describe('service manager', () => {
     assert.ok(w.has('<service-state <milestone core> ready>'));
   });
 
+  it('keeps a milestone up once reached, while a dependency comes and goes', async () => {
+    const w = world();
+    const req = w.assertText('<require-service <milestone network>>');
+    const dep = w.assertText('<depends-on <milestone network> <interface-configured "wan0">>');
+    await w.manager.settled();
+    assert.ok(!w.has('<run-service <milestone network>>'), 'not before its dependency holds');
+    const configured = w.assertText('<interface-configured "wan0">');
+    await w.manager.settled();
+    assert.ok(w.has('<run-service <milestone network>>'));
+    w.retract(configured);
+    await w.manager.settled();
+    assert.ok(w.has('<run-service <milestone network>>'), 'a milestone reached stays up');
+    w.retract(dep);
+    w.retract(req);
+    await w.manager.settled();
+    assert.ok(!w.has('<run-service <milestone network>>'), 'no longer required: down');
+    // A daemon, unlike a milestone, follows its dependency down.
+    w.assertText('<require-service <daemon ntpd>>');
+    w.assertText('<depends-on <daemon ntpd> <default-route ipv4>>');
+    const route = w.assertText('<default-route ipv4>');
+    await w.manager.settled();
+    assert.ok(w.has('<run-service <daemon ntpd>>'));
+    w.retract(route);
+    await w.manager.settled();
+    assert.ok(!w.has('<run-service <daemon ntpd>>'));
+  });
+
   it('stops a subtree dependents first: a dependency stays required until its dependent is down', async () => {
     const w = world();
     const sup = fakeSupervisor(w.engine, w.config);
