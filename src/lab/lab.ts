@@ -307,9 +307,9 @@ export class Lab {
   }
 
   /**
-   * The ISP renumbers: its WAN side moves to 100.64.K.0/24 and its DHCP server is
-   * restarted with the new range (authoritative, so the router's next renew of the
-   * old address is NAKed).
+   * The ISP renumbers: its DHCP server is restarted with the range 100.64.K.10–50 and
+   * 100.64.K.1 as the router (authoritative, so the router's next renew of an address
+   * outside it is NAKed). 100.64.0.1 stays as the server's identity.
    */
   async renumberIsp(k: number): Promise<void> {
     if (!Number.isInteger(k) || k < 0 || k > 255) throw new LabError(`subnet ${k}: 0–255`);
@@ -317,8 +317,14 @@ export class Lab {
     const old = this.#state.ispSubnet;
     this.#state.ispSubnet = k;
     this.save();
-    run(['ip', '-n', this.ns('isp'), 'addr', 'add', `100.64.${k}.1/24`, 'dev', 'to-rtr']);
-    run(['ip', '-n', this.ns('isp'), 'addr', 'del', `100.64.${old}.1/24`, 'dev', 'to-rtr']);
+    // 100.64.0.1 stays: it is the DHCP server's identity (its first address), which a
+    // real ISP keeps when it renumbers; a client ignores a NAK from another server.
+    if (k !== old) {
+      if (k !== 0)
+        run(['ip', '-n', this.ns('isp'), 'addr', 'add', `100.64.${k}.1/24`, 'dev', 'to-rtr']);
+      if (old !== 0)
+        run(['ip', '-n', this.ns('isp'), 'addr', 'del', `100.64.${old}.1/24`, 'dev', 'to-rtr']);
+    }
     this.startIspDhcp();
     await this.#waitListening('isp', 'u', 67, 'the ISP DHCP server');
   }

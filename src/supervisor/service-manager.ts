@@ -241,7 +241,10 @@ export class ServiceManager {
     df.onStop(() => {
       if (handle === undefined) return;
       handle = undefined;
-      if (!this.hasState(dependent)) return; // the dependent is already down: let go now
+      // Let go now if the dependent is already down, or is a milestone: it has no process
+      // that could need the dependency while it stops, and one that stays up would keep
+      // the dependency required until the step timeout.
+      if (!this.hasState(dependent) || isMilestone(dependent)) return;
       // Keep requiring the dependency from a lingering facet until the dependent is down.
       this.#facet.spawn(
         (linger) => {

@@ -1,0 +1,104 @@
+// Runs after every other lab test (the files run one at a time, sorted by
+// name): nothing of any lab may remain on this machine. No lab by its directory
+// or namespaces (labNames()), no namespace named limen-*, no /etc/netns/limen-*
+// (where the LAN clients' resolv.conf lives), no process that names the lab's
+// base directory or a lab namespace in its command line or environment, and no
+// link in the host's namespace named like one of the lab's (the lab creates its
+// links inside its namespaces only). A lab brought up by hand and left running
+// makes this fail too: take it down with `limen lab down --all`.
+
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { labBaseDir, labNames } from '../../src/lab/lab.ts';
+import { have, namespaces, run } from '../../src/lab/system.ts';
+
+const skip =
+  process.getuid?.() !== 0
+    ? 'needs root (to read every process environment, as the lab runs as root)'
+    : !have('ip')
+      ? 'needs ip (iproute2)'
+      : false;
+
+const LAB_NAMESPACE = /limen-[a-z][a-z0-9]{0,11}-(?:world|isp|sw|rtr|lan1|lan2)\b/;
+// The lab's link names, but eth0 (the host's own) and br0 (a common host bridge).
+const LAB_LINK = /^(?:to-world|to-rtr|wan0|lan0|p-rtr|p-lan\d+|limen-.*)$/;
+
+/** This process and its ancestors (a test run may be started with LIMEN_LAB_DIR set). */
+function ancestry(): Set<number> {
+  const out = new Set<number>();
+  let pid = process.pid;
+  while (pid > 1 && !out.has(pid)) {
+    out.add(pid);
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      break;
+    }
+  }
+  return out;
+}
+
+function procText(pid: string, file: 'cmdline' | 'environ'): string {
+  try {
+    return readFileSync(`/proc/${pid}/${file}`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+describe('no lab is left behind', { skip }, () => {
+  it('no lab is up (labNames() is empty)', () => {
+    assert.deepEqual(labNames(), [], `labs left: take them down with \`limen lab down --all\``);
+  });
+
+  it('no network namespace named limen-*', () => {
+    assert.deepEqual(
+      namespaces().filter((n) => n.startsWith('limen-')),
+      [],
+    );
+  });
+
+  it('no /etc/netns/limen-* directory', () => {
+    const left = existsSync('/etc/netns')
+      ? readdirSync('/etc/netns').filter((n) => n.startsWith('limen-'))
+      : [];
+    assert.deepEqual(left, []);
+  });
+
+  it('no process names the lab directory or a lab namespace', () => {
+    const base = labBaseDir();
+    const mine = ancestry();
+    const found: string[] = [];
+    for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+      if (mine.has(Number(pid))) continue;
+      const cmdline = procText(pid, 'cmdline').replace(/\0/g, ' ').trim();
+      const environ = procText(pid, 'environ')
+        .split('\0')
+        .filter((v) => !v.startsWith('LIMEN_LAB_DIR='))
+        .join(' ');
+      for (const [what, text] of [
+        ['command line', cmdline],
+        ['environment', environ],
+      ] as const) {
+        if (text.includes(base) || LAB_NAMESPACE.test(text)) {
+          found.push(`pid ${pid} (${what}): ${cmdline.slice(0, 200)}`);
+          break;
+        }
+      }
+    }
+    assert.deepEqual(found, []);
+  });
+
+  it("no link named like the lab's in the host's namespace", () => {
+    const links = (JSON.parse(run(['ip', '-j', 'link', 'show'])) as { ifname: string }[]).map(
+      (l) => l.ifname,
+    );
+    assert.deepEqual(
+      links.filter((n) => LAB_LINK.test(n)),
+      [],
+      `host links: ${links.join(', ')}`,
+    );
+  });
+});
