@@ -9,17 +9,7 @@
 
 import { mkdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  Dict,
-  Record as PRecord,
-  Sym,
-  dict,
-  peel,
-  record,
-  stringify,
-  sym,
-  type Value,
-} from '../preserves/index.ts';
+import { Dict, Sym, dict, peel, record, stringify, sym, type Value } from '../preserves/index.ts';
 import { Dataspace, Engine, P, type Facet } from '../dataspace/index.ts';
 import {
   ConfigWatcher,
@@ -28,7 +18,11 @@ import {
   startConfigWatcherService,
 } from '../script/index.ts';
 import { startSupervisor, type Supervisor } from '../supervisor/supervisor.ts';
-import { startServiceManager, type ServiceManager } from '../supervisor/service-manager.ts';
+import {
+  isLoader,
+  startServiceManager,
+  type ServiceManager,
+} from '../supervisor/service-manager.ts';
 import { SettingsDirectory, startControlServer, type ControlServer } from '../control/index.ts';
 import { VERSION } from '../base/version.ts';
 import { daemonStatus, serviceView } from './control.ts';
@@ -162,10 +156,6 @@ function configurationLoaded(
   services: ServiceManager,
   coreUp: Promise<void>,
 ): Promise<void> {
-  const isLoader = (s: Value): boolean => {
-    const r = peel(s);
-    return r instanceof PRecord && r.label instanceof Sym && r.label.name === 'config-watcher';
-  };
   const loading = () => services.required().some((s) => isLoader(s) && !services.hasState(s));
   return new Promise((resolve) => {
     let check = (): void => {};

@@ -13,7 +13,7 @@
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { ControlClient, decodeWatchEvent, type WatchEvent } from '../control/index.ts';
-import { parse, peel, stringify, type Value } from '../preserves/index.ts';
+import { Dict, parse, peel, stringify, sym, type Value } from '../preserves/index.ts';
 import {
   type Lab,
   WORLD_NAME,
@@ -42,9 +42,11 @@ const text = (v: Value | undefined): string => {
   return typeof p === 'string' ? p : stringify(p);
 };
 
+/** One field of a `<dhcp-lease IF {…}>` dictionary, as text ("?" if absent). */
 const leaseField = (lease: Value | undefined, key: string): string => {
-  const m = new RegExp(`${key}: ("[^"]*"|[^ }]+)`).exec(text(lease));
-  return m === null ? '?' : m[1]!.replace(/"/g, '');
+  const d = lease === undefined ? undefined : peel(lease);
+  const v = d instanceof Dict ? d.get(sym(key)) : undefined;
+  return v === undefined ? '?' : text(v);
 };
 
 export const DEMO_STEPS: readonly StepSpec[] = [

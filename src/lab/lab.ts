@@ -152,21 +152,9 @@ export class Lab {
     return join(this.dir, 'rtr', 'limen.log');
   }
 
-  get ispSubnet(): number {
-    return this.#state.ispSubnet;
-  }
-
   /** The ISP's address towards the router (the router's gateway). */
   get ispAddress(): string {
     return `100.64.${this.#state.ispSubnet}.1`;
-  }
-
-  process(role: string): ProcessRecord | undefined {
-    return this.#state.processes[role];
-  }
-
-  roles(): string[] {
-    return Object.keys(this.#state.processes).sort();
   }
 
   /** The router daemon's record while it runs. */
@@ -353,10 +341,6 @@ export class Lab {
       ],
       { ...process.env, LAB_NS: this.ns(node), LAB_LEASE: join(this.dir, node, 'lease') },
     );
-  }
-
-  async stopClient(node: 'lan1' | 'lan2'): Promise<void> {
-    await this.stopProcess(`${node}/udhcpc`);
   }
 
   // ---- The router ---------------------------------------------------------------------------

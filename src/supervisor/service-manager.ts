@@ -48,16 +48,17 @@ function isServiceState(v: Value): v is Record {
   );
 }
 
-function isMilestone(service: Value): boolean {
+/** True if service is a record `<LABEL …>`. */
+function isKind(service: Value, label: string): boolean {
   const r = peel(service);
-  return r instanceof Record && r.label instanceof Sym && r.label.name === 'milestone';
+  return r instanceof Record && r.label instanceof Sym && r.label.name === label;
 }
 
+/** A pseudo-service that marks how far the system has come. */
+const isMilestone = (service: Value): boolean => isKind(service, 'milestone');
+
 /** A service that loads configuration (its files declare other services). */
-function isLoader(service: Value): boolean {
-  const r = peel(service);
-  return r instanceof Record && r.label instanceof Sym && r.label.name === 'config-watcher';
-}
+export const isLoader = (service: Value): boolean => isKind(service, 'config-watcher');
 
 export class ServiceManager {
   readonly #facet: Facet;

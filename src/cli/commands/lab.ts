@@ -154,7 +154,7 @@ Examples:
   sudo limen lab exec rtr -- limen status
   sudo limen lab exec rtr -- ip -br addr
   sudo limen lab exec lan1 -- busybox wget -qO- http://world.test/`,
-  async run(argv: readonly string[], io: Io): Promise<number> {
+  async run(argv: readonly string[], _io: Io): Promise<number> {
     const dash = argv.indexOf('--');
     const before = dash < 0 ? argv : argv.slice(0, dash);
     const command = dash < 0 ? [] : argv.slice(dash + 1);
@@ -166,7 +166,6 @@ Examples:
       throw new UsageError("put the command after '--': limen lab exec rtr -- limen status");
     }
     const lab = openLab(pickName(a.options.get('name')));
-    void io;
     return labExecInteractive(lab, node, command);
   },
 };
