@@ -7,16 +7,28 @@ import tseslint from 'typescript-eslint';
 // (and from itself); the CLI reaches the daemon only through control/client.
 const layers = {
   base: [],
+  // Node-level utilities every layer above may use (atomic files, locks).
+  platform: ['base'],
   preserves: ['base'],
   dataspace: ['base', 'preserves'],
-  script: ['base', 'preserves', 'dataspace'],
-  supervisor: ['base', 'preserves', 'dataspace'],
-  net: ['base', 'preserves', 'dataspace'],
-  control: ['base', 'preserves', 'dataspace', 'script'],
-  safety: ['base', 'preserves', 'dataspace', 'script'],
-  lab: ['base', 'preserves', 'control'],
-  daemon: ['base', 'preserves', 'dataspace', 'script', 'supervisor', 'net', 'control', 'safety'],
-  cli: ['base', 'preserves', 'dataspace', 'script', 'control', 'lab', 'daemon'],
+  script: ['base', 'platform', 'preserves', 'dataspace'],
+  supervisor: ['base', 'platform', 'preserves', 'dataspace'],
+  net: ['base', 'platform', 'preserves', 'dataspace'],
+  control: ['base', 'platform', 'preserves', 'dataspace', 'script'],
+  safety: ['base', 'platform', 'preserves', 'dataspace', 'script'],
+  lab: ['base', 'platform', 'preserves', 'control'],
+  daemon: [
+    'base',
+    'platform',
+    'preserves',
+    'dataspace',
+    'script',
+    'supervisor',
+    'net',
+    'control',
+    'safety',
+  ],
+  cli: ['base', 'platform', 'preserves', 'dataspace', 'script', 'control', 'lab', 'daemon'],
 };
 const all = Object.keys(layers);
 
