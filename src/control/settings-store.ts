@@ -1,13 +1,15 @@
 // The user settings store: /var/lib/limen/user-settings/, one file per setting,
 // named by the SHA-1 of the setting's canonical binary form plus `.pr`. Each file
 // is a script that asserts exactly its setting: a record or dictionary is written
-// as is, any other value as `+= VALUE`. Invariants: writes are atomic (a dot-named
-// temporary file, fsync, rename, fsync of the directory), so a reader (the config
-// watcher, which skips dot-files) sees the old file or the new one, never a part.
+// as is, any other value as `+= VALUE`. Invariants: writes are atomic
+// (writeFileAtomic: a dot-named temporary file, fsync, rename, fsync of the
+// directory), so a reader (the config watcher, which skips dot-files) sees the old
+// file or the new one, never a part; the daemon removes a killed write's temporary
+// when it starts.
 
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../platform/atomic-file.ts';
 import {
   Dict,
   Embedded,
@@ -29,6 +31,23 @@ import { InvalidSettingError, SettingsIoError } from './errors.ts';
 import type { SettingEntry, SettingsAnswer } from './protocol.ts';
 
 export const SETTING_EXTENSION = '.pr';
+/** Settings are root's alone: the directory is 0700 and each file 0600, whatever the umask. */
+export const SETTINGS_DIR_MODE = 0o700;
+export const SETTING_FILE_MODE = 0o600;
+
+/** What versions before writeFileAtomic named their temporaries: `.NAME.pr.PID.HEX.tmp`. */
+const LEGACY_TEMPORARY = /^\.[0-9a-f]{40}\.pr\.[0-9]+\.[0-9a-f]{12}\.tmp$/;
+
+/** A temporary that an older limen's `settings set` left when it was killed mid-write. */
+export function isLegacySettingsTemporary(name: string): boolean {
+  return LEGACY_TEMPORARY.test(name);
+}
+
+/** Creates the settings directory, and gives it (new or not) mode 0700 whatever the umask. */
+export async function makeSettingsDirectory(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: SETTINGS_DIR_MODE });
+  await chmod(dir, SETTINGS_DIR_MODE);
+}
 
 /** `/var/lib/limen/user-settings`, or the same path under `root`. */
 export function userSettingsDir(root?: string): string {
@@ -218,26 +237,20 @@ export class SettingsDirectory implements SettingsStore {
     const current = await readFile(path, 'utf8').catch(() => undefined);
     if (current !== undefined && sameSetting(current, path, v)) return { file, changed: false };
     try {
-      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      await makeSettingsDirectory(this.dir);
     } catch (e) {
       throw ioError(`cannot create ${this.dir}`, e);
     }
     options.signal?.throwIfAborted();
-    const tmp = join(this.dir, `.${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      const fh = await open(tmp, 'wx', 0o600);
-      try {
-        await fh.writeFile(text, 'utf8');
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, path);
+      await writeFileAtomic(path, text, {
+        mode: SETTING_FILE_MODE,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
     } catch (e) {
-      await unlink(tmp).catch(() => undefined);
+      if (options.signal?.aborted === true) throw e;
       throw ioError(`cannot write ${path}`, e);
     }
-    await this.#syncDir();
     return { file, changed: true };
   }
 

@@ -30,13 +30,13 @@ import {
   mkdirSync,
   readFileSync,
   readdirSync,
-  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ControlClient } from '../control/index.ts';
+import { writeFileAtomicSync } from '../platform/atomic-file.ts';
 import {
   LabCommandError,
   LabError,
@@ -166,8 +166,7 @@ export class Lab {
   save(): void {
     mkdirSync(this.dir, { recursive: true });
     const file = join(this.dir, 'lab.json');
-    writeFileSync(`${file}.tmp`, JSON.stringify(this.#state, null, 2) + '\n');
-    renameSync(`${file}.tmp`, file);
+    writeFileAtomicSync(file, JSON.stringify(this.#state, null, 2) + '\n');
   }
 
   #record(role: string, p: ProcessRecord): ProcessRecord {

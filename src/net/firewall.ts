@@ -20,9 +20,9 @@
 // with still no zone; before that, a zone that appears simply replaces it.
 
 import { createHash } from 'node:crypto';
-import { rename, writeFile } from 'node:fs/promises';
 import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
 import { ValueMap, dict, record, type Value } from '../preserves/index.ts';
+import { writeFileAtomic } from '../platform/atomic-file.ts';
 import { NftRunner } from './nft-command.ts';
 import {
   FIREWALL_FAMILY,
@@ -262,10 +262,8 @@ class FirewallImpl implements Firewall {
   }
 
   async #writeRulesetFile(path: string, text: string): Promise<void> {
-    const tmp = `${path}.tmp`;
     try {
-      await writeFile(tmp, text, { mode: 0o644 });
-      await rename(tmp, path);
+      await writeFileAtomic(path, text, { mode: 0o644 });
     } catch (e) {
       this.#log('warn', `cannot write ${path}`, { error: String(e) });
     }

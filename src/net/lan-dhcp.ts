@@ -13,9 +13,10 @@
 // lease lost. Files live under `${runDir}/lan/IF/` and are written atomically.
 
 import { watch, type FSWatcher } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { writeFileAtomic } from '../platform/atomic-file.ts';
 import { UserError } from '../base/errors.ts';
 import { P, during, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
 import {
@@ -382,10 +383,8 @@ export function dnsmasqService(ifname: string): Record {
   return record('daemon', record('dnsmasq', ifname));
 }
 
-async function writeAtomically(path: string, text: string, signal: AbortSignal): Promise<void> {
-  const tmp = `${path}.tmp`;
-  await writeFile(tmp, text, { mode: 0o644, signal });
-  await rename(tmp, path);
+function writeAtomically(path: string, text: string, signal: AbortSignal): Promise<void> {
+  return writeFileAtomic(path, text, { mode: 0o644, signal });
 }
 
 function hashOf(text: string): string {
@@ -632,8 +631,13 @@ class LanInterface {
     this.#syncing = true;
     const signal = this.facet.signal;
     try {
-      if (this.#writtenResolv === undefined)
+      if (this.#writtenResolv === undefined) {
+        // dnsmasq runs as another user (--user): RUN/lan and RUN/lan/IF must be
+        // searchable by it whatever the umask (mkdir's mode passes through it).
         await mkdir(this.dir!, { recursive: true, mode: 0o755 });
+        await chmod(dirname(this.dir!), 0o755);
+        await chmod(this.dir!, 0o755);
+      }
       while (this.#want !== undefined && !signal.aborted) {
         const want = this.#want;
         this.#want = undefined;

@@ -10,9 +10,7 @@
 // lines are written, the rest as comments. A value that is not an address or
 // a domain name is never written as one (hand-written config can be wrong).
 
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { writeFileAtomicIfChanged } from '../platform/atomic-file.ts';
 import { Sym, ValueMap, compare, peel, record, stringify, type Value } from '../preserves/index.ts';
 import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
 import { ipFamily, parseDomainName, parseIpv4, printable } from './inet-values.ts';
@@ -263,43 +261,13 @@ export function renderResolvConf(
 // ---- Writing ------------------------------------------------------------------------------
 
 /**
- * Replaces the file with `content` atomically, unless it already holds exactly
- * that. Returns whether it wrote. The temporary file is removed on failure.
+ * Replaces the file with `content` atomically (mode 0644 whatever the umask), unless
+ * it already holds exactly that. Returns whether it wrote.
  */
-export async function writeFileIfChanged(
+export function writeFileIfChanged(
   path: string,
   content: string,
   signal?: AbortSignal,
 ): Promise<boolean> {
-  try {
-    if ((await readFile(path, { encoding: 'utf8', signal })) === content) return false;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  signal?.throwIfAborted();
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
-  let renamed = false;
-  try {
-    const fh = await open(tmp, 'wx', 0o644);
-    try {
-      await fh.writeFile(content, 'utf8');
-      await fh.chmod(0o644); // open's mode passes through the umask
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    signal?.throwIfAborted();
-    await rename(tmp, path);
-    renamed = true;
-  } finally {
-    if (!renamed) await unlink(tmp).catch(() => undefined);
-  }
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
-  return true;
+  return writeFileAtomicIfChanged(path, content, { mode: 0o644, ...(signal ? { signal } : {}) });
 }

@@ -5,6 +5,15 @@
 // A temporary left by a SIGKILL is removed by removeStaleTemporaries() at start.
 
 import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  fchmodSync,
+  fsyncSync,
+  openSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -19,6 +28,10 @@ export interface AtomicWriteOptions {
   /** The file's mode, applied whatever the umask (default 0o644). */
   readonly mode?: number;
   readonly signal?: AbortSignal;
+}
+
+function temporaryFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.limen-${randomBytes(6).toString('hex')}.tmp`);
 }
 
 /** Opens the directory and fsyncs it, so that a rename or unlink in it is durable. */
@@ -39,7 +52,7 @@ export async function writeFileAtomic(
 ): Promise<void> {
   const mode = options.mode ?? 0o644;
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.limen-${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = temporaryFor(path);
   let renamed = false;
   try {
     // Created with mode 0600 (never wider than the target, whatever the umask),
@@ -61,6 +74,46 @@ export async function writeFileAtomic(
   await syncDirectory(dir);
 }
 
+/**
+ * writeFileAtomic for code that cannot await (the lab's record, saved from exit
+ * handlers): the same temporary name, modes, fsyncs and rename.
+ */
+export function writeFileAtomicSync(
+  path: string,
+  content: string | Uint8Array,
+  options: { readonly mode?: number } = {},
+): void {
+  const mode = options.mode ?? 0o644;
+  const tmp = temporaryFor(path);
+  let renamed = false;
+  try {
+    const fd = openSync(tmp, 'wx', 0o600);
+    try {
+      writeFileSync(fd, content);
+      if (mode !== 0o600) fchmodSync(fd, mode);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+    renamed = true;
+  } finally {
+    if (!renamed) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // never created, or already gone
+      }
+    }
+  }
+  const d = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(d);
+  } finally {
+    closeSync(d);
+  }
+}
+
 /** Like writeFileAtomic, unless the file already holds exactly that; returns whether it wrote. */
 export async function writeFileAtomicIfChanged(
   path: string,
@@ -78,12 +131,22 @@ export async function writeFileAtomicIfChanged(
   return true;
 }
 
+export interface StaleTemporaryOptions {
+  /** Only the temporaries of this file name (in a directory others write to, like /etc). */
+  readonly of?: string;
+  /** Also names that older versions of limen gave their temporaries. */
+  readonly legacy?: (name: string) => boolean;
+}
+
 /**
  * Removes the temporaries that writeFileAtomic left in `dir` when its process was
  * killed mid-write. Only call it where no other live writer uses the directory
  * (the daemon holds its state lock). Returns the names removed.
  */
-export async function removeStaleTemporaries(dir: string): Promise<string[]> {
+export async function removeStaleTemporaries(
+  dir: string,
+  options: StaleTemporaryOptions = {},
+): Promise<string[]> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -93,7 +156,10 @@ export async function removeStaleTemporaries(dir: string): Promise<string[]> {
   }
   const removed: string[] = [];
   for (const name of names) {
-    if (!isLimenTemporary(name)) continue;
+    const ours =
+      isLimenTemporary(name) &&
+      (options.of === undefined || name.startsWith(`.${options.of}.limen-`));
+    if (!ours && options.legacy?.(name) !== true) continue;
     await unlink(join(dir, name)).catch(() => undefined);
     removed.push(name);
   }
