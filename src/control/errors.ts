@@ -53,6 +53,11 @@ export class ControlSocketInUseError extends UserError {
   readonly code = 'LIMEN_CONTROL_SOCKET_IN_USE';
 }
 
+/** The control socket's path cannot be bound (too long for sun_path). */
+export class SocketPathError extends UserError {
+  readonly code = 'LIMEN_CONTROL_SOCKET_PATH';
+}
+
 /** A value that cannot be stored as a user setting (see settings-store.ts); lists every problem. */
 export class InvalidSettingError extends UserError {
   readonly code = 'LIMEN_SETTING_INVALID';

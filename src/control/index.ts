@@ -14,4 +14,10 @@ export {
   type ControlServerOptions,
 } from './server.ts';
 export { ControlClient, describeConnectError, type ConnectOptions } from './client.ts';
-export { SOCKET_MODE } from './socket-file.ts';
+export {
+  MAX_SOCKET_PATH_BYTES,
+  SOCKET_MODE,
+  checkSocketPath,
+  listenOnSocketFile,
+  type ListeningSocket,
+} from './socket-file.ts';

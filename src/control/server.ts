@@ -51,7 +51,7 @@ import {
 import type { InterfaceController, InterfaceResult, ServiceView } from './providers.ts';
 import type { SettingsStore } from './settings-store.ts';
 import { raceAbort, waitForAbort } from './signals.ts';
-import { bindSocketFile, type BoundSocket } from './socket-file.ts';
+import { bindSocketFile, type BoundSocket, type ListeningSocket } from './socket-file.ts';
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_INTERFACE_TIMEOUT_MS = 60_000;
@@ -60,6 +60,8 @@ const SHUTDOWN_GRACE_MS = 500;
 
 export interface ControlServerOptions {
   readonly socketPath: string;
+  /** The socket, already bound by listenOnSocketFile() (the daemon binds it first); absent: bound at start. */
+  readonly listening?: ListeningSocket | undefined;
   /** The server runs in a child of this facet (its engine is the daemon's). */
   readonly facet: Facet;
   readonly dataspaces: { readonly config: Ref; readonly machine: Ref; readonly log: Ref };
@@ -142,7 +144,7 @@ class ControlServerImpl implements ControlServer {
     this.maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
     this.dropGraceMs = options.dropGraceMs ?? 2000;
     this.facet = options.facet.spawn(() => {}, 'control server');
-    this.#net = createServer((socket) => this.#accept(socket));
+    this.#net = options.listening?.server ?? createServer((socket) => this.#accept(socket));
     this.#net.on('error', (e) =>
       this.logger.error(`control: socket error: ${e.message}`, { error: e }),
     );
@@ -153,7 +155,12 @@ class ControlServerImpl implements ControlServer {
   }
 
   async start(): Promise<void> {
-    this.#bound = await bindSocketFile(this.#net, this.socketPath);
+    if (this.options.listening === undefined) {
+      this.#bound = await bindSocketFile(this.#net, this.socketPath);
+    } else {
+      this.#bound = this.options.listening;
+      this.options.listening.accept((socket) => this.#accept(socket));
+    }
     this.logger.info?.(`control: listening on ${this.socketPath}`, { socket: this.socketPath });
   }
 

@@ -1,15 +1,40 @@
-// Puts a listening Unix socket at a path with mode 0600, atomically: it is bound
-// under a temporary name in the same directory, chmod'ed, then renamed into place,
-// so no other user can ever connect to it (the kernel refuses them with EACCES).
-// A stale socket (nobody listening) is replaced; a live one or a non-socket is refused.
+// Puts a listening Unix socket at a path with mode 0600, so that no other user can
+// connect to it at any moment, whatever the umask. The socket is bound inside a
+// fresh directory of mode 0700 made beside the target (only root can traverse it,
+// so nobody else can reach the socket while its mode is still the umask's),
+// chmod'ed 0600 there, then hard-linked into place and the private directory
+// removed. link(2), unlike rename(2), never replaces what is there: of two daemons
+// binding the same path at once, one gets it and the other sees it live and is
+// refused. A stale socket (nobody listening) is replaced; a live one or a
+// non-socket is refused.
 
-import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, rename, stat, unlink } from 'node:fs/promises';
-import { connect, type Server } from 'node:net';
+import { chmod, link, lstat, mkdir, mkdtemp, rename, rm, stat, unlink } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
-import { ControlSocketInUseError } from './errors.ts';
+import { ControlSocketInUseError, SocketPathError } from './errors.ts';
 
 export const SOCKET_MODE = 0o600;
+const PRIVATE_DIR_MODE = 0o700;
+/** sun_path holds 108 bytes with its terminating NUL; a longer path is silently cut by Node. */
+export const MAX_SOCKET_PATH_BYTES = 107;
+/** What the private directory adds to the socket's directory: `/.XXXXXX/s`. */
+const PRIVATE_SUFFIX_BYTES = '/.XXXXXX/s'.length;
+/** Connections accepted before a server takes the socket over (all root's: mode 0600). */
+const MAX_EARLY_CONNECTIONS = 64;
+
+/**
+ * Throws SocketPathError unless `path` fits in sun_path, and so does the name it is
+ * first bound under in its private directory.
+ */
+export function checkSocketPath(path: string): void {
+  const bytes = Buffer.byteLength(path);
+  const dirBytes = Buffer.byteLength(dirname(path));
+  if (bytes > MAX_SOCKET_PATH_BYTES || dirBytes + PRIVATE_SUFFIX_BYTES > MAX_SOCKET_PATH_BYTES) {
+    throw new SocketPathError(
+      `${path}: too long for a Unix socket (${bytes} bytes; the limit is ${MAX_SOCKET_PATH_BYTES}, and ${MAX_SOCKET_PATH_BYTES - PRIVATE_SUFFIX_BYTES} for its directory): choose a shorter --socket or --root`,
+    );
+  }
+}
 
 /** True when something accepts connections at path. */
 function isLive(path: string): Promise<boolean> {
@@ -39,39 +64,89 @@ function listen(server: Server, path: string): Promise<void> {
   });
 }
 
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) resolve();
+    else server.close(() => resolve());
+  });
+}
+
+function inUse(path: string): ControlSocketInUseError {
+  return new ControlSocketInUseError(
+    `${path} is in use: another limen daemon is listening there (stop it, or use --socket)`,
+  );
+}
+
+function notASocket(path: string): ControlSocketInUseError {
+  return new ControlSocketInUseError(
+    `${path} exists and is not a socket; remove it or choose another path with --socket`,
+  );
+}
+
 export interface BoundSocket {
   readonly path: string;
   /** Removes the socket file if it is still the one we bound (not a successor's). */
   unlink(): Promise<void>;
 }
 
+/**
+ * Links the bound socket `tmp` at `path`, replacing only a stale socket. `aside` is a
+ * free name in the private directory, where a stale socket is moved to be checked
+ * once more before it is deleted: another daemon may have replaced it meanwhile.
+ */
+async function place(tmp: string, path: string, aside: string): Promise<void> {
+  for (let attempt = 0; attempt < 8; attempt++) {
+    try {
+      await link(tmp, path);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const seen = await lstat(path).catch(() => undefined);
+    if (seen === undefined) continue; // removed meanwhile: try again
+    if (!seen.isSocket()) throw notASocket(path);
+    if (await isLive(path)) throw inUse(path);
+    try {
+      await rename(path, aside);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw e;
+    }
+    const moved = await lstat(aside);
+    if (moved.ino !== seen.ino || moved.dev !== seen.dev || (await isLive(aside))) {
+      // Another daemon's socket took the stale one's place: put it back, and look again.
+      await link(aside, path).catch(() => undefined);
+    }
+    await unlink(aside);
+  }
+  throw inUse(path);
+}
+
 /** Makes `server` listen on `path` with mode 0600; the parent directory is created (0755). */
 export async function bindSocketFile(server: Server, path: string): Promise<BoundSocket> {
+  checkSocketPath(path);
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const existing = await lstat(path).catch(() => undefined);
   if (existing !== undefined) {
-    if (!existing.isSocket()) {
-      throw new ControlSocketInUseError(
-        `${path} exists and is not a socket; remove it or choose another path with --socket`,
-      );
-    }
-    if (await isLive(path)) {
-      throw new ControlSocketInUseError(
-        `${path} is in use: another limen daemon is listening there (stop it, or use --socket)`,
-      );
-    }
+    if (!existing.isSocket()) throw notASocket(path);
+    if (await isLive(path)) throw inUse(path);
   }
-  // Short, so that it fits wherever `path` fits (sun_path holds 107 bytes).
-  const tmp = join(dir, `.c${randomBytes(4).toString('hex')}`);
-  await listen(server, tmp);
+  const priv = await mkdtemp(join(dir, '.'));
   try {
-    await chmod(tmp, SOCKET_MODE);
-    await rename(tmp, path);
-  } catch (e) {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await unlink(tmp).catch(() => undefined);
-    throw e;
+    // mkdtemp makes it 0700 less the umask; say it explicitly, whatever the umask.
+    await chmod(priv, PRIVATE_DIR_MODE);
+    const tmp = join(priv, 's');
+    await listen(server, tmp);
+    try {
+      await chmod(tmp, SOCKET_MODE);
+      await place(tmp, path, join(priv, 'stale'));
+    } catch (e) {
+      await closeServer(server);
+      throw e;
+    }
+  } finally {
+    await rm(priv, { recursive: true, force: true });
   }
   const ino = (await stat(path)).ino;
   return {
@@ -79,6 +154,44 @@ export async function bindSocketFile(server: Server, path: string): Promise<Boun
     async unlink() {
       const now = await stat(path).catch(() => undefined);
       if (now !== undefined && now.ino === ino) await unlink(path).catch(() => undefined);
+    },
+  };
+}
+
+/** A socket bound before its server exists: the daemon binds it before anything starts. */
+export interface ListeningSocket extends BoundSocket {
+  readonly server: Server;
+  /** Hands every connection to `onConnection`, those that arrived meanwhile first. */
+  accept(onConnection: (socket: Socket) => void): void;
+  /** Stops listening and removes the socket (when no server took it over). */
+  close(): Promise<void>;
+}
+
+/**
+ * Binds `path` (as bindSocketFile) with a server that holds early connections
+ * (bounded) until accept() names who answers them.
+ */
+export async function listenOnSocketFile(path: string): Promise<ListeningSocket> {
+  const early: Socket[] = [];
+  const hold = (socket: Socket): void => {
+    if (early.length >= MAX_EARLY_CONNECTIONS) socket.destroy();
+    else early.push(socket);
+  };
+  const server = createServer(hold);
+  const bound = await bindSocketFile(server, path);
+  return {
+    path,
+    server,
+    unlink: () => bound.unlink(),
+    accept(onConnection) {
+      server.off('connection', hold);
+      server.on('connection', onConnection);
+      for (const s of early.splice(0)) if (!s.destroyed) onConnection(s);
+    },
+    async close() {
+      for (const s of early.splice(0)) s.destroy();
+      await closeServer(server);
+      await bound.unlink();
     },
   };
 }

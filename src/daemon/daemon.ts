@@ -7,7 +7,6 @@
 // decides the waves, the supervisor stops processes with their stop timeouts),
 // then every facet stops and the process table is clean before we return.
 
-import { mkdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Dict, Sym, dict, peel, record, stringify, sym, type Value } from '../preserves/index.ts';
 import { Dataspace, Engine, P, type Facet } from '../dataspace/index.ts';
@@ -45,6 +44,8 @@ import { startStaticConfig } from '../net/static-config.ts';
 import { interfaceController } from './interfaces.ts';
 import { resolvePaths, type DaemonPaths, type PathOptions } from './paths.ts';
 import { createDaemonLog, type DaemonLog, type LogFormat } from './log.ts';
+import { startSiteRootCheck, type SiteRootCheck } from './site-roots.ts';
+import { prepareStart } from './startup.ts';
 
 export interface DaemonOptions extends PathOptions {
   readonly logFormat?: LogFormat;
@@ -177,15 +178,6 @@ function configurationLoaded(
   });
 }
 
-/** resolv.conf is often a symlink (to systemd-resolved's, say): write its target, keep the link. */
-async function realResolvConf(path: string): Promise<string> {
-  try {
-    return await realpath(path);
-  } catch {
-    return path;
-  }
-}
-
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const paths = resolvePaths(opts);
   const logger = createDaemonLog(
@@ -194,15 +186,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     () => new Date(),
     opts.logLevel ?? 'info',
   );
-  for (const dir of [
-    paths.runDir,
-    paths.outputsDir,
-    paths.stateDir,
-    paths.userSettingsDir,
-    paths.generationsDir,
-  ]) {
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-  }
+  // The state lock, every directory, stale temporaries, the control socket: before
+  // anything starts, so that a refused start (another daemon) starts nothing.
+  const started = await prepareStart(paths, opts.configDirs ?? []);
+  for (const path of started.removed) logger.info('removed a stale temporary', { path });
 
   const engine = new Engine({ logger });
   const config = new Dataspace(engine, 'config');
@@ -218,9 +205,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   let monitor: InterfaceMonitor | undefined;
   let reconciler: AddressRouteReconciler | undefined;
   let sysctl: SysctlDriver | undefined;
+  let siteRoots!: SiteRootCheck;
   let markBootLoaded!: () => void;
   const bootLoaded = new Promise<void>((r) => (markBootLoaded = r));
-  const resolvConf = await realResolvConf(paths.resolvConf);
+  const resolvConf = started.resolvConf;
   engine.turn(() => {
     mirrorToLog(root, { config, log }, logger);
     supervisor = startSupervisor(root, { config: config.ref, log: log.ref, runDir: paths.runDir });
@@ -270,6 +258,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       ),
     );
     for (const dir of paths.siteConfigDirs) root.assert(config.ref, record('site-config-dir', dir));
+    siteRoots = startSiteRootCheck(root, { config: config.ref, roots: paths.siteConfigDirs });
     boot = new ConfigWatcher(root, {
       path: join(paths.shippedConfigDir, 'boot'),
       env: bindingsOf({ config: config.ref, machine: machine.ref, log: log.ref }),
@@ -280,6 +269,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const startedAt = Date.now();
   const control = await startControlServer({
     socketPath: paths.socket,
+    listening: started.listening,
     facet: root,
     dataspaces: { config: config.ref, machine: machine.ref, log: log.ref },
     services: serviceView(supervisor),
@@ -322,7 +312,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     stopped,
     async rescan() {
       logger.info('rescanning configuration');
-      await Promise.all([boot.rescan(), nested.rescan()]);
+      await Promise.all([boot.rescan(), nested.rescan(), siteRoots.rescan()]);
     },
     shutdown(reason: string) {
       stopping ??= (async () => {
@@ -348,6 +338,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         await supervisor.closed;
         if (opts.network !== false) await netlinkHelpersExited();
         await engine.sync();
+        started.lock.release();
         logger.info('stopped');
         resolveStopped();
       })();

@@ -1,0 +1,22 @@
+// Errors of the platform layer (node-level utilities). Each failure has its own
+// class and a stable code.
+
+import { LimenError, UserError } from '../base/errors.ts';
+
+/** Another process (another limen daemon) holds the state directory's lock. */
+export class StateLockHeldError extends UserError {
+  readonly code = 'LIMEN_STATE_LOCKED';
+  readonly lockPath: string;
+  /** The holder's pid as it wrote it in the lock file, when it had. */
+  readonly holder: number | undefined;
+  constructor(lockPath: string, holder: number | undefined, message: string) {
+    super(message);
+    this.lockPath = lockPath;
+    this.holder = holder;
+  }
+}
+
+/** The lock could not be taken for another reason (no flock program, permissions...). */
+export class StateLockError extends LimenError {
+  readonly code = 'LIMEN_STATE_LOCK';
+}
