@@ -64,14 +64,19 @@ function ioError(what: string, e: unknown): StartupIoError {
  * as /run and /var/lib have: others must traverse them to reach the outputs.
  */
 async function ownDirectory(dir: string, mode: number): Promise<void> {
+  let first: string | undefined;
   try {
-    const first = await mkdir(dir, { recursive: true, mode });
+    first = await mkdir(dir, { recursive: true, mode });
+  } catch (e) {
+    throw ioError(`cannot create ${dir}`, e);
+  }
+  try {
     if (first !== undefined) {
       for (let d = dirname(dir); d.length >= first.length; d = dirname(d)) await chmod(d, 0o755);
     }
     await chmod(dir, mode);
   } catch (e) {
-    throw ioError(`cannot create ${dir}`, e);
+    throw ioError(`cannot set the mode of ${dir}`, e);
   }
 }
 
