@@ -8,7 +8,7 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Dataspace, Engine, P, type Handle } from '../../../src/dataspace/index.ts';
@@ -363,6 +363,31 @@ describe('lan-dhcp (dnsmasq)', { skip }, () => {
       describe: () =>
         `dnsmasq gone; state ${String(h.state())}, clients ${JSON.stringify(h.clients())}`,
     });
+  });
+
+  it("makes RUN/lan/IF searchable by dnsmasq's user whatever the umask", async (t) => {
+    // Under umask 077, mkdir's 0755 gives 0700: dnsmasq, which drops root, could not
+    // reach its files (the driver sets the modes explicitly).
+    const umask = process.umask(0o077);
+    t.after(() => void process.umask(umask));
+    const l = await lab(t);
+    const h = harness(t, l);
+    h.assert('<dns-server "198.51.100.1" static>');
+    h.assert(spec(3600));
+    h.engine.turn(() =>
+      h.engine.root.assert(
+        h.machine.ref,
+        parse(
+          '<address "lan0" ipv4 "192.168.77.1" 24 {scope: global valid: forever preferred: forever}>',
+        ),
+      ),
+    );
+    await until(() => h.pid(), {
+      describe: () => `dnsmasq to run; errors ${h.errors('lan0').join('; ')}, log:\n${h.logs()}`,
+    });
+    for (const d of [join(l.dir, 'lan'), join(l.dir, 'lan', 'lan0')])
+      assert.equal((await stat(d)).mode & 0o777, 0o755, d);
+    assert.match(await udhcpc(l, l.clients[0], 'laptop'), /lease ip=192\.168\.77\./);
   });
 
   it('reports every problem with a spec as lan-dhcp-error, and a range outside the subnet', async (t) => {
