@@ -188,7 +188,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   );
   // The state lock, every directory, stale temporaries, the control socket: before
   // anything starts, so that a refused start (another daemon) starts nothing.
-  const started = await prepareStart(paths, opts.configDirs ?? []);
+  const started = await prepareStart(paths, {
+    explicitSiteRoots: opts.configDirs ?? [],
+    network: opts.network !== false,
+  });
   for (const path of started.removed) logger.info('removed a stale temporary', { path });
 
   const engine = new Engine({ logger });

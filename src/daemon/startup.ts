@@ -125,7 +125,10 @@ const legacyResolver = (file: string) => (name: string) =>
   name.startsWith(`.${file}.`) && /^\.[0-9a-f]{8}\.tmp$/.test(name.slice(file.length + 1));
 
 /** Every directory the daemon writes atomically: what a killed write left there goes. */
-async function removeTemporaries(paths: DaemonPaths, resolvConf: string): Promise<string[]> {
+async function removeTemporaries(
+  paths: DaemonPaths,
+  resolvConf: string | undefined,
+): Promise<string[]> {
   const removed: string[] = [];
   const clean = async (
     dir: string,
@@ -146,19 +149,23 @@ async function removeTemporaries(paths: DaemonPaths, resolvConf: string): Promis
   for (const d of ifaces)
     if (d.isDirectory()) await clean(join(lan, d.name), { legacy: LEGACY_LAN });
   // A directory others write to too (/etc): only resolv.conf's own temporaries.
-  const file = basename(resolvConf);
-  await clean(dirname(resolvConf), { of: file, legacy: legacyResolver(file) });
+  if (resolvConf !== undefined) {
+    const file = basename(resolvConf);
+    await clean(dirname(resolvConf), { of: file, legacy: legacyResolver(file) });
+  }
   return removed;
 }
 
-/**
- * Runs every step before the daemon starts anything (see the top of this file).
- * `explicitSiteRoots` are the --config roots the user named (the defaults may be missing).
- */
-export async function prepareStart(
-  paths: DaemonPaths,
-  explicitSiteRoots: readonly string[],
-): Promise<Started> {
+export interface StartOptions {
+  /** The --config roots the user named (the default ones may be missing). */
+  readonly explicitSiteRoots: readonly string[];
+  /** False: no network driver runs, so resolv.conf is left alone. */
+  readonly network: boolean;
+}
+
+/** Runs every step before the daemon starts anything (see the top of this file). */
+export async function prepareStart(paths: DaemonPaths, options: StartOptions): Promise<Started> {
+  const { explicitSiteRoots, network } = options;
   await checkSiteRoots(explicitSiteRoots);
   checkSocketPath(paths.socket);
   await ownDirectory(paths.stateDir, DIRECTORY_MODES.state);
@@ -168,9 +175,9 @@ export async function prepareStart(
     await ownDirectory(paths.outputsDir, DIRECTORY_MODES.outputs);
     await ownDirectory(paths.userSettingsDir, DIRECTORY_MODES.userSettings);
     await ownDirectory(paths.generationsDir, DIRECTORY_MODES.generations);
-    await makeResolvConfDirectory(dirname(paths.resolvConf));
+    if (network) await makeResolvConfDirectory(dirname(paths.resolvConf));
     const resolvConf = await realResolvConf(paths.resolvConf);
-    const removed = await removeTemporaries(paths, resolvConf);
+    const removed = await removeTemporaries(paths, network ? resolvConf : undefined);
     const listening = await listenOnSocketFile(paths.socket).catch((e: unknown) => {
       throw e instanceof LimenError ? e : ioError(`cannot bind ${paths.socket}`, e);
     });

@@ -11,7 +11,15 @@
 // that the one refused can say who holds it.
 
 import { spawnSync } from 'node:child_process';
-import { closeSync, constants, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { StateLockError, StateLockHeldError } from './errors.ts';
 
@@ -77,6 +85,8 @@ export function acquireStateLock(path: string, flockProgram = 'flock'): StateLoc
         `cannot lock ${path}: ${flockProgram} exited with ${r.status ?? r.signal}${said === '' ? '' : ` (${said})`}`,
       );
     }
+    // Readable by all (it names the holder), whatever the umask.
+    fchmodSync(fd, LOCK_MODE);
     // Truncate, then write: a reader sees nothing or the whole pid (it is short).
     ftruncateSync(fd, 0);
     writeSync(fd, `${process.pid}\n`, 0);
