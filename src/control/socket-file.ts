@@ -3,14 +3,15 @@
 // fresh directory of mode 0700 made beside the target (only root can traverse it,
 // so nobody else can reach the socket while its mode is still the umask's),
 // chmod'ed 0600 there, then hard-linked into place and the private directory
-// removed. link(2), unlike rename(2), never replaces what is there: of two daemons
-// binding the same path at once, one gets it and the other sees it live and is
-// refused. A stale socket (nobody listening) is replaced; a live one or a
-// non-socket is refused.
+// removed. link(2), unlike rename(2), never replaces what is there, and the look
+// at what is there (a stale socket, nobody listening, is replaced; a live one or
+// a non-socket is refused) is made under an flock of the directory: of several
+// daemons binding the same path at once, exactly one gets it.
 
-import { chmod, link, lstat, mkdir, mkdtemp, rename, rm, stat, unlink } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, mkdtemp, rm, stat, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
+import { withDirectoryLock } from '../platform/flock.ts';
 import { ControlSocketInUseError, SocketPathError } from './errors.ts';
 
 export const SOCKET_MODE = 0o600;
@@ -90,36 +91,23 @@ export interface BoundSocket {
 }
 
 /**
- * Links the bound socket `tmp` at `path`, replacing only a stale socket. `aside` is a
- * free name in the private directory, where a stale socket is moved to be checked
- * once more before it is deleted: another daemon may have replaced it meanwhile.
+ * Links the bound socket `tmp` at `path`, replacing only a stale socket. Binders of
+ * limen hold the directory's lock while they look and replace, so that two of them
+ * cannot both find the same stale socket and each put theirs in its place.
  */
-async function place(tmp: string, path: string, aside: string): Promise<void> {
-  for (let attempt = 0; attempt < 8; attempt++) {
-    try {
-      await link(tmp, path);
-      return;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
+function place(tmp: string, path: string): Promise<void> {
+  return withDirectoryLock(dirname(path), async () => {
     const seen = await lstat(path).catch(() => undefined);
-    if (seen === undefined) continue; // removed meanwhile: try again
-    if (!seen.isSocket()) throw notASocket(path);
-    if (await isLive(path)) throw inUse(path);
-    try {
-      await rename(path, aside);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw e;
+    if (seen !== undefined) {
+      if (!seen.isSocket()) throw notASocket(path);
+      if (await isLive(path)) throw inUse(path);
+      await unlink(path);
     }
-    const moved = await lstat(aside);
-    if (moved.ino !== seen.ino || moved.dev !== seen.dev || (await isLive(aside))) {
-      // Another daemon's socket took the stale one's place: put it back, and look again.
-      await link(aside, path).catch(() => undefined);
-    }
-    await unlink(aside);
-  }
-  throw inUse(path);
+    // link(2) never replaces what is there, whoever put it there meanwhile.
+    await link(tmp, path).catch((e: unknown) => {
+      throw (e as NodeJS.ErrnoException).code === 'EEXIST' ? inUse(path) : e;
+    });
+  });
 }
 
 /** Makes `server` listen on `path` with mode 0600; the parent directory is created (0755). */
@@ -140,7 +128,7 @@ export async function bindSocketFile(server: Server, path: string): Promise<Boun
     await listen(server, tmp);
     try {
       await chmod(tmp, SOCKET_MODE);
-      await place(tmp, path, join(priv, 'stale'));
+      await place(tmp, path);
     } catch (e) {
       await closeServer(server);
       throw e;
@@ -152,8 +140,11 @@ export async function bindSocketFile(server: Server, path: string): Promise<Boun
   return {
     path,
     async unlink() {
-      const now = await stat(path).catch(() => undefined);
-      if (now !== undefined && now.ino === ino) await unlink(path).catch(() => undefined);
+      // Under the directory's lock: a successor replacing our socket is not undone.
+      await withDirectoryLock(dirname(path), async () => {
+        const now = await stat(path).catch(() => undefined);
+        if (now !== undefined && now.ino === ino) await unlink(path).catch(() => undefined);
+      }).catch(() => undefined);
     },
   };
 }

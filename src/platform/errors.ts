@@ -16,7 +16,7 @@ export class StateLockHeldError extends UserError {
   }
 }
 
-/** The lock could not be taken for another reason (no flock program, permissions...). */
-export class StateLockError extends LimenError {
-  readonly code = 'LIMEN_STATE_LOCK';
+/** A lock could not be taken for a reason other than its holder (no flock program, permissions...). */
+export class FlockError extends LimenError {
+  readonly code = 'LIMEN_FLOCK';
 }

@@ -1,16 +1,9 @@
 // The daemon's exclusive lock on its state directory: one daemon per root. It is
-// an flock(2) lock, which the kernel drops when the last descriptor of the open
-// file goes away, so a daemon killed by SIGKILL never leaves it behind.
-//
-// Node.js 20 has no flock and limen takes no native addon, so util-linux's
-// flock(1) takes it for us: we open the lock file and hand that very descriptor
-// to `flock --exclusive --nonblock 3` as its fd 3. flock(2) locks the open file
-// description, which the daemon keeps holding after the child exits. Node opens
-// every file with O_CLOEXEC, so no service ever inherits it (a leftover service
-// cannot keep a dead daemon's lock). The holder writes its pid into the file, so
-// that the one refused can say who holds it.
+// an flock(2) lock (see flock.ts), which the kernel drops when the last
+// descriptor of the open file goes away, so a daemon killed by SIGKILL never
+// leaves it behind, and no service inherits it. The holder writes its pid into
+// the file, so that the one refused can say who holds it.
 
-import { spawnSync } from 'node:child_process';
 import {
   closeSync,
   constants,
@@ -21,10 +14,9 @@ import {
   writeSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
-import { StateLockError, StateLockHeldError } from './errors.ts';
+import { FlockError, StateLockHeldError } from './errors.ts';
+import { flockNow } from './flock.ts';
 
-/** flock(1)'s exit status when the lock is held and --nonblock was given (our choice). */
-const CONFLICT_EXIT = 75;
 const LOCK_MODE = 0o644;
 
 export interface StateLock {
@@ -49,40 +41,22 @@ function holderOf(path: string): number | undefined {
 
 /**
  * Takes the exclusive lock on `path` (created if missing) without waiting. Throws
- * StateLockHeldError if another process holds it, StateLockError if it cannot be taken.
+ * StateLockHeldError if another process holds it, FlockError if it cannot be taken.
  */
 export function acquireStateLock(path: string, flockProgram = 'flock'): StateLock {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDWR | constants.O_CREAT, LOCK_MODE);
   } catch (e) {
-    throw new StateLockError(`cannot open the state lock ${path}: ${errnoOf(e)}`, { cause: e });
+    throw new FlockError(`cannot open the state lock ${path}: ${errnoOf(e)}`, { cause: e });
   }
   try {
-    const r = spawnSync(
-      flockProgram,
-      ['--exclusive', '--nonblock', '--conflict-exit-code', String(CONFLICT_EXIT), '3'],
-      { stdio: ['ignore', 'ignore', 'pipe', fd], encoding: 'utf8' },
-    );
-    if (r.error !== undefined) {
-      const why =
-        errnoOf(r.error) === 'ENOENT'
-          ? `the ${flockProgram} program (util-linux) is not installed`
-          : r.error.message;
-      throw new StateLockError(`cannot lock ${path}: ${why}`, { cause: r.error });
-    }
-    if (r.status === CONFLICT_EXIT) {
+    if (flockNow(fd, path, flockProgram) === 'held') {
       const pid = holderOf(path);
       throw new StateLockHeldError(
         path,
         pid,
         `${dirname(path)} is in use by another limen daemon (${pid === undefined ? 'pid unknown' : `pid ${pid}`}): stop it, or give this one another --root`,
-      );
-    }
-    if (r.status !== 0) {
-      const said = r.stderr.trim().split('\n')[0] ?? '';
-      throw new StateLockError(
-        `cannot lock ${path}: ${flockProgram} exited with ${r.status ?? r.signal}${said === '' ? '' : ` (${said})`}`,
       );
     }
     // Readable by all (it names the holder), whatever the umask.
