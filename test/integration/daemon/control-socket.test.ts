@@ -49,7 +49,7 @@ describe(
       if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
     });
 
-    it('is never connectable by another user while the daemon starts under umask 000', async () => {
+    it('is never connectable by another user while the daemon starts under umask 000', async (t) => {
       dir = mkdtempSync(join(tmpdir(), 'limen-socket-'));
       chmodSync(dir, 0o755); // nobody must reach the run directory, as on a real machine
       const site = join(dir, 'site');
@@ -137,6 +137,7 @@ describe(
         describe: () => `the prober to stop (said: ${report})`,
       });
       const probe = JSON.parse(report) as ProbeReport;
+      t.diagnostic(`${CYCLES} starts; the prober: ${report.trim()}`);
       assert.equal(probe.uid, NOBODY);
       assert.equal(rootConnections, CYCLES);
       // The prober was really at work: it saw the socket (and tried it) many times.
