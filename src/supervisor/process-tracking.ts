@@ -14,7 +14,7 @@
 // that got its pid later; the daemon never signals itself.
 
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../platform/atomic-file.ts';
@@ -432,9 +432,11 @@ interface CgroupPlace {
   readonly subtree: Cgroup;
 }
 
+/** With `create` false: only a subtree that exists already, untouched. */
 async function findCgroupPlace(
   stateDir: string,
   env: NodeJS.ProcessEnv,
+  create: boolean,
 ): Promise<CgroupPlace | string> {
   let mounts: Cgroup2Mount[];
   let own: string | undefined;
@@ -466,6 +468,7 @@ async function findCgroupPlace(
   const base = delegated ? homeDir : mount.mountPoint;
   const home = new Cgroup(homeDir, mount);
   const subtree = new Cgroup(join(base, cgroupSubtreeName(stateDir)), mount);
+  if (!create) return existsSync(subtree.path) ? { mount, home, subtree } : 'no subtree';
   try {
     await mkdir(subtree.path, { recursive: true });
   } catch (e) {
@@ -539,29 +542,7 @@ class CgroupTracking implements ProcessTracking {
     const stopTimeoutMs = options.stopTimeoutMs ?? RECLAIM_STOP_TIMEOUT_MS;
     // Records too: the previous daemon may have run with --cgroup off.
     const fromRecords = await this.records.reclaim(stopTimeoutMs);
-    const { subtree } = this.place;
-    const problems = [...fromRecords.problems];
-    const cgroups = await subtree.descendants();
-    let processes = 0;
-    let killed = 0;
-    if (subtree.populated()) {
-      for (const c of [...cgroups, subtree]) processes += c.signal('SIGTERM');
-      if (!(await waitFor(() => !subtree.populated(), stopTimeoutMs))) {
-        for (const c of [...cgroups, subtree]) killed += c.procs().length;
-        subtree.kill();
-        if (!(await waitFor(() => !subtree.populated(), KILL_GRACE_MS))) {
-          problems.push(`processes in ${subtree.path} did not die of SIGKILL`);
-        }
-      }
-    }
-    for (const c of cgroups) {
-      if (!(await c.remove())) problems.push(`cannot remove ${c.path}: still busy`);
-    }
-    return {
-      processes: processes + fromRecords.processes,
-      killed: killed + fromRecords.killed,
-      problems,
-    };
+    return addReports(fromRecords, await reclaimSubtree(this.place.subtree, stopTimeoutMs));
   }
 
   async close(): Promise<void> {
@@ -572,14 +553,54 @@ class CgroupTracking implements ProcessTracking {
   }
 }
 
+function addReports(a: ReclaimReport, b: ReclaimReport): ReclaimReport {
+  return {
+    processes: a.processes + b.processes,
+    killed: a.killed + b.killed,
+    problems: [...a.problems, ...b.problems],
+  };
+}
+
+/**
+ * Stops everything in a subtree (SIGTERM, then cgroup.kill after the timeout) and
+ * removes the cgroups below it; the subtree itself too unless it is `kept`.
+ */
+async function reclaimSubtree(
+  subtree: Cgroup,
+  stopTimeoutMs: number,
+  keep = true,
+): Promise<ReclaimReport> {
+  const problems: string[] = [];
+  const cgroups = await subtree.descendants();
+  let processes = 0;
+  let killed = 0;
+  if (subtree.populated()) {
+    for (const c of [...cgroups, subtree]) processes += c.signal('SIGTERM');
+    if (!(await waitFor(() => !subtree.populated(), stopTimeoutMs))) {
+      for (const c of [...cgroups, subtree]) killed += c.procs().length;
+      subtree.kill();
+      if (!(await waitFor(() => !subtree.populated(), KILL_GRACE_MS))) {
+        problems.push(`processes in ${subtree.path} did not die of SIGKILL`);
+      }
+    }
+  }
+  for (const c of keep ? cgroups : [...cgroups, subtree]) {
+    if (!(await c.remove())) problems.push(`cannot remove ${c.path}: still busy`);
+  }
+  return { processes, killed, problems };
+}
+
 class ProcessGroupTracking implements ProcessTracking {
   readonly mechanism = 'process-group';
   readonly fallbackReason: string;
   readonly records: GroupRecords;
+  /** A subtree an earlier daemon on the same state directory used (with cgroups). */
+  readonly #earlier: Cgroup | undefined;
 
-  constructor(records: GroupRecords, fallbackReason: string) {
+  constructor(records: GroupRecords, fallbackReason: string, earlier?: Cgroup) {
     this.records = records;
     this.fallbackReason = fallbackReason;
+    this.#earlier = earlier;
   }
 
   get location(): string {
@@ -594,8 +615,11 @@ class ProcessGroupTracking implements ProcessTracking {
     return Promise.resolve(new ProcessGroupEnclosure(this.records, marker));
   }
 
-  reclaim(options: { readonly stopTimeoutMs?: number } = {}): Promise<ReclaimReport> {
-    return this.records.reclaim(options.stopTimeoutMs ?? RECLAIM_STOP_TIMEOUT_MS);
+  async reclaim(options: { readonly stopTimeoutMs?: number } = {}): Promise<ReclaimReport> {
+    const stopTimeoutMs = options.stopTimeoutMs ?? RECLAIM_STOP_TIMEOUT_MS;
+    const fromRecords = await this.records.reclaim(stopTimeoutMs);
+    if (this.#earlier === undefined) return fromRecords;
+    return addReports(fromRecords, await reclaimSubtree(this.#earlier, stopTimeoutMs, false));
   }
 
   close(): Promise<void> {
@@ -606,8 +630,17 @@ class ProcessGroupTracking implements ProcessTracking {
 /** Chooses the mechanism: cgroup v2 where it can be used, recorded process groups otherwise. */
 export async function openProcessTracking(o: ProcessTrackingOptions): Promise<ProcessTracking> {
   const records = new GroupRecords(join(o.runDir, 'process-groups'));
-  if (o.mode === 'off') return new ProcessGroupTracking(records, 'cgroups turned off');
-  const place = await findCgroupPlace(o.stateDir, o.env ?? process.env);
+  const env = o.env ?? process.env;
+  if (o.mode === 'off') {
+    // An earlier daemon may have used cgroups: what it left is stopped all the same.
+    const earlier = await findCgroupPlace(o.stateDir, env, false);
+    return new ProcessGroupTracking(
+      records,
+      'cgroups turned off',
+      typeof earlier === 'string' ? undefined : earlier.subtree,
+    );
+  }
+  const place = await findCgroupPlace(o.stateDir, env, true);
   if (typeof place === 'string') return new ProcessGroupTracking(records, place);
   return new CgroupTracking(place, records);
 }

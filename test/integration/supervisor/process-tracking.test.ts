@@ -15,7 +15,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -180,6 +180,41 @@ describe(
       assert.ok(!existsSync(enclosure.where), 'the leftover cgroup is removed');
       assert.ok(!existsSync(join(second.location, 'svc')), "and its service's directory");
       assert.ok(existsSync(second.location), 'the subtree stays for the new daemon');
+    });
+
+    it('stops what the other mechanism left, when a daemon switches between them', async () => {
+      const cg = await tracking();
+      const stateDir = dirs.at(-1)!;
+      const runDir = join(stateDir, 'run');
+      const forgotten = async (t: ProcessTracking, marker: string) => {
+        markers.push(marker);
+        const e = await t.create('svc', `${MARK}=${marker}`);
+        e.spawn(() =>
+          spawn('sh', ['-c', 'sleep 1000 & exec sleep 1000'], {
+            detached: true,
+            stdio: 'ignore',
+            env: { ...process.env, [MARK]: marker },
+          }),
+        ).unref();
+        await until(() => processesWithEnv(MARK, marker).length === 2, {
+          describe: () => describeProcs(processesWithEnv(MARK, marker)),
+        });
+      };
+      // A daemon with cgroups dies; the next one runs with --cgroup off.
+      const inCgroup = newMarker();
+      await forgotten(cg, inCgroup);
+      const off = await openProcessTracking({ stateDir, runDir, mode: 'off' });
+      assert.equal(off.mechanism, 'process-group');
+      assert.equal((await off.reclaim({ stopTimeoutMs: 2000 })).processes, 2);
+      assert.deepEqual(processesWithEnv(MARK, inCgroup), []);
+      assert.ok(!existsSync(cg.location), 'the unused subtree is removed');
+      // That one dies in turn; the next one has cgroups again.
+      const inGroup = newMarker();
+      await forgotten(off, inGroup);
+      const again = await tracking(stateDir);
+      assert.equal((await again.reclaim({ stopTimeoutMs: 2000 })).processes, 2);
+      assert.deepEqual(processesWithEnv(MARK, inGroup), []);
+      assert.deepEqual(readdirSync(join(runDir, 'process-groups')), [], 'no record is left');
     });
 
     it('falls back to process groups where the hierarchy cannot be written (as nobody)', async () => {
