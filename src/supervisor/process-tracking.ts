@@ -27,7 +27,7 @@ import {
   parseOwnCgroup,
   type Cgroup2Mount,
 } from './cgroup.ts';
-import { SpawnError } from './errors.ts';
+import { CgroupError } from './errors.ts';
 import {
   bootId,
   hasEnvironmentEntry,
@@ -374,7 +374,7 @@ class CgroupEnclosure implements Enclosure {
     try {
       this.cgroup.enter(process.pid);
     } catch (e) {
-      throw new SpawnError(`cannot enter cgroup ${this.cgroup.path}: ${message(e)}`, errno(e));
+      throw new CgroupError(`cannot enter cgroup ${this.cgroup.path}: ${message(e)}`, errno(e));
     }
     let child: ChildProcess | undefined;
     let forkError: unknown;
@@ -389,7 +389,7 @@ class CgroupEnclosure implements Enclosure {
       // The daemon is stuck in the service's cgroup: kill() refuses to kill it, and
       // the child must not run unwatched.
       if (child?.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
-      throw new SpawnError(
+      throw new CgroupError(
         `cannot leave cgroup ${this.cgroup.path} for ${this.#home.path}: ${message(e)}`,
         errno(e),
       );
@@ -532,7 +532,7 @@ class CgroupTracking implements ProcessTracking {
         if (errno(e) !== 'EEXIST' && errno(e) !== 'ENOENT') break;
       }
     }
-    throw new SpawnError(
+    throw new CgroupError(
       `cannot create a cgroup under ${groupDir.path}: ${message(lastError)}`,
       errno(lastError),
     );
