@@ -199,6 +199,14 @@ describe(
         await until(() => processesWithEnv(MARK, marker).length === 2, {
           describe: () => describeProcs(processesWithEnv(MARK, marker)),
         });
+        // The record is written just after the fork: the daemon dies once it is there.
+        const records = join(runDir, 'process-groups');
+        if (t.mechanism === 'process-group') {
+          await until(
+            () => existsSync(records) && readdirSync(records).some((n) => n.endsWith('.pr')),
+            { describe: () => `a record in ${records}` },
+          );
+        }
       };
       // A daemon with cgroups dies; the next one runs with --cgroup off.
       const inCgroup = newMarker();
