@@ -5,7 +5,7 @@
 // daemon itself, and a cgroup that holds the daemon is never killed.
 
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { readdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InternalError } from '../base/errors.ts';
@@ -136,9 +136,25 @@ export class Cgroup {
       writeFileSync(join(this.path, 'cgroup.kill'), '1');
     } catch (e) {
       if (errno(e) !== 'ENOENT') throw e;
-      this.signal('SIGKILL');
+      this.#signalTree('SIGKILL', 0);
     }
     return true;
+  }
+
+  /** Sends `signal` to every process in this cgroup and below it (depth-bounded). */
+  #signalTree(signal: NodeJS.Signals, depth: number): void {
+    this.signal(signal);
+    if (depth >= 16) return;
+    let entries;
+    try {
+      entries = readdirSync(this.path, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (e.isDirectory())
+        new Cgroup(join(this.path, e.name), this.mount).#signalTree(signal, depth + 1);
+    }
   }
 
   /** Whether the daemon itself is in this cgroup or below it. */
