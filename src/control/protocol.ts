@@ -494,6 +494,7 @@ export function encodeServiceInfo(s: ServiceInfo): Dict {
   ]);
   putOptional(d, 'since', s.since === undefined ? undefined : formatTime(s.since));
   putOptional(d, 'lastExit', s.lastExit);
+  putOptional(d, 'failure', s.failure);
   return d;
 }
 
@@ -505,6 +506,7 @@ export function decodeServiceInfo(v: Value): ServiceInfo {
     restarts: num(v, 'restarts') ?? 0,
     since: time(v, 'since'),
     lastExit: optStr(v, 'lastExit'),
+    failure: optStr(v, 'failure'),
   };
 }
 
@@ -517,6 +519,8 @@ function encodeProcessInfo(p: ProcessInfo): Dict {
   ]);
   putOptional(d, 'pid', p.pid);
   putOptional(d, 'lastExit', p.lastExit);
+  putOptional(d, 'failure', p.failure);
+  putOptional(d, 'where', p.where);
   return d;
 }
 
@@ -528,6 +532,8 @@ function decodeProcessInfo(v: Value): ProcessInfo {
     restarts: num(v, 'restarts') ?? 0,
     lastExit: optStr(v, 'lastExit'),
     problems: seq(v, 'problems').filter((p): p is string => typeof p === 'string'),
+    failure: optStr(v, 'failure'),
+    where: optStr(v, 'where'),
   };
 }
 

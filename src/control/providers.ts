@@ -18,6 +18,8 @@ export interface ServiceInfo {
   readonly since?: number | undefined;
   /** How the last process exited, in words ("exited with code 1"). */
   readonly lastExit?: string | undefined;
+  /** Why it is failed, when known: "crash loop: 5 failures within 60 s (…)". */
+  readonly failure?: string | undefined;
 }
 
 /** One process of a service (a service's spec may run several). */
@@ -29,6 +31,10 @@ export interface ProcessInfo {
   readonly lastExit?: string | undefined;
   /** What is wrong with the spec, if it is invalid. */
   readonly problems: readonly string[];
+  /** Why the restart policy gave up on it, until it is restarted. */
+  readonly failure?: string | undefined;
+  /** Where it runs: its cgroup's directory, or `process group N`. */
+  readonly where?: string | undefined;
 }
 
 /** One service in detail, as `limen service S` shows it. */

@@ -17,6 +17,7 @@ function info(s: ServiceStatus): ServiceInfo {
     restarts: s.restarts,
     since: s.since,
     ...(s.lastExit === undefined ? {} : { lastExit: describeExit(s.lastExit) }),
+    ...(s.failure === undefined ? {} : { failure: s.failure }),
   };
 }
 
@@ -36,6 +37,8 @@ export function serviceView(sup: Supervisor): ServiceView {
           restarts: p.restarts,
           ...(p.lastExit === undefined ? {} : { lastExit: describeExit(p.lastExit) }),
           problems: p.problems,
+          ...(p.failure === undefined ? {} : { failure: p.failure }),
+          ...(p.where === undefined ? {} : { where: p.where }),
         })),
       };
     },
@@ -64,6 +67,8 @@ export interface StatusSources {
   readonly config: Dataspace;
   readonly supervisor: Supervisor;
   readonly socket: string;
+  /** How service processes are tracked, and where (process-tracking.ts). */
+  readonly processTracking?: string;
 }
 
 /** The daemon's summary for `limen status`: a dictionary of plain values. */
@@ -82,6 +87,13 @@ export function daemonStatus(s: StatusSources): Value {
   const serviceErrors = s.config
     .query(P.rec('service-error', P.bind('service'), P.bind('message')))
     .map((r) => `${text(r.captures.get('service')!)}: ${text(r.captures.get('message')!)}`)
+    .concat(
+      s.config
+        .query(P.rec('service-gave-up', P.bind('service'), P.bind('reason')))
+        .map(
+          (r) => `${text(r.captures.get('service')!)}: gave up: ${text(r.captures.get('reason')!)}`,
+        ),
+    )
     .sort();
   return dict({
     version: s.version,
@@ -92,5 +104,6 @@ export function daemonStatus(s: StatusSources): Value {
     milestones: milestones.length === 0 ? 'none' : milestones.join(', '),
     'config-errors': errors.length === 0 ? 'none' : errors.join('\n'),
     'service-errors': serviceErrors.length === 0 ? 'none' : serviceErrors.join('\n'),
+    ...(s.processTracking === undefined ? {} : { 'process-tracking': s.processTracking }),
   });
 }

@@ -17,6 +17,7 @@ import {
   startConfigWatcherService,
 } from '../script/index.ts';
 import { startSupervisor, type Supervisor } from '../supervisor/supervisor.ts';
+import { openProcessTracking } from '../supervisor/process-tracking.ts';
 import {
   isLoader,
   startServiceManager,
@@ -54,6 +55,8 @@ export interface DaemonOptions extends PathOptions {
   readonly network?: boolean;
   /** Where log lines go (default: stderr). */
   readonly write?: (line: string) => void;
+  /** `off`: track services by recorded process groups, not cgroups (docs/running.md). */
+  readonly cgroup?: 'auto' | 'off';
 }
 
 /** A running daemon: what the CLI's `limen daemon` and the tests hold on to. */
@@ -194,6 +197,24 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   });
   for (const path of started.removed) logger.info('removed a stale temporary', { path });
 
+  // What a predecessor killed by SIGKILL left running is stopped before anything
+  // starts (a service holding a port would fail to start again). This must come
+  // after the state directory is locked: it stops whatever runs for this root.
+  const tracking = await openProcessTracking({
+    stateDir: await realpath(paths.stateDir),
+    runDir: paths.runDir,
+    mode: opts.cgroup ?? 'auto',
+  });
+  const reclaimed = await tracking.reclaim();
+  if (reclaimed.processes > 0 || reclaimed.problems.length > 0) {
+    logger.warn('stopped processes a previous daemon left', {
+      processes: reclaimed.processes,
+      killed: reclaimed.killed,
+      where: tracking.location,
+      ...(reclaimed.problems.length > 0 ? { problems: reclaimed.problems.join('; ') } : {}),
+    });
+  }
+
   const engine = new Engine({ logger });
   const config = new Dataspace(engine, 'config');
   const machine = new Dataspace(engine, 'machine');
@@ -214,7 +235,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const resolvConf = started.resolvConf;
   engine.turn(() => {
     mirrorToLog(root, { config, log }, logger);
-    supervisor = startSupervisor(root, { config: config.ref, log: log.ref, runDir: paths.runDir });
+    supervisor = startSupervisor(root, {
+      config: config.ref,
+      log: log.ref,
+      runDir: paths.runDir,
+      tracking,
+    });
     services = startServiceManager(root, { config: config.ref });
     nested = startConfigWatcherService(root, config.ref);
     if (opts.network !== false) {
@@ -287,7 +313,14 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         }),
     settings: new SettingsDirectory(paths.userSettingsDir),
     status: () =>
-      daemonStatus({ version: VERSION, startedAt, config, supervisor, socket: paths.socket }),
+      daemonStatus({
+        version: VERSION,
+        startedAt,
+        config,
+        supervisor,
+        socket: paths.socket,
+        processTracking: tracking.describe(),
+      }),
     logger,
   });
   logger.info('limen daemon started', {
@@ -296,6 +329,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     state: paths.stateDir,
     sites: paths.siteConfigDirs.join(','),
     socket: paths.socket,
+    processes: tracking.describe(),
   });
 
   let resolveStopped!: () => void;
@@ -339,6 +373,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         await control.close();
         engine.turn(() => root.stop());
         await supervisor.closed;
+        await tracking.close();
         if (opts.network !== false) await netlinkHelpersExited();
         await engine.sync();
         started.lock.release();

@@ -11,6 +11,7 @@ export type ProcessStartErrorCode =
   | 'LIMEN_PROCESS_UNKNOWN_USER'
   | 'LIMEN_PROCESS_UNKNOWN_GROUP'
   | 'LIMEN_PROCESS_NOT_PERMITTED'
+  | 'LIMEN_PROCESS_CGROUP'
   | 'LIMEN_PROCESS_SPAWN';
 
 /** Why a program never ran; carried by the exit it is reported as. */
@@ -46,6 +47,17 @@ export class UnknownGroupError extends ProcessStartError {
 /** Switching user or group was asked for, but limen does not run as root. */
 export class NotPermittedError extends ProcessStartError {
   readonly code = 'LIMEN_PROCESS_NOT_PERMITTED';
+}
+
+/** The cgroup the program was to run in could not be made or entered. */
+export class CgroupError extends ProcessStartError {
+  readonly code = 'LIMEN_PROCESS_CGROUP';
+  /** The errno name (EACCES, EBUSY…) when the system gave one. */
+  readonly errno: string | undefined;
+  constructor(message: string, errno?: string) {
+    super(message);
+    this.errno = errno;
+  }
 }
 
 /** Any other failure of the operating system to start the program. */

@@ -48,3 +48,63 @@ export async function liveGroupMembers(pgid: number): Promise<number[]> {
   }
   return out;
 }
+
+/** What limen needs from /proc/PID/stat to know a process again. */
+export interface ProcStat {
+  readonly pid: number;
+  readonly state: string;
+  readonly pgrp: number;
+  /** Clock ticks since boot when the process started: with the pid, it names one process. */
+  readonly start: number;
+}
+
+/** Parses /proc/PID/stat fully enough to tell a reused pid from the process once seen. */
+export function parseProcStat(pid: number, text: string): ProcStat | null {
+  const close = text.lastIndexOf(')');
+  if (close < 0) return null;
+  // Fields from the third (state) on; the start time is the 22nd field.
+  const fields = text.slice(close + 2).split(' ');
+  const state = fields[0];
+  const pgrp = Number(fields[2]);
+  const start = Number(fields[19]);
+  if (state === undefined || !Number.isInteger(pgrp) || !Number.isInteger(start)) return null;
+  return { pid, state, pgrp, start };
+}
+
+/** The process's stat, or null when it is gone (or a zombie: it has exited). */
+export async function readProcStat(pid: number): Promise<ProcStat | null> {
+  let text: string;
+  try {
+    text = await readFile(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  const st = parseProcStat(pid, text);
+  return st === null || st.state === 'Z' || st.state === 'X' ? null : st;
+}
+
+/** Every live process, from /proc. */
+export async function liveProcesses(): Promise<ProcStat[]> {
+  const out: ProcStat[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    const st = await readProcStat(Number(name));
+    if (st !== null) out.push(st);
+  }
+  return out;
+}
+
+/** Whether the process's environment holds exactly `entry` (NAME=VALUE). */
+export async function hasEnvironmentEntry(pid: number, entry: string): Promise<boolean> {
+  try {
+    const env = await readFile(`/proc/${pid}/environ`);
+    return env.toString('utf8').split('\0').includes(entry);
+  } catch {
+    return false;
+  }
+}
+
+/** This boot's identity: a start time from an earlier boot names nothing now. */
+export async function bootId(): Promise<string> {
+  return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+}

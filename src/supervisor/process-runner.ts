@@ -1,8 +1,10 @@
 // Runs one program from a normalised ProcessSpec in a process group of its own,
-// and reports its life through typed events: start, readiness, each output
-// line, exit. Invariants: a ManagedProcess runs its program at most once; every
-// outcome, a failure to start included, ends in exactly one onDidExit (after
-// every line was delivered); and no member of the group outlives the exit.
+// inside an enclosure (its own cgroup, or just that process group: see
+// process-tracking.ts), and reports its life through typed events: start,
+// readiness, each output line, exit. Invariants: a ManagedProcess runs its program
+// at most once; every outcome, a failure to start included, ends in exactly one
+// onDidExit (after every line was delivered); and no process of the enclosure
+// outlives the exit.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
@@ -22,7 +24,7 @@ import {
   SpawnError,
 } from './errors.ts';
 import { DEFAULT_MAX_LINE_BYTES, LineSplitter } from './line-splitter.ts';
-import { liveGroupMembers, signalGroup } from './process-group.ts';
+import { processGroupEnclosure, type Enclosure } from './process-tracking.ts';
 import { resolveCredentials, type Credentials, type UserDbPaths } from './user-db.ts';
 
 export type Readiness =
@@ -45,9 +47,9 @@ export interface ProcessSpec {
   readonly group?: string | number;
   /** Default: on-start. */
   readonly readiness?: Readiness;
-  /** Sent to the whole process group by stop(); default SIGTERM. */
+  /** Sent to every process of the enclosure by stop(); default SIGTERM. */
   readonly stopSignal?: NodeJS.Signals;
-  /** After this, stop() sends SIGKILL to the group; default 5000. */
+  /** After this, stop() sends SIGKILL to the enclosure; default 5000. */
   readonly stopTimeoutMs?: number;
   /** Exported to the child as LIMEN_OUTPUTS. */
   readonly outputsDir?: string;
@@ -87,6 +89,8 @@ export interface ManagedProcessOptions {
   readonly maxLineBytes?: number;
   /** Alternative passwd/group files (tests). */
   readonly userDb?: UserDbPaths;
+  /** Makes the enclosure the program runs in (default: its process group, recorded nowhere). */
+  readonly enclosure?: () => Promise<Enclosure>;
 }
 
 export const DEFAULT_STOP_SIGNAL: NodeJS.Signals = 'SIGTERM';
@@ -245,6 +249,7 @@ export class ManagedProcess implements Disposable {
   readonly #userDb: UserDbPaths | undefined;
   readonly #stopSignal: NodeJS.Signals;
   readonly #stopTimeoutMs: number;
+  readonly #newEnclosure: () => Promise<Enclosure>;
 
   readonly #startEmitter: Emitter<number>;
   readonly #readyEmitter: Emitter<void>;
@@ -253,6 +258,7 @@ export class ManagedProcess implements Disposable {
 
   #state: ProcessState = 'idle';
   #child: ChildProcess | undefined;
+  #enclosure: Enclosure | undefined;
   #pid: number | undefined;
   #ready = false;
   #startedAt = 0;
@@ -265,6 +271,7 @@ export class ManagedProcess implements Disposable {
   #killTimer: NodeJS.Timeout | undefined;
   #abortListener: Disposable | undefined;
   #resolveExited!: (exit: ExitInfo) => void;
+  #finishing = false;
   #finished = false;
 
   constructor(spec: ProcessSpec, options: ManagedProcessOptions = {}) {
@@ -276,6 +283,7 @@ export class ManagedProcess implements Disposable {
     this.#userDb = options.userDb;
     this.#stopSignal = spec.stopSignal ?? DEFAULT_STOP_SIGNAL;
     this.#stopTimeoutMs = spec.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+    this.#newEnclosure = options.enclosure ?? (() => Promise.resolve(processGroupEnclosure()));
     const onErr = options.onListenerError;
     this.#startEmitter = new Emitter(onErr);
     this.#readyEmitter = new Emitter(onErr);
@@ -291,6 +299,11 @@ export class ManagedProcess implements Disposable {
   /** The main process's pid (also its process group id) once spawned. */
   get pid(): number | undefined {
     return this.#pid;
+  }
+
+  /** Where the program runs (a cgroup's directory, or its process group) once spawned. */
+  get where(): string | undefined {
+    return this.#pid === undefined ? undefined : this.#enclosure?.where;
   }
 
   get isReady(): boolean {
@@ -341,8 +354,8 @@ export class ManagedProcess implements Disposable {
   }
 
   /**
-   * Stops the program: the stop signal to its process group, then SIGKILL to
-   * the group after the stop timeout. Resolves with the exit, once the whole
+   * Stops the program: the stop signal to every process of its enclosure, then
+   * SIGKILL to all of them after the stop timeout. Resolves with the exit, once the whole
    * group is gone. Calling it again, or after the exit, returns the same exit.
    */
   stop(): Promise<ExitInfo> {
@@ -430,6 +443,17 @@ export class ManagedProcess implements Disposable {
       this.#finishUnstarted(undefined);
       return;
     }
+    try {
+      this.#enclosure = await this.#newEnclosure();
+    } catch (e) {
+      this.#finishUnstarted(this.#stopRequested ? undefined : spawnFailure(this.spec.argv[0]!, e));
+      return;
+    }
+    const enclosure = this.#enclosure;
+    if (this.#stopRequested) {
+      this.#finishUnstarted(undefined);
+      return;
+    }
 
     const readiness = this.spec.readiness ?? { kind: 'on-start' };
     const notifyFd = readiness.kind === 'notification-fd' ? readiness.fd : undefined;
@@ -441,14 +465,16 @@ export class ManagedProcess implements Disposable {
 
     let child: ChildProcess;
     try {
-      child = spawn(prepared.program, this.spec.argv.slice(1), {
-        argv0: this.spec.argv[0]!,
-        cwd: prepared.cwd,
-        env: prepared.env,
-        stdio,
-        detached: true, // setsid(): a session and process group of its own
-        ...(prepared.creds ? { uid: prepared.creds.uid, gid: prepared.creds.gid } : {}),
-      });
+      child = enclosure.spawn(() =>
+        spawn(prepared.program, this.spec.argv.slice(1), {
+          argv0: this.spec.argv[0]!,
+          cwd: prepared.cwd,
+          env: prepared.env,
+          stdio,
+          detached: true, // setsid(): a session and process group of its own
+          ...(prepared.creds ? { uid: prepared.creds.uid, gid: prepared.creds.gid } : {}),
+        }),
+      );
     } catch (e) {
       this.#finishUnstarted(spawnFailure(this.spec.argv[0]!, e));
       return;
@@ -521,10 +547,9 @@ export class ManagedProcess implements Disposable {
 
   #sendStop(): void {
     if (this.#termSent || this.#mainExit !== undefined || this.#pid === undefined) return;
-    const pid = this.#pid;
     this.#state = 'stopping';
     this.#termSent = true;
-    signalGroup(pid, this.#stopSignal);
+    this.#enclosure?.signal(this.#stopSignal);
     this.#deadline = monotonicMs() + this.#stopTimeoutMs;
     this.#killTimer = setTimeout(() => {
       if (!this.#finished) this.#killGroup();
@@ -532,29 +557,29 @@ export class ManagedProcess implements Disposable {
   }
 
   #killGroup(): void {
-    if (this.#pid === undefined) return;
+    if (this.#pid === undefined || this.#enclosure === undefined) return;
     this.#killSent = true;
-    if (signalGroup(this.#pid, 'SIGKILL')) this.#forced = true;
+    try {
+      if (this.#enclosure.kill()) this.#forced = true;
+    } catch {
+      // Only a cgroup that holds the daemon itself refuses (a bug elsewhere): the
+      // wait for the exit gives up after KILL_GRACE_MS and the exit is reported.
+    }
   }
 
-  /** The main process has exited: clear out its group, drain its output, report. */
+  /** The main process has exited: clear out its enclosure, drain its output, report. */
   async #afterMainExit(pgid: number, streams: readonly Promise<void>[]): Promise<void> {
+    const enclosure = this.#enclosure!;
     let pollMs = 5;
     let killDeadline = Infinity;
     for (;;) {
-      let live: number[];
-      try {
-        live = await liveGroupMembers(pgid);
-      } catch {
-        live = signalGroup(pgid, 0) ? [pgid] : [];
-      }
-      if (live.length === 0) break;
+      if (await enclosure.isEmpty()) break;
       const now = monotonicMs();
       if (!this.#termSent && !this.#killSent) {
         // Leftovers of a program that exited on its own: they get the same
         // treatment as a stop, signal first, SIGKILL after the timeout.
         this.#termSent = true;
-        signalGroup(pgid, this.#stopSignal);
+        enclosure.signal(this.#stopSignal);
         this.#deadline = now + this.#stopTimeoutMs;
       } else if (this.#killSent || now >= this.#deadline) {
         // Sent again on each round: a member may have forked since the last.
@@ -566,6 +591,7 @@ export class ManagedProcess implements Disposable {
       pollMs = Math.min(pollMs * 2, 100);
     }
     await this.#drain(streams);
+    await enclosure.release().catch(() => undefined);
     const m = this.#mainExit!;
     this.#finish({
       pid: pgid,
@@ -594,14 +620,20 @@ export class ManagedProcess implements Disposable {
   }
 
   #finishUnstarted(error: ProcessStartError | undefined): void {
-    this.#finish({
-      pid: null,
-      code: null,
-      signal: null,
-      durationMs: 0,
-      stopped: this.#stopRequested,
-      ...(error ? { error } : {}),
-    });
+    if (this.#finishing) return;
+    this.#finishing = true;
+    const finish = () =>
+      this.#finish({
+        pid: null,
+        code: null,
+        signal: null,
+        durationMs: 0,
+        stopped: this.#stopRequested,
+        ...(error ? { error } : {}),
+      });
+    const enclosure = this.#enclosure;
+    if (enclosure === undefined) finish();
+    else void enclosure.release().then(finish, finish);
   }
 
   #finish(exit: Omit<ExitInfo, 'forced'>): void {

@@ -14,6 +14,13 @@
 //             program that could not be started at all leaves it failed.
 // A failure is a non-zero exit code, death by a signal, or a failure to start.
 // An exit that follows a requested stop is never restarted: it is complete.
+//
+// Every exit that is restarted counts towards the backoff and the crash-loop
+// limit, a clean one under `always` included: a program that exits 0 at once
+// and for ever is as much a loop as one that crashes (a program meant to exit
+// uses `on-error`, or is a one-shot). Only a clean exit after a stable run
+// (stableAfterMs) is restarted after the short cleanRestartDelayMs, and ends
+// the streak of quick exits; it still counts in the crash-loop window.
 
 import { InvalidRestartOptionsError } from './errors.ts';
 
@@ -50,17 +57,17 @@ export type RestartDecision =
   | { readonly action: 'give-up'; readonly reason: string };
 
 export interface RestartOptions {
-  /** Delay before restarting after a clean exit ('always'). Default 100. */
+  /** Delay before restarting after a clean exit that ended a stable run ('always'). Default 100. */
   readonly cleanRestartDelayMs?: number;
-  /** Delay after the first failure in a row. Default 250. */
+  /** Delay after the first quick exit (a failure, or a clean exit under 'always') in a row. Default 250. */
   readonly initialBackoffMs?: number;
   /** Each further failure in a row multiplies the delay by this. Default 2. */
   readonly backoffFactor?: number;
   /** The delay never exceeds this. Default 30 000. */
   readonly maxBackoffMs?: number;
-  /** A run at least this long ends a streak of failures. Default 10 000. */
+  /** A run at least this long ends a streak of quick exits. Default 10 000. */
   readonly stableAfterMs?: number;
-  /** This many failures within crashLoopWindowMs is a crash loop. Default 5; Infinity disables. */
+  /** This many restarted exits within crashLoopWindowMs is a crash loop. Default 5; Infinity disables. */
   readonly crashLoopFailures?: number;
   /** Default 60 000. */
   readonly crashLoopWindowMs?: number;
@@ -117,8 +124,8 @@ export class RestartTracker {
   readonly policy: RestartPolicy;
   readonly options: Required<RestartOptions>;
   #consecutiveFailures = 0;
-  /** Times of the failures still inside the crash-loop window, oldest first. */
-  #failureTimes: number[] = [];
+  /** The restarted exits still inside the crash-loop window, oldest first. */
+  #exits: { readonly at: number; readonly failed: boolean }[] = [];
   #gaveUp: string | undefined;
 
   constructor(policy: RestartPolicy, options: RestartOptions = {}) {
@@ -133,7 +140,7 @@ export class RestartTracker {
     this.options = { ...DEFAULT_RESTART_OPTIONS, ...options };
   }
 
-  /** Failures in a row since the last clean exit or stable run. */
+  /** Quick exits in a row (failures, and clean exits under 'always') since the last stable run. */
   get consecutiveFailures(): number {
     return this.#consecutiveFailures;
   }
@@ -146,7 +153,7 @@ export class RestartTracker {
   /** Forgets the history: a restart requested by a person starts afresh. */
   reset(): void {
     this.#consecutiveFailures = 0;
-    this.#failureTimes = [];
+    this.#exits = [];
     this.#gaveUp = undefined;
   }
 
@@ -158,32 +165,31 @@ export class RestartTracker {
     if (this.policy === 'never') {
       return { action: 'stop', state: exit.error !== undefined ? 'failed' : 'complete' };
     }
-    if (!failed) {
-      this.#consecutiveFailures = 0;
-      if (this.policy === 'always') {
-        return { action: 'restart', delayMs: this.options.cleanRestartDelayMs, scope: 'process' };
-      }
-      return { action: 'stop', state: 'complete' };
-    }
+    if (!failed && this.policy !== 'always') return { action: 'stop', state: 'complete' };
 
     const o = this.options;
-    if (exit.durationMs >= o.stableAfterMs) this.#consecutiveFailures = 0;
-    this.#consecutiveFailures++;
-    this.#failureTimes.push(now);
+    const stable = exit.durationMs >= o.stableAfterMs;
+    if (stable) this.#consecutiveFailures = 0;
+    this.#exits.push({ at: now, failed });
     const windowStart = now - o.crashLoopWindowMs;
-    while (this.#failureTimes.length > 0 && this.#failureTimes[0]! <= windowStart) {
-      this.#failureTimes.shift();
-    }
-    if (this.#failureTimes.length >= o.crashLoopFailures) {
+    while (this.#exits.length > 0 && this.#exits[0]!.at <= windowStart) this.#exits.shift();
+    if (this.#exits.length >= o.crashLoopFailures) {
+      const what = this.#exits.every((e) => e.failed) ? 'failures' : 'exits';
       this.#gaveUp =
-        `crash loop: ${this.#failureTimes.length} failures within ${o.crashLoopWindowMs / 1000} s ` +
+        `crash loop: ${this.#exits.length} ${what} within ${o.crashLoopWindowMs / 1000} s ` +
         `(last: ${describe(exit)}); restart it on request once fixed`;
       return { action: 'give-up', reason: this.#gaveUp };
     }
+    if (!failed && stable) {
+      return { action: 'restart', delayMs: o.cleanRestartDelayMs, scope: 'process' };
+    }
+    this.#consecutiveFailures++;
     const delayMs = Math.min(
       o.initialBackoffMs * o.backoffFactor ** (this.#consecutiveFailures - 1),
       o.maxBackoffMs,
     );
-    return { action: 'restart', delayMs, scope: this.policy === 'all' ? 'service' : 'process' };
+    // A clean exit restarts only its own process, whatever the policy's scope.
+    const scope = failed && this.policy === 'all' ? 'service' : 'process';
+    return { action: 'restart', delayMs, scope };
   }
 }

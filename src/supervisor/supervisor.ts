@@ -1,7 +1,7 @@
 // The supervisor: runs `<daemon ID SPEC>` processes while `<run-service <daemon ID>>`
 // is asserted in $config, and reports on them through the dataspace —
-// `<service-state S …>`, `<service-error S "…">`, `<output S KEY VALUE>` in $config,
-// and `<log TIME {…}>` messages on $log.
+// `<service-state S …>`, `<service-error S "…">`, `<service-gave-up S "…">`,
+// `<output S KEY VALUE>` in $config, and `<log TIME {…}>` messages on $log.
 //
 // Ownership: the supervisor's facet owns one facet per running service, which owns
 // one facet per spec value (one process each). Stopping a facet stops what it owns
@@ -40,6 +40,7 @@ import { checkDaemonSpec, toProcessSpec, type DaemonSpec } from './daemon-spec.t
 import { LogBuffer, type LogLine } from './log-buffer.ts';
 import { OutputsDir, type OutputChange } from './outputs-dir.ts';
 import { ManagedProcess, describeExit, type ExitInfo } from './process-runner.ts';
+import type { ProcessTracking } from './process-tracking.ts';
 import { RestartTracker, type RestartOptions } from './restart-policy.ts';
 import { outputsDirName, rfc3339, serviceLabel } from './service-names.ts';
 import { resolveCredentials, type UserDbPaths } from './user-db.ts';
@@ -66,6 +67,10 @@ export interface ProcessStatus {
   readonly restarts: number;
   readonly lastExit: ExitInfo | undefined;
   readonly problems: readonly string[];
+  /** Why the restart policy gave up on it (a crash loop), until it is restarted. */
+  readonly failure: string | undefined;
+  /** Where it runs: its cgroup's directory, or its process group. */
+  readonly where: string | undefined;
 }
 
 export interface ServiceStatus {
@@ -79,6 +84,8 @@ export interface ServiceStatus {
   readonly since: number;
   readonly outputsDir: string;
   readonly processes: readonly ProcessStatus[];
+  /** Why it is failed, when the supervisor knows: a give-up, an outputs directory it could not make. */
+  readonly failure: string | undefined;
 }
 
 export interface SupervisorOptions {
@@ -98,6 +105,8 @@ export interface SupervisorOptions {
   readonly outputsDebounceMs?: number;
   /** Alternative passwd/group files (tests). */
   readonly userDb?: UserDbPaths;
+  /** Where processes run (cgroups, recorded process groups); default: plain process groups. */
+  readonly tracking?: ProcessTracking;
 }
 
 export interface Supervisor {
@@ -145,6 +154,7 @@ class SupervisorImpl implements Supervisor {
   readonly restartOptions: RestartOptions;
   readonly outputsDebounceMs: number | undefined;
   readonly userDb: UserDbPaths | undefined;
+  readonly tracking: ProcessTracking | undefined;
   /** The current run of each service whose run-service is asserted. */
   readonly runs = new ValueMap<ServiceRun>();
   /** Runs not yet finished (current ones, and stopped ones whose processes are exiting). */
@@ -165,6 +175,7 @@ class SupervisorImpl implements Supervisor {
     this.restartOptions = o.restart ?? {};
     this.outputsDebounceMs = o.outputsDebounceMs;
     this.userDb = o.userDb;
+    this.tracking = o.tracking;
     // Fail now, not at the first process, when the restart options are wrong.
     new RestartTracker('always', this.restartOptions);
     if (o.logCapacity !== undefined) new LogBuffer({ capacity: o.logCapacity });
@@ -174,6 +185,8 @@ class SupervisorImpl implements Supervisor {
     this.closed = whenStopped.then(() => this.whenIdle());
     this.facet = parent.spawn((f) => {
       f.onStop(stopped);
+      // A give-up is a failure: status and the log find it by this shape.
+      f.assert(this.config, record('failure-shape', record('service-gave-up', sym('_'), sym('_'))));
       const service = P.bind('service', P.rec('daemon', P._));
       f.observe(
         this.config,
@@ -660,6 +673,16 @@ class ServiceRun {
     });
   }
 
+  #failure(processes: readonly ProcessStatus[]): string | undefined {
+    if (this.#prepareProblem !== undefined) return this.#prepareProblem;
+    const several = this.slots.size > 1;
+    const reasons = [...this.slots.values()].flatMap((slot, i) => {
+      const f = processes[i]!.failure;
+      return f === undefined ? [] : [several ? `${slot.name}: ${f}` : f];
+    });
+    return reasons.length === 0 ? undefined : reasons.join('; ');
+  }
+
   status(): ServiceStatus {
     const processes = [...this.slots.values()].map((s) => s.status());
     const lastExit = this.lastExit;
@@ -674,6 +697,7 @@ class ServiceRun {
       since: this.#since,
       outputsDir: this.outputsPath,
       processes,
+      failure: this.#failure(processes),
     };
   }
 }
@@ -699,6 +723,8 @@ class ProcessSlot {
   #launching = false;
   #owned = false;
   #removed = false;
+  /** `<service-gave-up S REASON>` while the restart policy has given up. */
+  #gaveUp: Handle | undefined;
 
   constructor(run: ServiceRun, specValue: Value) {
     this.run = run;
@@ -783,7 +809,11 @@ class ProcessSlot {
    */
   restart(delayMs: number, reset: boolean): void {
     if (this.spec === undefined || !this.facet.isAlive) return;
-    if (reset) this.tracker!.reset();
+    if (reset) {
+      this.tracker!.reset();
+      if (this.#gaveUp !== undefined) this.facet.retract(this.#gaveUp);
+      this.#gaveUp = undefined;
+    }
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.state = 'restarting';
@@ -830,10 +860,20 @@ class ProcessSlot {
   #spawn(): void {
     const spec = this.spec!;
     const sup = this.run.sup;
-    const proc = new ManagedProcess(toProcessSpec(spec, { outputsDir: this.run.outputsPath }), {
+    const tracking = sup.tracking;
+    const outputsPath = this.run.outputsPath;
+    const proc = new ManagedProcess(toProcessSpec(spec, { outputsDir: outputsPath }), {
       clock: sup.clock,
       onListenerError: (e) => sup.bug(e),
       ...(sup.userDb !== undefined ? { userDb: sup.userDb } : {}),
+      ...(tracking !== undefined
+        ? {
+            // LIMEN_OUTPUTS is in the environment of the service's processes: it
+            // identifies them for the process-group records once their leader is gone.
+            enclosure: () =>
+              tracking.create(outputsDirName(this.run.service), `LIMEN_OUTPUTS=${outputsPath}`),
+          }
+        : {}),
     });
     this.#proc = proc;
     this.state = 'starting';
@@ -911,6 +951,11 @@ class ProcessSlot {
       case 'give-up':
         this.state = 'failed';
         this.#event('error', `${what}; giving up: ${d.reason}`);
+        this.#gaveUp = this.facet.replace(
+          this.#gaveUp,
+          this.run.sup.config,
+          record('service-gave-up', this.run.service, d.reason),
+        );
         break;
     }
     this.run.publish();
@@ -948,6 +993,8 @@ class ProcessSlot {
       restarts: this.restarts,
       lastExit: this.lastExit,
       problems: this.problems,
+      failure: this.tracker?.givenUpReason,
+      where: this.#proc?.where,
     };
   }
 }

@@ -123,6 +123,51 @@ export class DaemonProcess {
     });
   }
 
+  /** The JSON log lines (alias of `log`). */
+  get lines(): LogLine[] {
+    return this.log;
+  }
+
+  find(pred: (l: LogLine) => boolean): LogLine | undefined {
+    return this.log.find(pred);
+  }
+
+  count(pred: (l: LogLine) => boolean): number {
+    return this.log.filter(pred).length;
+  }
+
+  /** Everything written to stderr, for failure messages. */
+  logText(): string {
+    return this.stderr.join('\n');
+  }
+
+  /** `<service-state S STATE>` appeared. */
+  state(service: string, state: string) {
+    return (l: LogLine) => l.msg === 'service state' && l.service === service && l.state === state;
+  }
+
+  /** A supervisor event about the service (mirrored from $log). */
+  event(service: string, msg: RegExp) {
+    return (l: LogLine) => l.service === service && typeof l.msg === 'string' && msg.test(l.msg);
+  }
+
+  /** A line the service printed. */
+  output(service: string, line: RegExp) {
+    return (l: LogLine) =>
+      l.msg === 'output' && l.service === service && typeof l.line === 'string' && line.test(l.line);
+  }
+
+  /** The exit code once it exits (null after a signal). */
+  async exitCode(): Promise<number | null> {
+    return (await this.exited).code;
+  }
+
+  /** SIGKILL (if it still runs) and wait for the exit. */
+  async kill(): Promise<void> {
+    if (this.running) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
   /** SIGTERM (a clean stop) or any other signal; resolves on exit. */
   async stop(signal: NodeJS.Signals = 'SIGTERM') {
     if (this.running) this.child.kill(signal);

@@ -11,7 +11,7 @@ export const daemonCommand: Command = {
   path: ['daemon'],
   summary: 'run the limen daemon in the foreground',
   usage:
-    'limen daemon [--root DIR] [--config DIR]... [--socket PATH] [--resolv-conf PATH] [--no-network] [--log-format text|json] [--log-level LEVEL]',
+    'limen daemon [--root DIR] [--config DIR]... [--socket PATH] [--resolv-conf PATH] [--no-network] [--cgroup auto|off] [--log-format text|json] [--log-level LEVEL]',
   help: `Runs the daemon until SIGTERM or SIGINT (then stops every service in reverse
 dependency order and exits 0). SIGHUP rescans the configuration directories.
 
@@ -25,6 +25,9 @@ Options:
                       etc/resolv.conf under --root)
   --no-network        start no network driver: a service manager only (links,
                       addresses, routes, firewall are left alone)
+  --cgroup MODE       auto (default): a cgroup v2 per service process where the
+                      kernel offers one; off: recorded process groups instead
+                      (see docs/running.md, "Processes")
   --log-format FMT    text (default) or json, one line per event on stderr
   --log-level LEVEL   debug, info (default), warn or error
 
@@ -48,6 +51,7 @@ Examples:
       'log-level': { type: 'string' },
       'resolv-conf': { type: 'string' },
       'no-network': { type: 'boolean' },
+      cgroup: { type: 'string' },
     });
     if (args.positionals.length > 0) {
       io.err(`limen daemon: unexpected argument '${args.positionals[0]}'\n`);
@@ -61,6 +65,7 @@ Examples:
       socket: typeof socket === 'string' ? socket : undefined,
       resolvConf: typeof resolvConf === 'string' ? resolvConf : undefined,
       network: args.options.get('no-network') !== true,
+      cgroup: oneOf(args.options.get('cgroup'), ['auto', 'off'] as const, 'cgroup', 'auto'),
       configDirs,
       logFormat: oneOf(
         args.options.get('log-format'),

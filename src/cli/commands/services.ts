@@ -17,7 +17,8 @@ export const servicesCommand = controlCommand({
   summary: 'list the services and their states',
   usage: 'limen services [--json] [--socket PATH]',
   help: `Lists every service the daemon knows: its state, processes, restarts, the time
-of its last state change and how its last process exited.
+of its last state change and how its last process exited; below the table, why
+each failed service failed, when the supervisor knows (a crash loop's give-up).
 
 Examples:
   limen services
@@ -45,12 +46,15 @@ Examples:
       showTime(s.since),
       s.lastExit ?? '-',
     ]);
-    ctx.io.out(
-      renderTable(['SERVICE', 'STATE', 'PIDS', 'RESTARTS', 'SINCE', 'LAST EXIT'], rows, {
-        color: ctx.color,
-        tint: (col, text) => (col === 1 ? stateTint(text) : undefined),
-      }),
-    );
+    let out = renderTable(['SERVICE', 'STATE', 'PIDS', 'RESTARTS', 'SINCE', 'LAST EXIT'], rows, {
+      color: ctx.color,
+      tint: (col, text) => (col === 1 ? stateTint(text) : undefined),
+    });
+    // Reasons are long: below the table, not in a column that would stretch every row.
+    for (const s of list) {
+      if (s.failure !== undefined) out += `${show(s.service)}: ${s.failure}\n`;
+    }
+    ctx.io.out(out);
     return ExitCode.Ok;
   },
 });
@@ -83,6 +87,7 @@ Examples:
       ['since', showTime(d.since)],
       ['last exit', d.lastExit ?? '-'],
     ];
+    if (d.failure !== undefined) fields.push(['failure', d.failure]);
     if (d.outputsDir !== undefined) fields.push(['outputs dir', d.outputsDir]);
     let out = renderFields(fields, {
       color: ctx.color,
@@ -104,6 +109,8 @@ Examples:
         });
       for (const p of d.processes) {
         for (const problem of p.problems) out += `  problem: ${problem}\n`;
+        if (p.failure !== undefined) out += `  gave up: ${p.failure}\n`;
+        if (p.where !== undefined) out += `  runs in: ${p.where}\n`;
       }
     }
     if (d.outputs !== undefined && d.outputs.length > 0) {

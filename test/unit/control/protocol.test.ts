@@ -189,13 +189,23 @@ describe('answers', () => {
       restarts: 3,
       since: Date.UTC(2024, 0, 2, 3, 4, 5),
       lastExit: 'exited with code 1',
+      failure: 'crash loop: 5 failures within 60 s (last: exited with code 1)',
     };
     assert.deepEqual(decodeServiceInfo(encodeServiceInfo(info)), info);
     const detail = {
       ...info,
       outputsDir: '/run/limen/outputs/x',
       processes: [
-        { spec: 'sshd -D', state: 'ready', pid: 1, restarts: 0, lastExit: undefined, problems: [] },
+        {
+          spec: 'sshd -D',
+          state: 'ready',
+          pid: 1,
+          restarts: 0,
+          lastExit: undefined,
+          problems: [],
+          failure: undefined,
+          where: '/sys/fs/cgroup/limen-0123456789ab/daemon-sshd-0123456789/p1',
+        },
       ],
       outputs: [[sym('port'), 22] as const],
     };

@@ -11,6 +11,8 @@ import {
 import { InvalidRestartOptionsError } from '../../../src/supervisor/errors.ts';
 
 const clean: ExitOutcome = { code: 0, signal: null, durationMs: 1000 };
+/** A clean exit after a run longer than stableAfterMs (10 s). */
+const cleanAfterStableRun: ExitOutcome = { code: 0, signal: null, durationMs: 10_000 };
 const failed: ExitOutcome = { code: 1, signal: null, durationMs: 1000 };
 const killed: ExitOutcome = { code: null, signal: 'SIGSEGV', durationMs: 1000 };
 const unstartable: ExitOutcome = {
@@ -31,8 +33,18 @@ const complete: RestartDecision = { action: 'stop', state: 'complete' };
 describe('restart policy: what each policy does with each exit', () => {
   const cases: [string, ExitOutcome, Record<string, RestartDecision>][] = [
     [
-      'a clean exit',
+      'a quick clean exit',
       clean,
+      {
+        always: restart(250),
+        'on-error': complete,
+        all: complete,
+        never: complete,
+      },
+    ],
+    [
+      'a clean exit after a stable run',
+      cleanAfterStableRun,
       {
         always: restart(100),
         'on-error': complete,
@@ -116,12 +128,31 @@ describe('restart policy: backoff', () => {
     assert.equal(tr.consecutiveFailures, 1);
   });
 
-  it('starts afresh after a clean exit', () => {
+  it('starts afresh after a clean exit that ended a stable run', () => {
     const tr = new RestartTracker('always');
     tr.decide(failed, 0);
     tr.decide(failed, 1000);
-    assert.deepEqual(tr.decide(clean, 2000), restart(100));
-    assert.deepEqual(tr.decide(failed, 3000), restart(250));
+    assert.deepEqual(tr.decide(cleanAfterStableRun, 20_000), restart(100));
+    assert.deepEqual(tr.decide(failed, 21_000), restart(250));
+  });
+
+  it('backs off quick clean exits under always, as it does failures', () => {
+    const tr = new RestartTracker('always', { crashLoopFailures: Infinity });
+    const delays = [0, 1, 2, 3, 4, 5].map((i) => tr.decide(clean, i * 100_000));
+    assert.deepEqual(
+      delays,
+      [250, 500, 1000, 2000, 4000, 8000].map((d) => restart(d)),
+    );
+    // A quick clean exit does not end a streak of failures either.
+    const mixed = new RestartTracker('always', { crashLoopFailures: Infinity });
+    assert.deepEqual(mixed.decide(failed, 0), restart(250));
+    assert.deepEqual(mixed.decide(clean, 100_000), restart(500));
+    assert.deepEqual(mixed.decide(failed, 200_000), restart(1000));
+  });
+
+  it('restarts only the process after a clean exit, even under all', () => {
+    // `all` leaves a clean exit complete; `always` restarts one process.
+    assert.deepEqual(new RestartTracker('always').decide(clean, 0), restart(250, 'process'));
   });
 
   it('takes its numbers from the options', () => {
@@ -131,7 +162,7 @@ describe('restart policy: backoff', () => {
       backoffFactor: 3,
       maxBackoffMs: 50,
     });
-    assert.deepEqual(tr.decide(clean, 0), restart(5));
+    assert.deepEqual(tr.decide(cleanAfterStableRun, 0), restart(5));
     assert.deepEqual(
       [1, 2, 3].map((i) => tr.decide(failed, i * 100_000)),
       [restart(10), restart(30), restart(50)],
@@ -166,9 +197,30 @@ describe('restart policy: crash-loop limit', () => {
     }
   });
 
-  it('does not count clean exits', () => {
+  it('counts clean exits under always: exit 0 at once, for ever, is a loop too', () => {
     const tr = new RestartTracker('always');
-    for (let i = 0; i < 50; i++) assert.deepEqual(tr.decide(clean, i), restart(100));
+    for (let i = 0; i < 4; i++) assert.equal(tr.decide(clean, i * 1000).action, 'restart');
+    const d = tr.decide(clean, 4000);
+    assert.equal(d.action, 'give-up');
+    if (d.action === 'give-up') {
+      assert.match(d.reason, /^crash loop: 5 exits within 60 s \(last: exited with code 0\)/);
+    }
+    assert.equal(tr.decide(cleanAfterStableRun, 1_000_000).action, 'give-up', 'until reset()');
+  });
+
+  it('counts clean exits after stable runs in the window too', () => {
+    const tr = new RestartTracker('always');
+    for (let i = 0; i < 4; i++) {
+      assert.deepEqual(tr.decide(cleanAfterStableRun, i * 10_000), restart(100));
+    }
+    assert.equal(tr.decide(cleanAfterStableRun, 40_000).action, 'give-up');
+  });
+
+  it('says failures when every exit in the window failed, exits otherwise', () => {
+    const tr = new RestartTracker('always', { crashLoopFailures: 2 });
+    tr.decide(clean, 0);
+    const d = tr.decide(failed, 1);
+    assert.ok(d.action === 'give-up' && d.reason.startsWith('crash loop: 2 exits within'));
   });
 
   it('has a configurable limit and window', () => {
