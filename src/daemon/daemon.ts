@@ -7,6 +7,7 @@
 // decides the waves, the supervisor stops processes with their stop timeouts),
 // then every facet stops and the process table is clean before we return.
 
+import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Dict, Sym, dict, peel, record, stringify, sym, type Value } from '../preserves/index.ts';
 import { Dataspace, Engine, P, type Facet } from '../dataspace/index.ts';
