@@ -45,6 +45,7 @@ import { startStaticConfig } from '../net/static-config.ts';
 import { interfaceController } from './interfaces.ts';
 import { resolvePaths, type DaemonPaths, type PathOptions } from './paths.ts';
 import { createDaemonLog, type DaemonLog, type LogFormat } from './log.ts';
+import { startFailureCollector, type FailureCollector } from './failures.ts';
 
 export interface DaemonOptions extends PathOptions {
   readonly logFormat?: LogFormat;
@@ -92,7 +93,7 @@ function logFieldsOf(v: Value): { [k: string]: string } {
   return out;
 }
 
-/** Routes `$log` messages and notable assertions to the daemon's own log. */
+/** Routes `$log` messages and service states to the daemon's own log (failures: failures.ts). */
 function mirrorToLog(
   root: Facet,
   d: { config: Dataspace; log: Dataspace },
@@ -125,23 +126,6 @@ function mirrorToLog(
         service: show(c.get('service')!),
         state: show(c.get('state')!),
       }),
-  });
-  root.observe(d.config.ref, P.rec('config-error', P.bind('path'), P.bind('detail')), {
-    onAdd: (_v, c) =>
-      logger.warn('config error', {
-        path: show(c.get('path')!),
-        ...logFieldsOf(c.get('detail')!),
-      }),
-    onRemove: (_v, c) => logger.info('config error fixed', { path: show(c.get('path')!) }),
-  });
-  root.observe(d.config.ref, P.rec('service-error', P.bind('service'), P.bind('message')), {
-    onAdd: (_v, c) => {
-      const m = peel(c.get('message')!);
-      logger.warn('service error', {
-        service: show(c.get('service')!),
-        message: typeof m === 'string' ? m : show(m),
-      });
-    },
   });
 }
 
@@ -218,11 +202,13 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   let monitor: InterfaceMonitor | undefined;
   let reconciler: AddressRouteReconciler | undefined;
   let sysctl: SysctlDriver | undefined;
+  let failures!: FailureCollector;
   let markBootLoaded!: () => void;
   const bootLoaded = new Promise<void>((r) => (markBootLoaded = r));
   const resolvConf = await realResolvConf(paths.resolvConf);
   engine.turn(() => {
     mirrorToLog(root, { config, log }, logger);
+    failures = startFailureCollector(root, { config: config.ref, logger });
     supervisor = startSupervisor(root, { config: config.ref, log: log.ref, runDir: paths.runDir });
     services = startServiceManager(root, { config: config.ref });
     nested = startConfigWatcherService(root, config.ref);
@@ -294,7 +280,14 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         }),
     settings: new SettingsDirectory(paths.userSettingsDir),
     status: () =>
-      daemonStatus({ version: VERSION, startedAt, config, supervisor, socket: paths.socket }),
+      daemonStatus({
+        version: VERSION,
+        startedAt,
+        config,
+        supervisor,
+        socket: paths.socket,
+        failures: () => failures.current(),
+      }),
     logger,
   });
   logger.info('limen daemon started', {
@@ -327,6 +320,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     shutdown(reason: string) {
       stopping ??= (async () => {
         logger.info('shutting down', { reason });
+        // Drivers and services going away withdraw their failures: that is no fix.
+        engine.turn(() => failures.stop());
         // Kernel state stays as it is across a restart (no traffic dropped): stop the
         // reconciler, sysctl and firewall drivers first, before services stop and their
         // outputs (DHCP leases) and configuration are retracted, which would delete

@@ -13,7 +13,16 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { Sym, ValueMap, compare, peel, record, stringify, type Value } from '../preserves/index.ts';
+import {
+  Sym,
+  ValueMap,
+  compare,
+  peel,
+  record,
+  stringify,
+  sym,
+  type Value,
+} from '../preserves/index.ts';
 import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
 import { ipFamily, parseDomainName, parseIpv4, printable } from './inet-values.ts';
 
@@ -81,6 +90,8 @@ class ResolverImpl implements Resolver {
         `maxNameservers must be a positive integer, got ${this.#maxNameservers}`,
       );
     this.facet = parent.spawn((f) => {
+      // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+      f.assert(this.#config, record('failure-shape', record('resolver-error', sym('_'), sym('_'))));
       f.onStop(() => {
         clearTimeout(this.#timer);
         this.#timer = undefined;

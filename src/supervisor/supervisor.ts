@@ -174,6 +174,8 @@ class SupervisorImpl implements Supervisor {
     this.closed = whenStopped.then(() => this.whenIdle());
     this.facet = parent.spawn((f) => {
       f.onStop(stopped);
+      // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+      f.assert(this.config, record('failure-shape', record('service-error', sym('_'), sym('_'))));
       const service = P.bind('service', P.rec('daemon', P._));
       f.observe(
         this.config,
