@@ -80,7 +80,7 @@ export function renderTable(
   return [line(headers, true), ...rows.map((r) => line(r, false))].join('\n') + '\n';
 }
 
-/** `key  value` lines, keys aligned. */
+/** `key  value` lines, keys aligned; a value's further lines are indented under its first. */
 export function renderFields(
   fields: readonly (readonly [string, string])[],
   options: TableOptions,
@@ -90,7 +90,8 @@ export function renderFields(
     fields
       .map(([k, v], i) => {
         const tint = options.tint?.(i, v);
-        return `${paint(k, 'bold', options.color)}${' '.repeat(w - width(k))}  ${paint(v, tint, options.color)}`;
+        const value = v.split('\n').join(`\n${' '.repeat(w + 2)}`);
+        return `${paint(k, 'bold', options.color)}${' '.repeat(w - width(k))}  ${paint(value, tint, options.color)}`;
       })
       .join('\n') + (fields.length > 0 ? '\n' : '')
   );

@@ -1,13 +1,14 @@
 // Wires the control server to the daemon: adapts the supervisor to the
 // control layer's ServiceView (control never imports the supervisor), and
-// builds the `limen status` summary from the dataspaces.
+// builds the `limen status` summary from the dataspaces and the failure collector.
 
-import { Dict, Sym, dict, is, peel, stringify, type Value } from '../preserves/index.ts';
+import { dict, is, peel, stringify, type Value } from '../preserves/index.ts';
 import { P, type Dataspace } from '../dataspace/index.ts';
 import type { ServiceDetail, ServiceInfo, ServiceView } from '../control/index.ts';
 import { describeExit } from '../supervisor/process-runner.ts';
 import type { ServiceStatus, Supervisor } from '../supervisor/supervisor.ts';
 import { presentable } from '../script/index.ts';
+import { failureValue, type Failure } from './failures.ts';
 
 function info(s: ServiceStatus): ServiceInfo {
   return {
@@ -51,16 +52,6 @@ function text(v: Value): string {
   return typeof p === 'string' ? p : stringify(presentable(p));
 }
 
-/** `<config-error PATH {line column message}>` as `path:line:col: message`. */
-function configErrorLine(path: Value, detail: Value): string {
-  const d = peel(detail);
-  const get = (k: string) => (d instanceof Dict ? d.get(new Sym(k)) : undefined);
-  const line = get('line');
-  const column = get('column');
-  const message = get('message');
-  return `${text(path)}:${line === undefined ? '?' : text(line)}:${column === undefined ? '?' : text(column)}: ${message === undefined ? text(detail) : text(message)}`;
-}
-
 export interface StatusSources {
   readonly version: string;
   readonly startedAt: number;
@@ -69,7 +60,12 @@ export interface StatusSources {
   readonly socket: string;
   /** How service processes are tracked, and where (process-tracking.ts). */
   readonly processTracking?: string;
+  /** The current failures (failures.ts). */
+  readonly failures: () => readonly Failure[];
 }
+
+/** At most this many failures are listed; `failures-omitted` counts the rest. */
+export const STATUS_FAILURE_LIMIT = 100;
 
 /** The daemon's summary for `limen status`: a dictionary of plain values. */
 export function daemonStatus(s: StatusSources): Value {
@@ -80,21 +76,8 @@ export function daemonStatus(s: StatusSources): Value {
     .map((r) => `${text(r.captures.get('m')!)} ${text(r.captures.get('state')!)}`)
     .filter((m) => !m.endsWith(' ready'))
     .sort();
-  const errors = s.config
-    .query(P.rec('config-error', P.bind('path'), P.bind('detail')))
-    .map((r) => configErrorLine(r.captures.get('path')!, r.captures.get('detail')!))
-    .sort();
-  const serviceErrors = s.config
-    .query(P.rec('service-error', P.bind('service'), P.bind('message')))
-    .map((r) => `${text(r.captures.get('service')!)}: ${text(r.captures.get('message')!)}`)
-    .concat(
-      s.config
-        .query(P.rec('service-gave-up', P.bind('service'), P.bind('reason')))
-        .map(
-          (r) => `${text(r.captures.get('service')!)}: gave up: ${text(r.captures.get('reason')!)}`,
-        ),
-    )
-    .sort();
+  const failures = s.failures();
+  const listed = failures.slice(0, STATUS_FAILURE_LIMIT).map(failureValue);
   return dict({
     version: s.version,
     pid: process.pid,
@@ -102,8 +85,10 @@ export function daemonStatus(s: StatusSources): Value {
     socket: s.socket,
     services: `${services.length} (${count('ready')} ready, ${count('started')} started, ${count('complete')} complete, ${count('failed')} failed)`,
     milestones: milestones.length === 0 ? 'none' : milestones.join(', '),
-    'config-errors': errors.length === 0 ? 'none' : errors.join('\n'),
-    'service-errors': serviceErrors.length === 0 ? 'none' : serviceErrors.join('\n'),
-    ...(s.processTracking === undefined ? {} : { 'process-tracking': s.processTracking }),
+    'process-tracking': s.processTracking ?? 'unknown',
+    failures: listed,
+    ...(failures.length > listed.length
+      ? { 'failures-omitted': failures.length - listed.length }
+      : {}),
   });
 }

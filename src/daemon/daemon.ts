@@ -48,6 +48,7 @@ import { resolvePaths, type DaemonPaths, type PathOptions } from './paths.ts';
 import { createDaemonLog, type DaemonLog, type LogFormat } from './log.ts';
 import { startSiteRootCheck, type SiteRootCheck } from './site-roots.ts';
 import { prepareStart } from './startup.ts';
+import { startFailureCollector, type FailureCollector } from './failures.ts';
 
 export interface DaemonOptions extends PathOptions {
   readonly logFormat?: LogFormat;
@@ -97,7 +98,7 @@ function logFieldsOf(v: Value): { [k: string]: string } {
   return out;
 }
 
-/** Routes `$log` messages and notable assertions to the daemon's own log. */
+/** Routes `$log` messages and service states to the daemon's own log (failures: failures.ts). */
 function mirrorToLog(
   root: Facet,
   d: { config: Dataspace; log: Dataspace },
@@ -130,23 +131,6 @@ function mirrorToLog(
         service: show(c.get('service')!),
         state: show(c.get('state')!),
       }),
-  });
-  root.observe(d.config.ref, P.rec('config-error', P.bind('path'), P.bind('detail')), {
-    onAdd: (_v, c) =>
-      logger.warn('config error', {
-        path: show(c.get('path')!),
-        ...logFieldsOf(c.get('detail')!),
-      }),
-    onRemove: (_v, c) => logger.info('config error fixed', { path: show(c.get('path')!) }),
-  });
-  root.observe(d.config.ref, P.rec('service-error', P.bind('service'), P.bind('message')), {
-    onAdd: (_v, c) => {
-      const m = peel(c.get('message')!);
-      logger.warn('service error', {
-        service: show(c.get('service')!),
-        message: typeof m === 'string' ? m : show(m),
-      });
-    },
   });
 }
 
@@ -231,11 +215,13 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   let reconciler: AddressRouteReconciler | undefined;
   let sysctl: SysctlDriver | undefined;
   let siteRoots!: SiteRootCheck;
+  let failures!: FailureCollector;
   let markBootLoaded!: () => void;
   const bootLoaded = new Promise<void>((r) => (markBootLoaded = r));
   const resolvConf = started.resolvConf;
   engine.turn(() => {
     mirrorToLog(root, { config, log }, logger);
+    failures = startFailureCollector(root, { config: config.ref, logger });
     supervisor = startSupervisor(root, {
       config: config.ref,
       log: log.ref,
@@ -321,6 +307,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         supervisor,
         socket: paths.socket,
         processTracking: tracking.describe(),
+        failures: () => failures.current(),
       }),
     logger,
   });
@@ -355,6 +342,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     shutdown(reason: string) {
       stopping ??= (async () => {
         logger.info('shutting down', { reason });
+        // Drivers and services going away withdraw their failures: that is no fix.
+        engine.turn(() => failures.stop());
         // Kernel state stays as it is across a restart (no traffic dropped): stop the
         // reconciler, sysctl and firewall drivers first, before services stop and their
         // outputs (DHCP leases) and configuration are retracted, which would delete

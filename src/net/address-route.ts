@@ -370,6 +370,16 @@ export function startAddressRouteReconciler(
   let idleWaiters: (() => void)[] = [];
 
   const facet = parent.spawn((f) => {
+    // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+    const _ = sym('_');
+    f.assert(
+      opts.config,
+      record('failure-shape', record('ip-address-state', _, _, sym('failed'), _)),
+    );
+    f.assert(
+      opts.config,
+      record('failure-shape', record('ip-route-state', _, _, _, sym('failed'), _)),
+    );
     const setState = (key: string, values: Value[]): void => {
       const old = states.get(key);
       if (

@@ -89,6 +89,8 @@ export function startDhcpClient(parent: Facet, options: DhcpClientOptions): Dhcp
   const leases = new Map<string, DhcpLease>();
   const service = P.bind('service', P.exact(P.rec('daemon', P.rec('udhcpc', P._))));
   const facet = parent.spawn((f) => {
+    // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+    f.assert(config, record('failure-shape', record('dhcp-error', sym('_'), sym('_'))));
     during(
       f,
       config,

@@ -21,7 +21,7 @@
 
 import { createHash } from 'node:crypto';
 import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
-import { ValueMap, dict, record, type Value } from '../preserves/index.ts';
+import { ValueMap, dict, record, sym, type Value } from '../preserves/index.ts';
 import { writeFileAtomic } from '../platform/atomic-file.ts';
 import { NftRunner } from './nft-command.ts';
 import {
@@ -123,6 +123,9 @@ class FirewallImpl implements Firewall {
     const whenStopped = new Promise<void>((r) => (stopped = r));
     this.closed = whenStopped.then(() => this.#finishOnStop());
     this.facet = parent.spawn((f) => {
+      // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+      for (const label of ['firewall-error', 'firewall-warning'])
+        f.assert(this.#config, record('failure-shape', record(label, sym('_'))));
       let graceTimer: NodeJS.Timeout | undefined;
       f.onStop(() => {
         clearTimeout(this.#timer);

@@ -92,6 +92,11 @@ export function checkFeature(
 
 export function startKernelFeatures(parent: Facet, opts: KernelFeatureOptions): Facet {
   return parent.spawn((facet) => {
+    // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+    facet.assert(
+      opts.config,
+      record('failure-shape', record('interface-failed', sym('_'), sym('_'))),
+    );
     for (const feature of KERNEL_FEATURES) {
       during(
         facet,

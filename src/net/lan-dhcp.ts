@@ -419,6 +419,8 @@ export interface LanDhcp {
 export function startLanDhcp(parent: Facet, options: LanDhcpOptions): LanDhcp {
   const directory = (ifname: string): string => join(options.runDir, 'lan', ifname);
   const facet = parent.spawn((f) => {
+    // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+    f.assert(options.config, record('failure-shape', record('lan-dhcp-error', sym('_'), sym('_'))));
     during(
       f,
       options.config,

@@ -45,7 +45,10 @@ export function startLinkAdmin(parent: Facet, opts: LinkAdminOptions): LinkAdmin
   const ip = opts.ip ?? ['ip'];
   const links = new ValueMap<LinkState>();
   const actions: string[] = [];
-  const facet = parent.spawn(() => {}, 'link-admin');
+  const facet = parent.spawn((f) => {
+    // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+    f.assert(opts.config, record('failure-shape', record('link-error', sym('_'), sym('_'))));
+  }, 'link-admin');
 
   const state = (name: Value): LinkState =>
     links.getOrCreate(name, () => ({
@@ -58,9 +61,17 @@ export function startLinkAdmin(parent: Facet, opts: LinkAdminOptions): LinkAdmin
 
   const reconcile = (name: Value) => {
     const s = links.get(name);
-    if (s === undefined || s.pending || s.observed.length === 0 || s.unmanaged > 0) return;
+    if (s === undefined || s.pending) return;
     const want = s.down > 0 ? 'down' : 'up';
-    if (s.observed[s.observed.length - 1] === want) return;
+    if (s.observed.length === 0 || s.unmanaged > 0 || s.observed[s.observed.length - 1] === want) {
+      // Nothing to do, so an earlier attempt's error is no longer true: the link is gone,
+      // left alone, or as wanted (status must not report a failure that has passed).
+      if (s.error !== undefined) {
+        facet.retract(s.error);
+        s.error = undefined;
+      }
+      return;
+    }
     const ifname = text(name);
     if (ifname === '') return;
     s.pending = true;

@@ -11,7 +11,16 @@
 // a domain name is never written as one (hand-written config can be wrong).
 
 import { writeFileAtomicIfChanged } from '../platform/atomic-file.ts';
-import { Sym, ValueMap, compare, peel, record, stringify, type Value } from '../preserves/index.ts';
+import {
+  Sym,
+  ValueMap,
+  compare,
+  peel,
+  record,
+  stringify,
+  sym,
+  type Value,
+} from '../preserves/index.ts';
 import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
 import { ipFamily, parseDomainName, parseIpv4, printable } from './inet-values.ts';
 
@@ -79,6 +88,8 @@ class ResolverImpl implements Resolver {
         `maxNameservers must be a positive integer, got ${this.#maxNameservers}`,
       );
     this.facet = parent.spawn((f) => {
+      // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+      f.assert(this.#config, record('failure-shape', record('resolver-error', sym('_'), sym('_'))));
       f.onStop(() => {
         clearTimeout(this.#timer);
         this.#timer = undefined;

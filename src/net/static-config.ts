@@ -43,6 +43,8 @@ export function startStaticConfig(parent: Facet, options: StaticConfigOptions): 
     throw new RangeError(`routeMetric must be an integer from 0 to 4294967295, got ${metric}`);
   const config = options.config;
   const facet = parent.spawn((f) => {
+    // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+    f.assert(config, record('failure-shape', record('interface-failed', sym('_'), sym('_'))));
     during(
       f,
       config,

@@ -14,7 +14,15 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { P, during, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
-import { Record as PRecord, is, peel, record, stringify, type Value } from '../preserves/index.ts';
+import {
+  Record as PRecord,
+  is,
+  peel,
+  record,
+  stringify,
+  sym,
+  type Value,
+} from '../preserves/index.ts';
 
 export interface SysctlOptions {
   readonly config: Ref;
@@ -100,6 +108,8 @@ export function startSysctl(parent: Facet, opts: SysctlOptions): SysctlDriver {
   const invalid: { value: Value; handle: Handle }[] = [];
 
   const facet = parent.spawn((f) => {
+    // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+    f.assert(opts.config, record('failure-shape', record('sysctl-error', sym('_'), sym('_'))));
     const error = (k: KeyState, text: string): Handle =>
       f.assert(opts.config, record('sysctl-error', k.key, text));
 

@@ -107,6 +107,8 @@ export class ConfigWatcher {
     this.serviceName = options.serviceName ?? configWatcherName(options.path, options.env);
     this.facet = parent.spawn((f) => {
       f.onStop(() => this.#close());
+      // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+      f.assert(this.#config, record('failure-shape', record('config-error', sym('_'), sym('_'))));
     }, `config-watcher ${options.path}`);
     void this.rescan();
   }

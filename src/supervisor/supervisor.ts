@@ -185,7 +185,8 @@ class SupervisorImpl implements Supervisor {
     this.closed = whenStopped.then(() => this.whenIdle());
     this.facet = parent.spawn((f) => {
       f.onStop(stopped);
-      // A give-up is a failure: status and the log find it by this shape.
+      // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+      f.assert(this.config, record('failure-shape', record('service-error', sym('_'), sym('_'))));
       f.assert(this.config, record('failure-shape', record('service-gave-up', sym('_'), sym('_'))));
       const service = P.bind('service', P.rec('daemon', P._));
       f.observe(

@@ -26,7 +26,7 @@ import {
   routerLogTail,
   services,
   showServices,
-  status,
+  failures,
   writeSiteFile,
   withLab,
   type ServiceRow,
@@ -92,7 +92,7 @@ describe(
         nftChain(lab, 'prerouting'),
         new RegExp(`iifname "wan0" .*tcp dport 8080 dnat ip to ${lan1.replace(/\./g, '\\.')}:80`),
       );
-      assert.equal((await status(lab))['config-errors'], 'none');
+      assert.equal(await failures(lab, 'config-error'), 'none');
     });
 
     it('the ISP reaches lan1 on the WAN address, port 8080', async () => {

@@ -1,5 +1,5 @@
 // A site file broken while limen runs (core/firewall.pr with a record left
-// open): `limen status` reports it under config-errors with file:line:col, the
+// open): `limen status` lists it as a config-error failure with file:line:col, the
 // file's last good version keeps running (same firewall generation, NAT still
 // there, the LAN still reaches the world by name), and fixing the file, with a
 // visible change (a port opened to the WAN), applies it.
@@ -18,7 +18,7 @@ import {
   nftChain,
   query,
   routerLogTail,
-  status,
+  failures,
   writeSiteFile,
   withLab,
 } from './harness.ts';
@@ -52,13 +52,13 @@ describe(
       let errors = '';
       await until(
         async () => {
-          errors = String((await status(lab))['config-errors']);
+          errors = await failures(lab, 'config-error');
           return errors.includes(path);
         },
         {
           timeoutMs: 20_000,
           intervalMs: 100,
-          describe: () => `config-errors naming ${path} (seen: ${errors})${routerLogTail(lab)}`,
+          describe: () => `config errors naming ${path} (seen: ${errors})${routerLogTail(lab)}`,
         },
       );
       const m = new RegExp(`${path.replace(/[.]/g, '\\.')}:(\\d+):(\\d+): \\S`).exec(errors);
@@ -92,8 +92,8 @@ describe(
       await until(
         async () => {
           const gens = await firewallGenerations(lab);
-          const errors = String((await status(lab))['config-errors']);
-          seen = `generations ${gens.join(', ')}; config-errors ${errors}`;
+          const errors = await failures(lab, 'config-error');
+          seen = `generations ${gens.join(', ')}; config errors ${errors}`;
           return errors === 'none' && gens.length === 1 && gens[0] === generation + 1;
         },
         {

@@ -84,6 +84,13 @@ export async function status(lab: Lab): Promise<{ [key: string]: unknown }> {
   return JSON.parse(await cliOk(lab, 'status', '--json')) as { [key: string]: unknown };
 }
 
+/** The `text` of each current failure of KIND in a status (`path:line:col: …`), one a line, or 'none'. */
+export async function failures(lab: Lab, kind: string): Promise<string> {
+  const list = (await status(lab))['failures'] as { kind: string; text: string }[];
+  const texts = list.filter((f) => f.kind === kind).map((f) => f.text);
+  return texts.length === 0 ? 'none' : texts.join('\n');
+}
+
 /**
  * Preserves text for a value as `--json` writes it (records `{"@rec": […]}`, symbols
  * `{"@sym": …}`), so that services read as `limen services` shows them:

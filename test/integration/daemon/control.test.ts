@@ -54,12 +54,19 @@ describe('limen CLI against the daemon', () => {
     const status = await until(
       async () => {
         const r = await cli('status', '--json');
-        const s = JSON.parse(r.out) as { 'config-errors': string; services: string };
-        return s['config-errors'] !== 'none' && s.services.includes('1 ready') ? s : undefined;
+        const s = JSON.parse(r.out) as {
+          failures: { kind: string; text: string }[];
+          services: string;
+        };
+        return s.failures.length > 0 && s.services.includes('1 ready') ? s : undefined;
       },
       { describe: () => logLines.join('') },
     );
-    assert.match(status['config-errors'], /broken\.pr:2:1: /);
+    assert.deepEqual(
+      status.failures.map((f) => f.kind),
+      ['config-error'],
+    );
+    assert.match(status.failures[0]!.text, /broken\.pr:2:1: /);
     const services = await cli('services');
     assert.equal(services.code, 0);
     assert.match(services.out, /<daemon web>\s+ready/);

@@ -101,11 +101,16 @@ describe('a clean exit under restart: always', () => {
 
     // limen status: the text and --json.
     const status = await cli('status', '--socket', socket);
-    assert.match(status, /<daemon flappy>: gave up: crash loop: 5 exits within 60 s/);
+    assert.match(status, /service-gave-up <daemon flappy>: crash loop: 5 exits within 60 s/);
     const statusJson = JSON.parse(await cli('status', '--json', '--socket', socket)) as {
-      'service-errors': string;
+      failures: { kind: string; text: string }[];
     };
-    assert.match(statusJson['service-errors'], /<daemon flappy>: gave up: crash loop: 5 exits/);
+    assert.ok(
+      statusJson.failures.some(
+        (f) => f.kind === 'service-gave-up' && /crash loop: 5 exits/.test(f.text),
+      ),
+      JSON.stringify(statusJson.failures),
+    );
 
     // The failure is an assertion of a declared shape, so that the status and the log
     // find it (docs/vocabulary.md, "Failures").

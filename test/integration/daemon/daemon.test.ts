@@ -210,13 +210,14 @@ describe('limen daemon', () => {
     await d.waitFor('one ready', d.state('<daemon one>', 'ready'));
     const file = join(dir, 'site/services/s.pr');
     writeFileSync(file, '<require-service <daemon one>>\n<daemon one "exec sleep 1000"\n');
-    const err = await d.waitFor('config error', (l) => l.msg === 'config error');
-    assert.equal(err.path, JSON.stringify(file));
-    assert.equal(err.line, '3');
+    const err = await d.waitFor('config error', (l) => l.msg === 'config-error');
+    assert.equal(err.level, 'error');
+    assert.equal(err.subject, file);
+    assert.equal(err.line, 3);
     assert.equal(d.count(d.event('<daemon one>', /(^|: )stopped/)), 0, 'one keeps running');
     writeFileSync(file, '<require-service <daemon two>>\n<daemon two "exec sleep 1000">\n');
     await d.waitFor('two ready', d.state('<daemon two>', 'ready'));
-    await d.waitFor('error retracted', (l) => l.msg === 'config error fixed');
+    await d.waitFor('error retracted', (l) => l.msg === 'config-error fixed' && l.subject === file);
     await d.waitFor('one stopped', d.event('<daemon one>', /^stopped/));
     d.child.kill('SIGHUP');
     await d.waitFor('rescan on SIGHUP', (l) => l.msg === 'rescanning configuration');

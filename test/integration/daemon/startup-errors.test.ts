@@ -108,7 +108,15 @@ describe('start-up errors', () => {
       try {
         const s = peel(await c.status());
         assert.ok(s instanceof Dict);
-        return peel(s.get(new Sym('config-errors')) as Value) as string;
+        // The config errors among the failures, as `path:line:col: message` lines.
+        const failures = peel(s.get(new Sym('failures')) as Value);
+        assert.ok(Array.isArray(failures));
+        const lines = (failures as Value[])
+          .map((f) => peel(f))
+          .filter((f): f is Dict => f instanceof Dict)
+          .filter((f) => peel(f.get(new Sym('kind')) as Value) === 'config-error')
+          .map((f) => peel(f.get(new Sym('text')) as Value) as string);
+        return lines.length === 0 ? 'none' : lines.join('\n');
       } finally {
         c.close();
       }
@@ -120,7 +128,7 @@ describe('start-up errors', () => {
     );
     await d.waitFor(
       'the config error in the log',
-      (l) => l.msg === 'config error' && l.path === JSON.stringify(stray),
+      (l) => l.msg === 'config-error' && l.subject === stray,
     );
     // Moved into a layer: the error goes; a new one appears as soon as it is written.
     unlinkSync(stray);

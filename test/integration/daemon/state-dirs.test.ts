@@ -98,7 +98,7 @@ describe('state directories', () => {
       assert.equal(mode(join(root, 'etc')), '0755');
       assert.equal(mode(resolvConf), '0644');
       assert.equal(
-        d.log.filter((l) => l.msg === 'config error' || /resolver-error/.test(JSON.stringify(l)))
+        d.log.filter((l) => l.msg === 'config-error' || /resolver-error/.test(JSON.stringify(l)))
           .length,
         0,
         d.stderr.join('\n'),

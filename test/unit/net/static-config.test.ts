@@ -99,10 +99,12 @@ describe('static configuration', () => {
       engine.turn(() => (h = engine.root.assert(config.ref, v(text))));
       return h!;
     };
+    const all = () => [...config.values()].map((x) => stringify(x));
+    // Its failures' shape is declared while it runs, whatever the configuration.
+    assert.ok(all().includes('<failure-shape <interface-failed _ _>>'), all().join(' '));
     const derived = () =>
-      [...config.values()]
-        .map((x) => stringify(x))
-        .filter((s) => !s.startsWith('<configure-interface'))
+      all()
+        .filter((s) => !s.startsWith('<configure-interface') && !s.startsWith('<failure-shape'))
         .sort();
     const a = assertText(
       '<configure-interface "lan0" <static "10.0.0.1/24" {gateway: "10.0.0.254"}>>',
