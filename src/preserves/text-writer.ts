@@ -4,6 +4,7 @@
 // dictionaries are written in the total order, so the output is deterministic.
 
 import { sortedEntries, sortedValues } from './compare.ts';
+import { PreservesWriteLimitError } from './errors.ts';
 import { isBareSymbol } from './text-reader.ts';
 import {
   Annotated,
@@ -30,6 +31,21 @@ export interface TextWriteOptions {
    * placeholder reads back as an ordinary value, not as the reference.
    */
   embedded?: (payload: unknown) => Value;
+  /**
+   * Compact output only: the longest text allowed, in UTF-16 code units. The writer
+   * stops as soon as its output passes it (it never builds more than about this much)
+   * and stringify throws PreservesWriteLimitError, or returns the cut text with
+   * `ellipsis` appended when one is given.
+   */
+  maxLength?: number;
+  /**
+   * Compact output only: the deepest nesting allowed, counted as the text reader counts
+   * it (each record, sequence, set, dictionary, embedded value and written annotation
+   * is a level). Deeper values are treated as maxLength is.
+   */
+  maxDepth?: number;
+  /** With maxLength or maxDepth: write values over a limit cut, ending with this text. */
+  ellipsis?: string;
 }
 
 const WIDTH = 80;
@@ -175,6 +191,10 @@ class Writer {
   /** Compact output so far, and the length past which compact writing gives up. */
   out = '';
   limit = Infinity;
+  /** Current nesting, the deepest allowed, and whether compact writing gave up on it. */
+  depth = 0;
+  maxDepth = Infinity;
+  tooDeep = false;
 
   constructor(opts: TextWriteOptions | undefined) {
     this.annotations = opts?.annotations !== false;
@@ -189,8 +209,11 @@ class Writer {
     return this.embedded === undefined ? placeholder(x) : this.embedded(x);
   }
 
-  /** Appends v in compact form; false as soon as the output passes this.limit. */
+  /** Appends v in compact form; false as soon as the output passes this.limit or this.maxDepth. */
   compact(v: Value): boolean {
+    // Checked on entry too, so that nested compounds with no atom between them (`[[[...]]]`)
+    // stop at the limit rather than at their innermost value.
+    if (this.out.length > this.limit) return false;
     switch (typeof v) {
       case 'boolean':
         this.out += v ? '#t' : '#f';
@@ -203,6 +226,8 @@ class Writer {
         this.out += String(v);
         break;
       case 'string':
+        // The quoted text is never shorter than the string: a long one fails before it is copied.
+        if (this.out.length + v.length + 2 > this.limit) return false;
         this.out += quote(v, '"');
         break;
       default:
@@ -212,6 +237,30 @@ class Writer {
   }
 
   compactObject(v: Value): boolean {
+    if (!(v instanceof Sym || v instanceof Double || v instanceof Bytes)) {
+      // Annotations that are not written add no level, as they add none to the text.
+      const level = !(v instanceof Annotated) || (this.annotations && v.annotations.length > 0);
+      if (level && ++this.depth > this.maxDepth) {
+        this.tooDeep = true;
+        return false;
+      }
+      const ok = this.compactNested(v);
+      if (level) this.depth--;
+      return ok;
+    }
+    if (v instanceof Sym) {
+      if (this.out.length + v.name.length > this.limit) return false;
+      this.out += formatSymbol(v.name);
+    } else if (v instanceof Double) {
+      this.out += formatDouble(v);
+    } else {
+      if (this.out.length + v.bytes.length > this.limit) return false;
+      this.out += formatBytes(v.bytes);
+    }
+    return true;
+  }
+
+  compactNested(v: Value): boolean {
     if (Array.isArray(v)) {
       this.out += '[';
       for (let i = 0; i < v.length; i++) {
@@ -227,8 +276,6 @@ class Writer {
         if (!this.compact(f)) return false;
       }
       this.out += '>';
-    } else if (v instanceof Sym) {
-      this.out += formatSymbol(v.name);
     } else if (v instanceof Dict) {
       this.out += '{';
       let first = true;
@@ -249,10 +296,6 @@ class Writer {
         if (!this.compact(x)) return false;
       }
       this.out += '}';
-    } else if (v instanceof Double) {
-      this.out += formatDouble(v);
-    } else if (v instanceof Bytes) {
-      this.out += formatBytes(v.bytes);
     } else if (v instanceof Annotated) {
       if (this.annotations) {
         for (const a of v.annotations) {
@@ -356,7 +399,20 @@ class Writer {
 /** Writes v as Preserves text (see TextWriteOptions). */
 export function stringify(v: Value, opts?: TextWriteOptions): string {
   const w = new Writer(opts);
-  if (w.step > 0) return w.pretty(v, 0, 0);
-  w.compact(v);
-  return w.out;
+  const bounded = opts?.maxLength !== undefined || opts?.maxDepth !== undefined;
+  if (w.step > 0) {
+    if (bounded) throw new TypeError('stringify: maxLength and maxDepth need compact output');
+    return w.pretty(v, 0, 0);
+  }
+  if (!bounded) {
+    w.compact(v);
+    return w.out;
+  }
+  w.limit = opts.maxLength ?? Infinity;
+  w.maxDepth = opts.maxDepth ?? Infinity;
+  if (w.compact(v)) return w.out;
+  if (opts.ellipsis !== undefined) return w.out.slice(0, w.limit) + opts.ellipsis;
+  throw w.tooDeep
+    ? new PreservesWriteLimitError('depth', w.maxDepth)
+    : new PreservesWriteLimitError('length', w.limit);
 }
