@@ -176,12 +176,13 @@ function narrowingHint(command: string): string {
   }
 }
 
-function tooLarge(what: string, e: MessageTooLargeError, command: string, detail = ''): string {
+/** Why a message cannot be sent: `what` would pass which limit, then `after`, then what to do. */
+function tooLarge(what: string, e: MessageTooLargeError, command: string, after = ''): string {
   const limit =
     e.limit === 'bytes'
       ? `would be larger than ${formatBytes(e.max)}, the limit for one message`
       : `would nest deeper than ${e.max} levels, the limit for one message (Preserves' own)`;
-  return `${what} ${limit}${detail}; ${narrowingHint(command)}`;
+  return `${what} ${limit}${after}; ${narrowingHint(command)}`;
 }
 
 class ControlServerImpl implements ControlServer {
@@ -466,22 +467,17 @@ class ControlServerImpl implements ControlServer {
           ) + 1;
       } catch (e) {
         if (!(e instanceof MessageTooLargeError)) throw e;
-        const detail =
+        const message =
           e.limit === 'depth'
-            ? ` (counting the ${QUERY_MATCH_LEVELS + 1} levels of the answer around a value): ${label(m.value)}`
-            : ` (${i} of the ${matches.length} matches take ${this.limits.maxBytes - budget} bytes)`;
-        const cause =
-          e.limit === 'depth'
-            ? new MessageTooLargeError('depth', this.limits.maxDepth)
-            : new MessageTooLargeError('bytes', this.limits.maxBytes);
+            ? `a matching assertion is nested too deeply to be sent (an answer nests at most ` +
+              `${this.limits.maxDepth} levels, Preserves' own limit, ${QUERY_MATCH_LEVELS + 1} ` +
+              `of them around each value): ${label(m.value)}`
+            : `the answer would be larger than ${formatBytes(this.limits.maxBytes)}, the limit ` +
+              `for one answer (the first ${i} of the ${matches.length} matches already take ` +
+              `${this.limits.maxBytes - budget} bytes)`;
         throw new ControlRequestError(
           ErrorReason.TooLarge,
-          tooLarge(
-            e.limit === 'depth' ? 'a matching assertion' : 'the answer',
-            cause,
-            'query',
-            detail,
-          ),
+          `${message}; ${narrowingHint('query')}`,
         );
       }
     }

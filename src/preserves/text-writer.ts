@@ -49,6 +49,8 @@ export interface TextWriteOptions {
 }
 
 const WIDTH = 80;
+/** Compact output is sealed into flat strings of about this many characters. */
+const CHUNK = 16 * 1024;
 
 // ---- Atoms ---------------------------------------------------------------------------------
 
@@ -188,8 +190,15 @@ class Writer {
   readonly annotations: boolean;
   readonly step: number;
   readonly embedded: ((payload: unknown) => Value) | undefined;
-  /** Compact output so far, and the length past which compact writing gives up. */
+  /**
+   * Compact output so far: sealed chunks, then `out`. Appending builds a rope (a tree of
+   * cons strings) that every garbage collection must copy while it is alive; sealing it
+   * into a flat string every CHUNK characters keeps long outputs from costing mostly GC.
+   */
   out = '';
+  sealed: string[] = [];
+  sealedLength = 0;
+  /** The length past which compact writing gives up. */
   limit = Infinity;
   /** Current nesting, the deepest allowed, and whether compact writing gave up on it. */
   depth = 0;
@@ -213,7 +222,7 @@ class Writer {
   compact(v: Value): boolean {
     // Checked on entry too, so that nested compounds with no atom between them (`[[[...]]]`)
     // stop at the limit rather than at their innermost value.
-    if (this.out.length > this.limit) return false;
+    if (this.length > this.limit) return false;
     switch (typeof v) {
       case 'boolean':
         this.out += v ? '#t' : '#f';
@@ -225,15 +234,41 @@ class Writer {
       case 'bigint':
         this.out += String(v);
         break;
-      case 'string':
-        // The quoted text is never shorter than the string: a long one fails before it is copied.
-        if (this.out.length + v.length + 2 > this.limit) return false;
-        this.out += quote(v, '"');
+      case 'string': {
+        // The quoted text is never shorter than the string, so past the limit a prefix is
+        // enough to pass it (and shows the string's start when the text is cut): a long
+        // string is never copied whole.
+        const room = this.limit - this.length;
+        this.out += quote(v.length > room ? v.slice(0, room) : v, '"');
         break;
+      }
       default:
         if (!this.compactObject(v)) return false;
     }
-    return this.out.length <= this.limit;
+    if (this.out.length >= CHUNK) this.seal();
+    return this.length <= this.limit;
+  }
+
+  get length(): number {
+    return this.sealedLength + this.out.length;
+  }
+
+  seal(): void {
+    // Reading a character flattens the rope in place; its nodes become garbage.
+    this.out.charCodeAt(0);
+    this.sealed.push(this.out);
+    this.sealedLength += this.out.length;
+    this.out = '';
+  }
+
+  /** Everything written, as one string. */
+  text(): string {
+    if (this.sealed.length === 0) return this.out;
+    this.sealed.push(this.out);
+    this.out = this.sealed.join('');
+    this.sealed = [];
+    this.sealedLength = 0;
+    return this.out;
   }
 
   compactObject(v: Value): boolean {
@@ -249,12 +284,12 @@ class Writer {
       return ok;
     }
     if (v instanceof Sym) {
-      if (this.out.length + v.name.length > this.limit) return false;
-      this.out += formatSymbol(v.name);
+      const room = this.limit - this.length;
+      this.out += formatSymbol(v.name.length > room ? v.name.slice(0, room + 1) : v.name);
     } else if (v instanceof Double) {
       this.out += formatDouble(v);
     } else {
-      if (this.out.length + v.bytes.length > this.limit) return false;
+      if (this.length + v.bytes.length > this.limit) return false;
       this.out += formatBytes(v.bytes);
     }
     return true;
@@ -319,7 +354,7 @@ class Writer {
     this.out = '';
     this.limit = budget;
     const ok = this.compact(v);
-    const s = this.out;
+    const s = this.text();
     this.out = '';
     return ok ? s : undefined;
   }
@@ -406,12 +441,12 @@ export function stringify(v: Value, opts?: TextWriteOptions): string {
   }
   if (!bounded) {
     w.compact(v);
-    return w.out;
+    return w.text();
   }
   w.limit = opts.maxLength ?? Infinity;
   w.maxDepth = opts.maxDepth ?? Infinity;
-  if (w.compact(v)) return w.out;
-  if (opts.ellipsis !== undefined) return w.out.slice(0, w.limit) + opts.ellipsis;
+  if (w.compact(v)) return w.text();
+  if (opts.ellipsis !== undefined) return w.text().slice(0, w.limit) + opts.ellipsis;
   throw w.tooDeep
     ? new PreservesWriteLimitError('depth', w.maxDepth)
     : new PreservesWriteLimitError('length', w.limit);
