@@ -61,6 +61,7 @@ import {
   type MessageLimits,
   type RequestId,
   type ServerMessage,
+  writeValue,
   writeValueWithin,
 } from './protocol.ts';
 import type { InterfaceController, InterfaceResult, ServiceView } from './providers.ts';
@@ -155,6 +156,17 @@ interface RequestContext {
   readonly connection: Connection;
   /** Streams an event; ignored once the request has finished. */
   event(value: Value): void;
+  /**
+   * Streams an event written as wire text by `write` (see ControlServerImpl.watchEventText);
+   * `describe` names it if it cannot be sent.
+   */
+  eventText(write: () => EncodedEvent, describe: () => string): void;
+}
+
+/** The wire text of an event's value, for `<event ID TEXT>`, and its UTF-8 size. */
+interface EncodedEvent {
+  readonly text: string;
+  readonly bytes: number;
 }
 
 /** At most 80 characters of v's text, however large v is. */
@@ -201,6 +213,14 @@ class ControlServerImpl implements ControlServer {
   readonly connections = new Set<Connection>();
   /** Bytes queued and in flight on every connection not being closed. */
   unsentBytes = 0;
+  /**
+   * Watch events written this tick, by asserted value, then by kind and pattern: every
+   * client watching the same pattern gets the same text (and the same string, so their
+   * queues share it), written once instead of once per client. Cleared on the next tick,
+   * so it holds only what is being sent now.
+   */
+  #eventTexts = new WeakMap<object, Map<string, EncodedEvent | MessageTooLargeError>>();
+  #eventTextsClear: NodeJS.Immediate | undefined;
   /** `<require-service S>` asserted by `start`, by service. */
   readonly required = new ValueMap<Handle>();
   readonly #net: Server;
@@ -291,7 +311,15 @@ class ControlServerImpl implements ControlServer {
     while (this.unsentBytes > this.maxTotalOutputBytes) {
       let worst: Connection | undefined;
       for (const c of this.connections) {
-        if (!c.closing && (worst === undefined || c.unsent > worst.unsent)) worst = c;
+        if (c.closing) continue;
+        // Equal amounts are common (every watcher of a burst got the same events): then
+        // the one that has gone longest without taking all it was sent lags the most.
+        if (
+          worst === undefined ||
+          c.unsent > worst.unsent ||
+          (c.unsent === worst.unsent && c.caughtUpAt < worst.caughtUpAt)
+        )
+          worst = c;
       }
       if (worst === undefined || worst.unsent === 0) return;
       const unsent = worst.unsent;
@@ -485,11 +513,71 @@ class ControlServerImpl implements ControlServer {
     return encodeQueryAnswer({ names, matches });
   }
 
+  /**
+   * `<added V {CAPTURES}>` (or removed, message) as wire text, within the limits one level
+   * down (the event record is around it). The captures are those of `pattern` (whose text
+   * is `patternKey`) on `value`, so clients of the same pattern share one text.
+   */
+  watchEventText(
+    type: 'added' | 'removed' | 'message',
+    patternKey: string,
+    value: Value,
+    captures: readonly (readonly [string, Value])[],
+  ): EncodedEvent {
+    const write = (): EncodedEvent | MessageTooLargeError => {
+      try {
+        const text = writeValueWithin(encodeWatchEvent({ type, value, captures }), {
+          maxBytes: this.limits.maxBytes,
+          maxDepth: this.limits.maxDepth - 1,
+        });
+        return { text, bytes: Buffer.byteLength(text) };
+      } catch (e) {
+        if (!(e instanceof MessageTooLargeError)) throw e;
+        // Say the message's limits, not those of the part written here.
+        return e.limit === 'depth'
+          ? new MessageTooLargeError('depth', this.limits.maxDepth)
+          : new MessageTooLargeError('bytes', this.limits.maxBytes);
+      }
+    };
+    let r: EncodedEvent | MessageTooLargeError | undefined;
+    if (typeof value !== 'object' || value === null) r = write();
+    else {
+      let byKey = this.#eventTexts.get(value);
+      if (byKey === undefined) {
+        byKey = new Map();
+        this.#eventTexts.set(value, byKey);
+        if (this.#eventTextsClear === undefined) {
+          this.#eventTextsClear = setImmediate(() => {
+            this.#eventTexts = new WeakMap();
+            this.#eventTextsClear = undefined;
+          });
+        }
+      }
+      const key = `${type} ${patternKey}`;
+      r = byKey.get(key);
+      if (r === undefined) {
+        r = write();
+        byKey.set(key, r);
+      }
+    }
+    if (r instanceof MessageTooLargeError) throw r;
+    return r;
+  }
+
   watch(ctx: RequestContext): Promise<Value | undefined> {
     const ref = this.ref(ctx.args.dataspace());
     const pattern = this.pattern(ctx)!;
+    // Bounded: it was read from a request line.
+    const patternKey = writeValue(ctx.args.value('pattern', true));
     ctx.args.done();
     const { signal } = ctx;
+    const emit =
+      (type: 'added' | 'removed' | 'message') =>
+      (value: Value, captures: ReadonlyMap<string, Value>): void =>
+        ctx.eventText(
+          () => this.watchEventText(type, patternKey, value, [...captures]),
+          () => label(record(type, value)),
+        );
     return new Promise((resolve, reject) => {
       const onAbort = (): void => child.stop();
       const child = ctx.connection.facet.spawn((f) => {
@@ -502,12 +590,9 @@ class ControlServerImpl implements ControlServer {
           ref,
           pattern,
           {
-            onAdd: (value, captures) =>
-              ctx.event(encodeWatchEvent({ type: 'added', value, captures: [...captures] })),
-            onRemove: (value, captures) =>
-              ctx.event(encodeWatchEvent({ type: 'removed', value, captures: [...captures] })),
-            onMessage: (value, captures) =>
-              ctx.event(encodeWatchEvent({ type: 'message', value, captures: [...captures] })),
+            onAdd: emit('added'),
+            onRemove: emit('removed'),
+            onMessage: emit('message'),
           },
           'control watch',
         );
@@ -677,6 +762,8 @@ class Connection {
   readonly open = new ValueMap<AbortController>();
   /** When the client last sent a line or was last answered (for choosing whom to close). */
   lastActive = Date.now();
+  /** When the socket last took everything queued for it (for choosing whom to drop). */
+  caughtUpAt = performance.now();
   #closing = false;
   #gone = false;
   #destroyTimer: NodeJS.Timeout | undefined;
@@ -722,6 +809,29 @@ class Connection {
    * returns false). A message over the limits throws MessageTooLargeError and is not sent.
    */
   write(m: ServerMessage): boolean {
+    if (!this.#admit()) return false;
+    const line = encodeServerMessage(m, this.server.limits);
+    this.#enqueue(line, Buffer.byteLength(line) + 1);
+    return true;
+  }
+
+  /** As write() for `<event ID BODY>`, the body already written (shared between clients). */
+  writeEvent(id: RequestId, write: () => EncodedEvent): boolean {
+    if (!this.#admit()) return false;
+    const body = write();
+    const head = `<event ${writeValue(id)} `;
+    const bytes = Buffer.byteLength(head) + body.bytes + 1;
+    if (bytes > this.server.limits.maxBytes) {
+      throw new MessageTooLargeError('bytes', this.server.limits.maxBytes);
+    }
+    // Concatenation makes a rope that points at the shared body: each client's queue holds
+    // only its own few bytes until the line is handed to its socket.
+    this.#enqueue(head + body.text + '>', bytes + 1);
+    return true;
+  }
+
+  /** False if closing, or if the client has too much unread: then it is dropped. */
+  #admit(): boolean {
     if (this.#closing || this.socket.destroyed) return false;
     const unsent = this.unsent;
     if (unsent > this.server.maxOutputBytes) {
@@ -736,14 +846,15 @@ class Connection {
       );
       return false;
     }
-    const line = encodeServerMessage(m, this.server.limits);
-    const bytes = Buffer.byteLength(line) + 1;
+    return true;
+  }
+
+  #enqueue(line: string, bytes: number): void {
     this.#queue.push({ line, bytes });
     this.#queuedBytes += bytes;
     this.server.unsentBytes += bytes;
     this.#flush();
     this.server.enforceBudget();
-    return true;
   }
 
   /** Hands the socket the next chunk of whole lines, once it has taken the previous one. */
@@ -765,6 +876,7 @@ class Connection {
     this.socket.write(text, () => {
       this.#inFlight = 0;
       if (this.#counted) this.server.unsentBytes -= bytes;
+      if (this.#queue.length === 0) this.caughtUpAt = performance.now();
       if (!this.#closing) this.#flush();
     });
   }
@@ -919,7 +1031,15 @@ class Connection {
           this.write({ type: 'event', id, value });
         } catch (e) {
           // The request stops (a watch, a log follow...) and answers with the reason.
-          ac.abort(this.#eventFailure(command, value, e));
+          ac.abort(this.#eventFailure(command, () => label(value), e));
+        }
+      },
+      eventText: (write, describe) => {
+        if (finished || ac.signal.aborted) return;
+        try {
+          this.writeEvent(id, write);
+        } catch (e) {
+          ac.abort(this.#eventFailure(command, describe, e));
         }
       },
     };
@@ -950,12 +1070,12 @@ class Connection {
     }
   }
 
-  #eventFailure(command: string, value: Value, e: unknown): Error {
+  #eventFailure(command: string, what: () => string, e: unknown): Error {
     if (e instanceof MessageTooLargeError) {
       this.server.logger.warn(`control: ${command}: an event is too large (${e.message})`);
       return new ControlRequestError(
         ErrorReason.TooLarge,
-        tooLarge(`an event (${label(value)})`, e, command, `, so the ${command} stopped`),
+        tooLarge(`an event (${what()})`, e, command, `, so the ${command} stopped`),
       );
     }
     const message = e instanceof Error ? e.message : String(e);

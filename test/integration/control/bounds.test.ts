@@ -15,6 +15,8 @@ import {
   MAX_MESSAGE_DEPTH,
   decodeQueryAnswer,
   decodeWatchEvent,
+  encodeServerMessage,
+  encodeWatchEvent,
 } from '../../../src/control/index.ts';
 import { main } from '../../../src/cli/main.ts';
 import { parse, record, sym, type Value } from '../../../src/preserves/index.ts';
@@ -163,6 +165,38 @@ describe('answers and events within bounds', () => {
       /^an event \(<message <m <s <s .*\) would nest deeper than 512 levels, the limit for one message \(Preserves' own\), so the watch stopped; /,
     );
     assert.equal(await client.send('machine', record('m', 1)), true);
+  });
+
+  it('watch: clients of one pattern get the text written once, as it would be for each', async () => {
+    const a = await RawClient.connect(h.socketPath);
+    const b = await RawClient.connect(h.socketPath);
+    try {
+      a.send('<request 7 watch {pattern: <shared ?x ?y> dataspace: machine}>');
+      b.send('<request "b" watch {pattern: <shared ?x ?y> dataspace: machine}>');
+      await a.waitFor(/^<event 7 <synced>>/);
+      await b.waitFor(/^<event "b" <synced>>/);
+      const v = record('shared', 'é\n', [1, sym('two')]);
+      h.engine.turn(() => void h.engine.root.assert(h.machine.ref, v));
+      const event = encodeWatchEvent({
+        type: 'added',
+        value: v,
+        captures: [
+          ['x', 'é\n'],
+          ['y', [1, sym('two')]],
+        ],
+      });
+      assert.equal(
+        await a.waitFor(/^<event 7 <added/),
+        encodeServerMessage({ type: 'event', id: 7, value: event }),
+      );
+      assert.equal(
+        await b.waitFor(/^<event "b" <added/),
+        encodeServerMessage({ type: 'event', id: 'b', value: event }),
+      );
+    } finally {
+      a.close();
+      b.close();
+    }
   });
 
   it('logs and status: an answer over the limit fails alone, and says how to ask for less', async () => {
