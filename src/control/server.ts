@@ -221,6 +221,9 @@ class ControlServerImpl implements ControlServer {
    */
   #eventTexts = new WeakMap<object, Map<string, EncodedEvent | MessageTooLargeError>>();
   #eventTextsClear: NodeJS.Immediate | undefined;
+  /** Connections refused since the last log line about it, and when that line was. */
+  #refused = 0;
+  #refusedLoggedAt = -Infinity;
   /** `<require-service S>` asserted by `start`, by service. */
   readonly required = new ValueMap<Handle>();
   readonly #net: Server;
@@ -264,10 +267,18 @@ class ControlServerImpl implements ControlServer {
       return;
     }
     if (this.#live() >= this.maxConnections && !this.#makeRoom()) {
-      this.logger.warn(
-        `control: refusing a connection: ${this.maxConnections} are open, each with a request running`,
-        { limit: this.maxConnections },
-      );
+      // A flood must not flood the log too: one line a second at most, with the count.
+      this.#refused++;
+      const now = performance.now();
+      if (now - this.#refusedLoggedAt >= 1000) {
+        this.logger.warn(
+          `control: refusing a connection: ${this.maxConnections} are open, each with a request ` +
+            `running (${this.#refused} refused since the last such line)`,
+          { limit: this.maxConnections, refused: this.#refused },
+        );
+        this.#refused = 0;
+        this.#refusedLoggedAt = now;
+      }
       refuse(
         socket,
         ErrorReason.TooManyConnections,
