@@ -181,6 +181,15 @@ export class ControlClient {
           finish(e as Error);
           return;
         }
+        if (hello.type === 'error') {
+          // Turned away before the greeting (e.g. too-many-connections): say why.
+          finish(
+            new ControlClosedError(
+              `limen at ${socketPath} refused the connection (${hello.reason}: ${hello.message})`,
+            ),
+          );
+          return;
+        }
         if (hello.type !== 'hello') {
           finish(
             new ProtocolError(ErrorReason.BadRequest, `${socketPath} did not greet like limen`),

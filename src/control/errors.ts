@@ -20,6 +20,32 @@ export class ProtocolError extends UserError {
   }
 }
 
+/**
+ * A message the server would send passes one of its limits (MessageLimits): too many
+ * bytes or too deep. The server answers the request with `too-large` instead.
+ */
+export class MessageTooLargeError extends UserError {
+  readonly code = 'LIMEN_CONTROL_TOO_LARGE';
+  readonly limit: 'bytes' | 'depth';
+  readonly max: number;
+  constructor(limit: 'bytes' | 'depth', max: number) {
+    super(
+      limit === 'bytes'
+        ? `it would be larger than ${formatBytes(max)}`
+        : `it would nest deeper than ${max} levels`,
+    );
+    this.limit = limit;
+    this.max = max;
+  }
+}
+
+/** 4194304 → "4 MiB"; sizes that are not whole MiB or KiB in bytes. */
+export function formatBytes(n: number): string {
+  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} bytes`;
+}
+
 /** The daemon answered a request with `<error ID REASON "message">`. */
 export class ControlRequestError extends UserError {
   readonly code = 'LIMEN_CONTROL_REQUEST';

@@ -8,7 +8,11 @@ export * from './providers.ts';
 export * from './settings-store.ts';
 export {
   DEFAULT_INTERFACE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_OPEN_REQUESTS,
   DEFAULT_MAX_OUTPUT_BYTES,
+  DEFAULT_MAX_QUERY_MATCHES,
+  DEFAULT_MAX_TOTAL_OUTPUT_BYTES,
   startControlServer,
   type ControlServer,
   type ControlServerOptions,

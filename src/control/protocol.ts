@@ -5,8 +5,10 @@
 // (compact text escapes every control character) and holds no annotations.
 
 import {
+  DEFAULT_MAX_DEPTH,
   Dict,
   PreservesReadError,
+  PreservesWriteLimitError,
   Record,
   Sym,
   parse,
@@ -18,13 +20,17 @@ import {
   type Value,
 } from '../preserves/index.ts';
 import { describeEmbedded } from '../script/index.ts';
-import { ProtocolError } from './errors.ts';
+import { MessageTooLargeError, ProtocolError } from './errors.ts';
 import type { LogEntry, ProcessInfo, ServiceDetail, ServiceInfo } from './providers.ts';
 
 export const PROTOCOL_VERSION = 1;
 /** The longest line the server accepts (bytes, newline excluded); longer closes the connection. */
 export const MAX_LINE_BYTES = 1024 * 1024;
 export const DEFAULT_SOCKET_PATH = '/run/limen/control.sock';
+/** The longest line the server sends by default (bytes, newline excluded): one answer or event. */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** The deepest nesting of a message the server sends: what the reader accepts (Preserves' own). */
+export const MAX_MESSAGE_DEPTH = DEFAULT_MAX_DEPTH;
 
 /** The socket path for a daemon run with `--root DIR` (the default path without one). */
 export function socketPathFor(root?: string): string {
@@ -54,6 +60,12 @@ export const ErrorReason = {
   LineTooLong: 'line-too-long',
   /** The client did not read its output fast enough; the server closes the connection. */
   Lagged: 'lagged',
+  /** An answer or event would pass a limit (bytes, nesting, matches); only that request fails. */
+  TooLarge: 'too-large',
+  /** A connection has as many requests running as it may; that request is refused. */
+  TooManyRequests: 'too-many-requests',
+  /** The server has as many connections as it may; the new one is closed after this line. */
+  TooManyConnections: 'too-many-connections',
   ShuttingDown: 'shutting-down',
   Internal: 'internal',
 } as const;
@@ -145,19 +157,69 @@ export function encodeClientMessage(m: ClientMessage): string {
   }
 }
 
-export function encodeServerMessage(m: ServerMessage): string {
+/** What one message the server sends may cost. */
+export interface MessageLimits {
+  /** UTF-8 bytes of the line, newline excluded. */
+  readonly maxBytes: number;
+  /** Nesting of the whole message, as the reader counts it (the envelope's levels included). */
+  readonly maxDepth: number;
+}
+
+export const DEFAULT_MESSAGE_LIMITS: MessageLimits = {
+  maxBytes: MAX_MESSAGE_BYTES,
+  maxDepth: MAX_MESSAGE_DEPTH,
+};
+
+/**
+ * Compact wire text within the limits. Stops as soon as the text passes one (it never
+ * builds more than about maxBytes characters) and throws MessageTooLargeError.
+ */
+export function writeValueWithin(v: Value, limits: MessageLimits): string {
+  let text: string;
+  try {
+    // A character is at least one UTF-8 byte: the length bound stops the writer early,
+    // the byte count below is exact.
+    text = stringify(v, {
+      annotations: false,
+      embedded: describeEmbedded,
+      maxLength: limits.maxBytes,
+      maxDepth: limits.maxDepth,
+    });
+  } catch (e) {
+    if (e instanceof PreservesWriteLimitError) {
+      throw e.limit === 'depth'
+        ? new MessageTooLargeError('depth', limits.maxDepth)
+        : new MessageTooLargeError('bytes', limits.maxBytes);
+    }
+    throw e;
+  }
+  if (Buffer.byteLength(text) > limits.maxBytes) {
+    throw new MessageTooLargeError('bytes', limits.maxBytes);
+  }
+  return text;
+}
+
+function serverMessageValue(m: ServerMessage): Value {
   switch (m.type) {
     case 'hello':
-      return writeValue(record(L.hello, m.version));
+      return record(L.hello, m.version);
     case 'ok':
-      return writeValue(record(L.ok, m.id, m.value));
+      return record(L.ok, m.id, m.value);
     case 'error':
-      return writeValue(record(L.error, idValue(m.id), sym(m.reason), m.message));
+      return record(L.error, idValue(m.id), sym(m.reason), m.message);
     case 'event':
-      return writeValue(record(L.event, m.id, m.value));
+      return record(L.event, m.id, m.value);
     case 'end':
-      return writeValue(record(L.end, m.id));
+      return record(L.end, m.id);
   }
+}
+
+/** One line of server output, within the limits (see writeValueWithin). */
+export function encodeServerMessage(
+  m: ServerMessage,
+  limits: MessageLimits = DEFAULT_MESSAGE_LIMITS,
+): string {
+  return writeValueWithin(serverMessageValue(m), limits);
 }
 
 function readLine(line: string, what: string): Value {
@@ -623,19 +685,23 @@ export interface QueryAnswer {
   }[];
 }
 
+export type QueryMatch = QueryAnswer['matches'][number];
+
+/** How many levels the answer puts around each match: `<ok ID {matches: [MATCH ...]}>`. */
+export const QUERY_MATCH_LEVELS = 3;
+
+/** One match as the answer holds it: `{value: V captures: {NAME: V ...}}`. */
+export function encodeQueryMatch(m: QueryMatch): Dict {
+  return new Dict([
+    [sym('value'), m.value],
+    [sym('captures'), encodeCaptures(m.captures)],
+  ]);
+}
+
 export function encodeQueryAnswer(a: QueryAnswer): Dict {
   return new Dict([
     [sym('names'), [...a.names]],
-    [
-      sym('matches'),
-      a.matches.map(
-        (m) =>
-          new Dict([
-            [sym('value'), m.value],
-            [sym('captures'), encodeCaptures(m.captures)],
-          ]),
-      ),
-    ],
+    [sym('matches'), a.matches.map(encodeQueryMatch)],
   ]);
 }
 

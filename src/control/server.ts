@@ -3,11 +3,14 @@
 // given (what `limen start` requires, the watches' observers) and one facet per
 // connection; close() stops them all and removes the socket.
 //
-// Invariants: a client never blocks the daemon: input lines are bounded (1 MiB by
-// default; over it the connection is closed), unsent output is bounded (over it the
-// client is told it lagged and dropped); a bad line gets an error and the
-// connection stays usable; every request's work is aborted when it is cancelled or
-// its connection goes away.
+// Invariants: a client never blocks the daemon nor grows its memory without bound:
+// input lines are bounded (1 MiB by default; over it the connection is closed); each
+// message sent is bounded in bytes and nesting, and stops being encoded as soon as it
+// passes a limit (that request alone fails, `too-large`); unsent output is bounded
+// per connection and across all of them (over it the laggard is told and dropped);
+// connections and the requests running on each are bounded. A bad line gets an
+// error and the connection stays usable; every request's work is aborted when it is
+// cancelled or its connection goes away.
 
 import { createServer, type Server, type Socket } from 'node:net';
 import { LimenError, UserError } from '../base/errors.ts';
@@ -23,20 +26,30 @@ import {
   type Pattern,
   type Ref,
 } from '../dataspace/index.ts';
-import { ValueMap, compare, record, stringify, strip, type Value } from '../preserves/index.ts';
-import { ControlRequestError, InvalidSettingError, ProtocolError } from './errors.ts';
+import { ValueMap, compare, record, stringify, type Value } from '../preserves/index.ts';
+import {
+  ControlRequestError,
+  InvalidSettingError,
+  MessageTooLargeError,
+  ProtocolError,
+  formatBytes,
+} from './errors.ts';
 import {
   ArgReader,
   COMMANDS,
   ErrorReason,
   LineReader,
   MAX_LINE_BYTES,
+  MAX_MESSAGE_BYTES,
+  MAX_MESSAGE_DEPTH,
   PROTOCOL_VERSION,
+  QUERY_MATCH_LEVELS,
   decodeClientMessage,
   dictOf,
   encodeLogEntry,
   encodeProgress,
   encodeQueryAnswer,
+  encodeQueryMatch,
   encodeServerMessage,
   encodeServiceDetail,
   encodeServiceInfo,
@@ -45,18 +58,37 @@ import {
   isCommandName,
   type ClientMessage,
   type DataspaceName,
+  type MessageLimits,
   type RequestId,
   type ServerMessage,
+  writeValue,
+  writeValueWithin,
 } from './protocol.ts';
 import type { InterfaceController, InterfaceResult, ServiceView } from './providers.ts';
 import type { SettingsStore } from './settings-store.ts';
 import { raceAbort, waitForAbort } from './signals.ts';
 import { bindSocketFile, type BoundSocket, type ListeningSocket } from './socket-file.ts';
 
-export const DEFAULT_MAX_OUTPUT_BYTES = 8 * 1024 * 1024;
+/** Unsent output one connection may have before another message is queued for it. */
+export const DEFAULT_MAX_OUTPUT_BYTES = 2 * 1024 * 1024;
+/** Unsent output of all connections together; past it the one with the most is dropped. */
+export const DEFAULT_MAX_TOTAL_OUTPUT_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_MAX_CONNECTIONS = 128;
+/** Requests running at once on one connection (streams included). */
+export const DEFAULT_MAX_OPEN_REQUESTS = 64;
+/** Matches one query may answer. */
+export const DEFAULT_MAX_QUERY_MATCHES = 20_000;
 export const DEFAULT_INTERFACE_TIMEOUT_MS = 60_000;
 /** How long close() lets clients read the shutdown notice. */
 const SHUTDOWN_GRACE_MS = 500;
+/**
+ * The socket is handed whole lines, up to this many bytes at a time (or one longer line),
+ * and the next chunk only once it has taken the last: what a client has not read stays in
+ * the connection's queue, where it is counted exactly and can be dropped without cutting a line.
+ */
+const CHUNK_BYTES = 64 * 1024;
+/** Error messages are cut to this length (they quote what the client sent). */
+const MAX_ERROR_MESSAGE = 64 * 1024;
 
 export interface ControlServerOptions {
   readonly socketPath: string;
@@ -74,8 +106,18 @@ export interface ControlServerOptions {
   readonly logger: Logger;
   /** Longest request line in bytes (default 1 MiB). */
   readonly maxLineBytes?: number;
-  /** Unsent output a client may accumulate before it is dropped (default 8 MiB). */
+  /** Unsent bytes a connection may have before a new message is queued; over it the client is dropped (default 2 MiB). */
   readonly maxOutputBytes?: number;
+  /** Unsent bytes of all connections; over it the one with the most is dropped (default 32 MiB). */
+  readonly maxTotalOutputBytes?: number;
+  /** Longest message sent, in bytes (default 4 MiB); deepest nesting is Preserves' own 512. */
+  readonly maxMessageBytes?: number;
+  /** Matches one query may answer (default 20,000). */
+  readonly maxQueryMatches?: number;
+  /** Open connections (default 128); past it an idle one is closed, or the new one refused. */
+  readonly maxConnections?: number;
+  /** Requests running at once on one connection (default 64). */
+  readonly maxOpenRequests?: number;
   /** How long a dropped client has to read its last message before the socket is destroyed. */
   readonly dropGraceMs?: number;
   /** ifup/ifdown time limit when the request gives none (default 60 s). */
@@ -84,8 +126,10 @@ export interface ControlServerOptions {
 
 export interface ControlServer {
   readonly socketPath: string;
-  /** Open connections. */
+  /** Open connections (those being closed included, until their socket is gone). */
   readonly connectionCount: number;
+  /** Bytes queued for clients and not yet taken by their sockets, over all connections. */
+  readonly unsentBytes: number;
   /** Stops listening, drops every client, stops the server's facet, removes the socket. */
   close(): Promise<void>;
 }
@@ -114,11 +158,45 @@ interface RequestContext {
   readonly connection: Connection;
   /** Streams an event; ignored once the request has finished. */
   event(value: Value): void;
+  /**
+   * Streams an event written as wire text by `write` (see ControlServerImpl.watchEventText);
+   * `describe` names it if it cannot be sent.
+   */
+  eventText(write: () => EncodedEvent, describe: () => string): void;
 }
 
+/** The wire text of an event's value, for `<event ID TEXT>`, and its UTF-8 size. */
+interface EncodedEvent {
+  readonly text: string;
+  readonly bytes: number;
+}
+
+/** At most 80 characters of v's text, however large v is. */
 function label(v: Value): string {
-  const s = stringify(strip(v));
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+  return stringify(v, { annotations: false, maxLength: 77, ellipsis: '...' });
+}
+
+/** What a client can do about an answer or event over a limit, by command. */
+function narrowingHint(command: string): string {
+  switch (command) {
+    case 'query':
+      return 'narrow the pattern (constants in place of _ or ?x) so that fewer or smaller assertions match';
+    case 'watch':
+      return 'narrow the pattern so that it leaves such values out';
+    case 'logs':
+      return 'ask for fewer lines (limen logs --lines N)';
+    default:
+      return 'this answer cannot be sent; tell the limen developers which request made it';
+  }
+}
+
+/** Why a message cannot be sent: `what` would pass which limit, then `after`, then what to do. */
+function tooLarge(what: string, e: MessageTooLargeError, command: string, after = ''): string {
+  const limit =
+    e.limit === 'bytes'
+      ? `would be larger than ${formatBytes(e.max)}, the limit for one message`
+      : `would nest deeper than ${e.max} levels, the limit for one message (Preserves' own)`;
+  return `${what} ${limit}${after}; ${narrowingHint(command)}`;
 }
 
 class ControlServerImpl implements ControlServer {
@@ -128,8 +206,26 @@ class ControlServerImpl implements ControlServer {
   readonly facet: Facet;
   readonly maxLineBytes: number;
   readonly maxOutputBytes: number;
+  readonly maxTotalOutputBytes: number;
+  readonly maxQueryMatches: number;
+  readonly maxConnections: number;
+  readonly maxOpenRequests: number;
+  readonly limits: MessageLimits;
   readonly dropGraceMs: number;
   readonly connections = new Set<Connection>();
+  /** Bytes queued and in flight on every connection not being closed. */
+  unsentBytes = 0;
+  /**
+   * Watch events written this tick, by asserted value, then by kind and pattern: every
+   * client watching the same pattern gets the same text (and the same string, so their
+   * queues share it), written once instead of once per client. Cleared on the next tick,
+   * so it holds only what is being sent now.
+   */
+  #eventTexts = new WeakMap<object, Map<string, EncodedEvent | MessageTooLargeError>>();
+  #eventTextsClear: NodeJS.Immediate | undefined;
+  /** Connections refused since the last log line about it, and when that line was. */
+  #refused = 0;
+  #refusedLoggedAt = -Infinity;
   /** `<require-service S>` asserted by `start`, by service. */
   readonly required = new ValueMap<Handle>();
   readonly #net: Server;
@@ -142,6 +238,14 @@ class ControlServerImpl implements ControlServer {
     this.logger = options.logger;
     this.maxLineBytes = options.maxLineBytes ?? MAX_LINE_BYTES;
     this.maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+    this.maxTotalOutputBytes = options.maxTotalOutputBytes ?? DEFAULT_MAX_TOTAL_OUTPUT_BYTES;
+    this.maxQueryMatches = options.maxQueryMatches ?? DEFAULT_MAX_QUERY_MATCHES;
+    this.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.maxOpenRequests = options.maxOpenRequests ?? DEFAULT_MAX_OPEN_REQUESTS;
+    this.limits = {
+      maxBytes: options.maxMessageBytes ?? MAX_MESSAGE_BYTES,
+      maxDepth: MAX_MESSAGE_DEPTH,
+    };
     this.dropGraceMs = options.dropGraceMs ?? 2000;
     this.facet = options.facet.spawn(() => {}, 'control server');
     this.#net = options.listening?.server ?? createServer((socket) => this.#accept(socket));
@@ -169,7 +273,85 @@ class ControlServerImpl implements ControlServer {
       socket.destroy();
       return;
     }
+    if (this.#live() >= this.maxConnections && !this.#makeRoom()) {
+      // A flood must not flood the log too: one line a second at most, with the count.
+      this.#refused++;
+      const now = performance.now();
+      if (now - this.#refusedLoggedAt >= 1000) {
+        this.logger.warn(
+          `control: refusing a connection: ${this.maxConnections} are open, each with a request ` +
+            `running (${this.#refused} refused since the last such line)`,
+          { limit: this.maxConnections, refused: this.#refused },
+        );
+        this.#refused = 0;
+        this.#refusedLoggedAt = now;
+      }
+      refuse(
+        socket,
+        ErrorReason.TooManyConnections,
+        `limen has ${this.maxConnections} connections open (its limit), each with a request ` +
+          `running; close some (watch or logs -f clients, say) and try again`,
+      );
+      return;
+    }
     this.connections.add(new Connection(this, socket));
+  }
+
+  /** Connections not being closed. */
+  #live(): number {
+    let n = 0;
+    for (const c of this.connections) if (!c.closing) n++;
+    return n;
+  }
+
+  /**
+   * At the connection limit, closes the connection idle the longest (no request running,
+   * nothing unsent), so that a flood of idle connections cannot lock out root's CLI: it
+   * sends its request as soon as it is greeted, and a connection with a request running
+   * is never closed to make room. False when every connection is busy.
+   */
+  #makeRoom(): boolean {
+    let idlest: Connection | undefined;
+    for (const c of this.connections) {
+      if (c.isIdle && (idlest === undefined || c.lastActive < idlest.lastActive)) idlest = c;
+    }
+    if (idlest === undefined) return false;
+    idlest.evict(
+      ErrorReason.TooManyConnections,
+      `limen reached its limit of ${this.maxConnections} connections and closed this idle one ` +
+        `to make room`,
+    );
+    return true;
+  }
+
+  /** Drops connections, the one with the most unsent output first, until all fit the budget. */
+  enforceBudget(): void {
+    while (this.unsentBytes > this.maxTotalOutputBytes) {
+      let worst: Connection | undefined;
+      for (const c of this.connections) {
+        if (c.closing) continue;
+        // Equal amounts are common (every watcher of a burst got the same events): then
+        // the one that has gone longest without taking all it was sent lags the most.
+        if (
+          worst === undefined ||
+          c.unsent > worst.unsent ||
+          (c.unsent === worst.unsent && c.caughtUpAt < worst.caughtUpAt)
+        )
+          worst = c;
+      }
+      if (worst === undefined || worst.unsent === 0) return;
+      const unsent = worst.unsent;
+      this.logger.warn(
+        `control: dropping the client with the most unsent output (${unsent} bytes): ` +
+          `all clients together passed ${formatBytes(this.maxTotalOutputBytes)}`,
+        { unsent, limit: this.maxTotalOutputBytes },
+      );
+      worst.drop(
+        ErrorReason.Lagged,
+        `limen's unsent output to all clients passed ${formatBytes(this.maxTotalOutputBytes)} ` +
+          `and this connection had the most (${unsent} bytes); closing it`,
+      );
+    }
   }
 
   close(): Promise<void> {
@@ -305,18 +487,115 @@ class ControlServerImpl implements ControlServer {
     const pattern = this.pattern(ctx);
     ctx.args.done();
     const names = captureNames(pattern!);
-    const matches = ref.dataspace
-      .query(pattern!)
-      .sort((a, b) => compare(a.value, b.value))
-      .map((m) => ({ value: m.value, captures: [...m.captures] }));
+    const max = this.maxQueryMatches;
+    const found = ref.dataspace.query(pattern!, max + 1);
+    if (found.length > max) {
+      throw new ControlRequestError(
+        ErrorReason.TooLarge,
+        `more than ${max} assertions match, and a query answers at most ${max}; ` +
+          narrowingHint('query'),
+      );
+    }
+    const matches = found.map((m) => ({ value: m.value, captures: [...m.captures] }));
+    // Every match must fit in the answer before the matches are sorted: comparing two
+    // values costs up to their size, so this bounds the sort as well as the text. The
+    // text is written again below, within the same limits, when the answer is sent.
+    let budget = this.limits.maxBytes;
+    for (let i = 0; i < matches.length; i++) {
+      const m = matches[i]!;
+      try {
+        budget -=
+          Buffer.byteLength(
+            writeValueWithin(encodeQueryMatch(m), {
+              maxBytes: budget,
+              maxDepth: this.limits.maxDepth - QUERY_MATCH_LEVELS,
+            }),
+          ) + 1;
+      } catch (e) {
+        if (!(e instanceof MessageTooLargeError)) throw e;
+        const message =
+          e.limit === 'depth'
+            ? `a matching assertion is nested too deeply to be sent (an answer nests at most ` +
+              `${this.limits.maxDepth} levels, Preserves' own limit, ${QUERY_MATCH_LEVELS + 1} ` +
+              `of them around each value): ${label(m.value)}`
+            : `the answer would be larger than ${formatBytes(this.limits.maxBytes)}, the limit ` +
+              `for one answer (the first ${i} of the ${matches.length} matches already take ` +
+              `${this.limits.maxBytes - budget} bytes)`;
+        throw new ControlRequestError(
+          ErrorReason.TooLarge,
+          `${message}; ${narrowingHint('query')}`,
+        );
+      }
+    }
+    matches.sort((a, b) => compare(a.value, b.value));
     return encodeQueryAnswer({ names, matches });
+  }
+
+  /**
+   * `<added V {CAPTURES}>` (or removed, message) as wire text, within the limits one level
+   * down (the event record is around it). The captures are those of `pattern` (whose text
+   * is `patternKey`) on `value`, so clients of the same pattern share one text.
+   */
+  watchEventText(
+    type: 'added' | 'removed' | 'message',
+    patternKey: string,
+    value: Value,
+    captures: readonly (readonly [string, Value])[],
+  ): EncodedEvent {
+    const write = (): EncodedEvent | MessageTooLargeError => {
+      try {
+        const text = writeValueWithin(encodeWatchEvent({ type, value, captures }), {
+          maxBytes: this.limits.maxBytes,
+          maxDepth: this.limits.maxDepth - 1,
+        });
+        return { text, bytes: Buffer.byteLength(text) };
+      } catch (e) {
+        if (!(e instanceof MessageTooLargeError)) throw e;
+        // Say the message's limits, not those of the part written here.
+        return e.limit === 'depth'
+          ? new MessageTooLargeError('depth', this.limits.maxDepth)
+          : new MessageTooLargeError('bytes', this.limits.maxBytes);
+      }
+    };
+    let r: EncodedEvent | MessageTooLargeError | undefined;
+    if (typeof value !== 'object' || value === null) r = write();
+    else {
+      let byKey = this.#eventTexts.get(value);
+      if (byKey === undefined) {
+        byKey = new Map();
+        this.#eventTexts.set(value, byKey);
+        if (this.#eventTextsClear === undefined) {
+          this.#eventTextsClear = setImmediate(() => {
+            this.#eventTexts = new WeakMap();
+            this.#eventTextsClear = undefined;
+          });
+        }
+      }
+      const key = `${type} ${patternKey}`;
+      r = byKey.get(key);
+      if (r === undefined) {
+        r = write();
+        byKey.set(key, r);
+      }
+    }
+    if (r instanceof MessageTooLargeError) throw r;
+    return r;
   }
 
   watch(ctx: RequestContext): Promise<Value | undefined> {
     const ref = this.ref(ctx.args.dataspace());
     const pattern = this.pattern(ctx)!;
+    // Bounded: it was read from a request line.
+    const patternKey = writeValue(ctx.args.value('pattern', true));
     ctx.args.done();
     const { signal } = ctx;
+    const emit =
+      (type: 'added' | 'removed' | 'message') =>
+      (value: Value, captures: ReadonlyMap<string, Value>): void =>
+        ctx.eventText(
+          () => this.watchEventText(type, patternKey, value, [...captures]),
+          () => label(record(type, value)),
+        );
     return new Promise((resolve, reject) => {
       const onAbort = (): void => child.stop();
       const child = ctx.connection.facet.spawn((f) => {
@@ -329,12 +608,9 @@ class ControlServerImpl implements ControlServer {
           ref,
           pattern,
           {
-            onAdd: (value, captures) =>
-              ctx.event(encodeWatchEvent({ type: 'added', value, captures: [...captures] })),
-            onRemove: (value, captures) =>
-              ctx.event(encodeWatchEvent({ type: 'removed', value, captures: [...captures] })),
-            onMessage: (value, captures) =>
-              ctx.event(encodeWatchEvent({ type: 'message', value, captures: [...captures] })),
+            onAdd: emit('added'),
+            onRemove: emit('removed'),
+            onMessage: emit('message'),
           },
           'control watch',
         );
@@ -477,7 +753,24 @@ function formatSeconds(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** One client: its line reader, its open requests, its facet (watches live in it). */
+/**
+ * Turns a connection away with one error line. The line is tiny and the socket's buffer
+ * empty, so it is written at once and the socket is destroyed right away: a flood of
+ * connections never piles up sockets waiting to close.
+ */
+function refuse(socket: Socket, reason: ErrorReason, message: string): void {
+  socket.on('error', () => {});
+  socket.write(encodeServerMessage({ type: 'error', id: undefined, reason, message }) + '\n');
+  socket.destroy();
+}
+
+/** A line waiting to be handed to the socket, with its size in bytes (newline included). */
+interface Queued {
+  readonly line: string;
+  readonly bytes: number;
+}
+
+/** One client: its line reader, its open requests, its facet (watches live in it), its output queue. */
 class Connection {
   readonly server: ControlServerImpl;
   readonly socket: Socket;
@@ -485,9 +778,20 @@ class Connection {
   readonly reader: LineReader;
   /** Requests not finished yet, by id. */
   readonly open = new ValueMap<AbortController>();
+  /** When the client last sent a line or was last answered (for choosing whom to close). */
+  lastActive = Date.now();
+  /** When the socket last took everything queued for it (for choosing whom to drop). */
+  caughtUpAt = performance.now();
   #closing = false;
   #gone = false;
   #destroyTimer: NodeJS.Timeout | undefined;
+  /** Lines not yet handed to the socket, oldest first, and their bytes. */
+  #queue: Queued[] = [];
+  #queuedBytes = 0;
+  /** Bytes handed to the socket whose write has not completed (at most one chunk). */
+  #inFlight = 0;
+  /** Whether this connection's unsent bytes still count in the server's total. */
+  #counted = true;
   /** Resolves once the socket has closed and the connection's facet has stopped. */
   readonly closed: Promise<void>;
   #resolveClosed!: () => void;
@@ -504,32 +808,138 @@ class Connection {
     this.write({ type: 'hello', version: PROTOCOL_VERSION });
   }
 
-  /** Writes a message unless the client already has too much unread; then drops it. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /** Bytes this connection has been given and its client has not taken yet (as far as we know). */
+  get unsent(): number {
+    return this.#queuedBytes + this.#inFlight;
+  }
+
+  /** No request running and nothing to send: closing it loses the client nothing but the connection. */
+  get isIdle(): boolean {
+    return !this.#closing && this.open.size === 0 && this.unsent === 0;
+  }
+
+  /**
+   * Queues a message, unless the client already has too much unread: then drops it (and
+   * returns false). A message over the limits throws MessageTooLargeError and is not sent.
+   */
   write(m: ServerMessage): boolean {
+    if (!this.#admit()) return false;
+    const line = encodeServerMessage(m, this.server.limits);
+    this.#enqueue(line, Buffer.byteLength(line) + 1);
+    return true;
+  }
+
+  /** As write() for `<event ID BODY>`, the body already written (shared between clients). */
+  writeEvent(id: RequestId, write: () => EncodedEvent): boolean {
+    if (!this.#admit()) return false;
+    const body = write();
+    const head = `<event ${writeValue(id)} `;
+    const bytes = Buffer.byteLength(head) + body.bytes + 1;
+    if (bytes > this.server.limits.maxBytes) {
+      throw new MessageTooLargeError('bytes', this.server.limits.maxBytes);
+    }
+    // Concatenation makes a rope that points at the shared body: each client's queue holds
+    // only its own few bytes until the line is handed to its socket.
+    this.#enqueue(head + body.text + '>', bytes + 1);
+    return true;
+  }
+
+  /** False if closing, or if the client has too much unread: then it is dropped. */
+  #admit(): boolean {
     if (this.#closing || this.socket.destroyed) return false;
-    const unsent = this.socket.writableLength;
+    const unsent = this.unsent;
     if (unsent > this.server.maxOutputBytes) {
       this.server.logger.warn(
         `control: dropping a client that does not read its output (${unsent} bytes unsent)`,
         { unsent },
       );
-      this.#fail(
+      this.drop(
         ErrorReason.Lagged,
-        `you did not read fast enough (${unsent} bytes were waiting); closing the connection`,
+        `you did not read fast enough (${unsent} bytes were waiting, the limit is ` +
+          `${formatBytes(this.server.maxOutputBytes)}); closing the connection`,
       );
       return false;
     }
-    this.socket.write(encodeServerMessage(m) + '\n');
     return true;
   }
 
-  /** Tells the client why, then closes the connection (destroying it if it will not read). */
+  #enqueue(line: string, bytes: number): void {
+    this.#queue.push({ line, bytes });
+    this.#queuedBytes += bytes;
+    this.server.unsentBytes += bytes;
+    this.#flush();
+    this.server.enforceBudget();
+  }
+
+  /** Hands the socket the next chunk of whole lines, once it has taken the previous one. */
+  #flush(): void {
+    if (this.#inFlight > 0 || this.#queue.length === 0 || this.socket.destroyed) return;
+    let n = 0;
+    let bytes = 0;
+    while (n < this.#queue.length && (n === 0 || bytes + this.#queue[n]!.bytes <= CHUNK_BYTES)) {
+      bytes += this.#queue[n]!.bytes;
+      n++;
+    }
+    const lines = this.#queue.splice(0, n);
+    this.#queuedBytes -= bytes;
+    this.#inFlight = bytes;
+    const text =
+      lines.length === 1 ? lines[0]!.line + '\n' : lines.map((q) => q.line + '\n').join('');
+    // The callback runs once the socket has passed the chunk to the kernel (on a later tick,
+    // even when the write completed at once), or with an error when the socket is destroyed.
+    this.socket.write(text, () => {
+      this.#inFlight = 0;
+      if (this.#counted) this.server.unsentBytes -= bytes;
+      if (this.#queue.length === 0) this.caughtUpAt = performance.now();
+      if (!this.#closing) this.#flush();
+    });
+  }
+
+  /** Stops counting this connection in the server's total and forgets what it had not sent. */
+  #discard(): void {
+    if (this.#counted) {
+      this.#counted = false;
+      this.server.unsentBytes -= this.unsent;
+    }
+    this.#queue = [];
+    this.#queuedBytes = 0;
+  }
+
+  /** Drops a client that lags: what it has not read is discarded, then it is told why. */
+  drop(reason: ErrorReason, message: string): void {
+    if (this.#closing) return;
+    this.#discard();
+    this.#fail(reason, message);
+  }
+
+  /** Closes an idle connection to make room for another (nothing to discard, nothing to wait for). */
+  evict(reason: ErrorReason, message: string): void {
+    if (this.#closing) return;
+    this.#discard();
+    this.#fail(reason, message, 0);
+  }
+
+  /** Tells the client why after what it was already sent, then closes the connection
+   *  (destroying it if it will not read). */
   #fail(reason: ErrorReason, message: string, graceMs = this.server.dropGraceMs): void {
     if (this.#closing) return;
     this.#closing = true;
     this.#abortAll(DISCONNECTED);
     this.reader.close();
-    this.socket.end(encodeServerMessage({ type: 'error', id: undefined, reason, message }) + '\n');
+    // What is queued goes before the notice, at once: the queue is bounded, and nothing
+    // more will be added to it.
+    const rest = this.#queue.map((q) => q.line + '\n').join('');
+    this.#discard();
+    const notice = encodeServerMessage({ type: 'error', id: undefined, reason, message }) + '\n';
+    this.socket.end(rest + notice);
+    if (graceMs === 0 && this.socket.writableLength === 0) {
+      this.socket.destroy();
+      return;
+    }
     this.#destroyTimer = setTimeout(() => this.socket.destroy(), graceMs);
     this.#destroyTimer.unref();
   }
@@ -575,6 +985,7 @@ class Connection {
 
   #line(line: string | undefined): void {
     if (this.#closing) return;
+    this.lastActive = Date.now();
     if (line === undefined) {
       this.#error(undefined, ErrorReason.Syntax, 'the line is not UTF-8 text');
       return;
@@ -599,6 +1010,15 @@ class Connection {
       this.#error(msg.id, ErrorReason.DuplicateId, `request ${String(msg.id)} is still open`);
       return;
     }
+    if (this.open.size >= this.server.maxOpenRequests) {
+      this.#error(
+        msg.id,
+        ErrorReason.TooManyRequests,
+        `this connection has ${this.open.size} requests running, its limit; ` +
+          `cancel some, or wait for their answers`,
+      );
+      return;
+    }
     this.#run(msg).catch((e: unknown) => {
       const message = e instanceof Error ? e.message : String(e);
       this.server.logger.error(`control: ${msg.command} failed: ${message}`, { error: e });
@@ -606,11 +1026,15 @@ class Connection {
   }
 
   #error(id: RequestId | undefined, reason: string, message: string): void {
-    this.write({ type: 'error', id, reason, message });
+    const text =
+      message.length > MAX_ERROR_MESSAGE
+        ? `${message.slice(0, MAX_ERROR_MESSAGE - 3)}...`
+        : message;
+    this.write({ type: 'error', id, reason, message: text });
   }
 
   async #run(msg: Extract<ClientMessage, { type: 'request' }>): Promise<void> {
-    const { id } = msg;
+    const { id, command } = msg;
     const ac = new AbortController();
     this.open.set(id, ac);
     let finished = false;
@@ -620,27 +1044,67 @@ class Connection {
       signal: ac.signal,
       connection: this,
       event: (value) => {
-        if (!finished && !ac.signal.aborted) this.write({ type: 'event', id, value });
+        if (finished || ac.signal.aborted) return;
+        try {
+          this.write({ type: 'event', id, value });
+        } catch (e) {
+          // The request stops (a watch, a log follow...) and answers with the reason.
+          ac.abort(this.#eventFailure(command, () => label(value), e));
+        }
+      },
+      eventText: (write, describe) => {
+        if (finished || ac.signal.aborted) return;
+        try {
+          this.writeEvent(id, write);
+        } catch (e) {
+          ac.abort(this.#eventFailure(command, describe, e));
+        }
       },
     };
     try {
-      const value = await this.server.handle(msg.command, ctx);
+      const value = await this.server.handle(command, ctx);
       finished = true;
-      if (ac.signal.aborted) this.#ended(id, ac.signal);
+      if (ac.signal.aborted) this.#ended(id, command, ac.signal);
       else if (value === undefined) this.write({ type: 'end', id });
-      else this.write({ type: 'ok', id, value });
+      else this.#answer(id, command, value);
     } catch (e) {
       finished = true;
-      if (ac.signal.aborted) this.#ended(id, ac.signal);
-      else this.#failure(id, msg.command, e);
+      if (ac.signal.aborted) this.#ended(id, command, ac.signal);
+      else this.#failure(id, command, e);
     } finally {
       // Only our own entry: after we answered, the client may reuse the id.
       if (this.open.get(id) === ac) this.open.delete(id);
+      this.lastActive = Date.now();
     }
   }
 
-  #ended(id: RequestId, signal: AbortSignal): void {
-    if (signal.reason === CANCELLED) this.write({ type: 'end', id });
+  #answer(id: RequestId, command: string, value: Value): void {
+    try {
+      this.write({ type: 'ok', id, value });
+    } catch (e) {
+      if (!(e instanceof MessageTooLargeError)) throw e;
+      this.server.logger.warn(`control: ${command}: the answer is too large (${e.message})`);
+      this.#error(id, ErrorReason.TooLarge, tooLarge('the answer', e, command));
+    }
+  }
+
+  #eventFailure(command: string, what: () => string, e: unknown): Error {
+    if (e instanceof MessageTooLargeError) {
+      this.server.logger.warn(`control: ${command}: an event is too large (${e.message})`);
+      return new ControlRequestError(
+        ErrorReason.TooLarge,
+        tooLarge(`an event (${what()})`, e, command, `, so the ${command} stopped`),
+      );
+    }
+    const message = e instanceof Error ? e.message : String(e);
+    this.server.logger.error(`control: ${command}: an event failed: ${message}`, { error: e });
+    return new ControlRequestError(ErrorReason.Internal, `internal error: ${message}`);
+  }
+
+  #ended(id: RequestId, command: string, signal: AbortSignal): void {
+    const reason: unknown = signal.reason;
+    if (reason === CANCELLED) this.write({ type: 'end', id });
+    else if (reason instanceof ControlRequestError) this.#failure(id, command, reason);
   }
 
   #failure(id: RequestId, command: string, e: unknown): void {
@@ -667,6 +1131,7 @@ class Connection {
     this.#gone = true;
     this.#closing = true;
     clearTimeout(this.#destroyTimer);
+    this.#discard();
     this.reader.close();
     this.#abortAll(DISCONNECTED);
     this.open.clear();

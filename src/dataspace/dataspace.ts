@@ -85,9 +85,12 @@ export class Dataspace {
     for (const e of this.#entries.values()) yield e.value;
   }
 
-  /** The asserted values matching the pattern, with their captures (committed state). */
-  query(pattern: Pattern): QueryResult[] {
-    return this.#index.query(pattern);
+  /**
+   * The asserted values matching the pattern, with their captures (committed state); at
+   * most `limit` of them (which ones is unspecified), so that a caller can bound the work.
+   */
+  query(pattern: Pattern, limit = Infinity): QueryResult[] {
+    return this.#index.query(pattern, limit);
   }
 
   /** Resolves when every turn queued so far (and everything it caused) has run. */

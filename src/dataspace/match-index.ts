@@ -820,8 +820,8 @@ export class MatchIndex<O> {
 
   // -- queries
 
-  /** The current assertions matching a pattern, with their captures. */
-  query(pattern: Pattern): QueryResult[] {
+  /** The current assertions matching a pattern, with their captures; at most `limit`. */
+  query(pattern: Pattern, limit = Infinity): QueryResult[] {
     const a = analyze(pattern);
     const out: QueryResult[] = [];
     const disc = this.#discOfAnalysis(a, false);
@@ -831,12 +831,16 @@ export class MatchIndex<O> {
       const g = a.constKey === undefined ? cls.single : cls.groups.get(a.constKey);
       if (g !== undefined) {
         const cg = new CaptureGroup<O>(a);
-        for (const e of g.entries) out.push({ value: e.value, captures: cg.capture(e.value) });
+        for (const e of g.entries) {
+          if (out.length >= limit) break;
+          out.push({ value: e.value, captures: cg.capture(e.value) });
+        }
       }
       return out;
     }
     for (const source of this.#sources(disc)) {
       for (const e of source.entries) {
+        if (out.length >= limit) return out;
         const captures = match(pattern, e.value);
         if (captures !== null) out.push({ value: e.value, captures });
       }

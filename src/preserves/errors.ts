@@ -3,7 +3,7 @@
 // A syntax error and running out of input are different classes, because a
 // streaming reader must wait for more input on EOF but never on bad syntax.
 
-import { UserError } from '../base/errors.ts';
+import { LimenError, UserError } from '../base/errors.ts';
 import { formatPosition, type Position } from './values.ts';
 
 export type PreservesErrorCode =
@@ -46,3 +46,23 @@ export class PreservesTooDeepError extends PreservesReadError {
 
 /** Default nesting limit for readers and decoders. */
 export const DEFAULT_MAX_DEPTH = 512;
+
+/**
+ * A value whose text would pass a limit the caller of stringify set (`maxLength` or
+ * `maxDepth`): the writer stopped there, having built at most that much text.
+ */
+export class PreservesWriteLimitError extends LimenError {
+  readonly code = 'LIMEN_PRESERVES_WRITE_LIMIT';
+  /** Which limit: the length of the text, or the nesting depth. */
+  readonly limit: 'length' | 'depth';
+  readonly max: number;
+  constructor(limit: 'length' | 'depth', max: number) {
+    super(
+      limit === 'length'
+        ? `the text would be longer than ${max} characters`
+        : `the value nests deeper than ${max} levels`,
+    );
+    this.limit = limit;
+    this.max = max;
+  }
+}

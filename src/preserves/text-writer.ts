@@ -4,6 +4,7 @@
 // dictionaries are written in the total order, so the output is deterministic.
 
 import { sortedEntries, sortedValues } from './compare.ts';
+import { PreservesWriteLimitError } from './errors.ts';
 import { isBareSymbol } from './text-reader.ts';
 import {
   Annotated,
@@ -30,9 +31,26 @@ export interface TextWriteOptions {
    * placeholder reads back as an ordinary value, not as the reference.
    */
   embedded?: (payload: unknown) => Value;
+  /**
+   * Compact output only: the longest text allowed, in UTF-16 code units. The writer
+   * stops as soon as its output passes it (it never builds more than about this much)
+   * and stringify throws PreservesWriteLimitError, or returns the cut text with
+   * `ellipsis` appended when one is given.
+   */
+  maxLength?: number;
+  /**
+   * Compact output only: the deepest nesting allowed, counted as the text reader counts
+   * it (each record, sequence, set, dictionary, embedded value and written annotation
+   * is a level). Deeper values are treated as maxLength is.
+   */
+  maxDepth?: number;
+  /** With maxLength or maxDepth: write values over a limit cut, ending with this text. */
+  ellipsis?: string;
 }
 
 const WIDTH = 80;
+/** Compact output is sealed into flat strings of about this many characters. */
+const CHUNK = 16 * 1024;
 
 // ---- Atoms ---------------------------------------------------------------------------------
 
@@ -172,9 +190,20 @@ class Writer {
   readonly annotations: boolean;
   readonly step: number;
   readonly embedded: ((payload: unknown) => Value) | undefined;
-  /** Compact output so far, and the length past which compact writing gives up. */
+  /**
+   * Compact output so far: sealed chunks, then `out`. Appending builds a rope (a tree of
+   * cons strings) that every garbage collection must copy while it is alive; sealing it
+   * into a flat string every CHUNK characters keeps long outputs from costing mostly GC.
+   */
   out = '';
+  sealed: string[] = [];
+  sealedLength = 0;
+  /** The length past which compact writing gives up. */
   limit = Infinity;
+  /** Current nesting, the deepest allowed, and whether compact writing gave up on it. */
+  depth = 0;
+  maxDepth = Infinity;
+  tooDeep = false;
 
   constructor(opts: TextWriteOptions | undefined) {
     this.annotations = opts?.annotations !== false;
@@ -189,8 +218,11 @@ class Writer {
     return this.embedded === undefined ? placeholder(x) : this.embedded(x);
   }
 
-  /** Appends v in compact form; false as soon as the output passes this.limit. */
+  /** Appends v in compact form; false as soon as the output passes this.limit or this.maxDepth. */
   compact(v: Value): boolean {
+    // Checked on entry too, so that nested compounds with no atom between them (`[[[...]]]`)
+    // stop at the limit rather than at their innermost value.
+    if (this.length > this.limit) return false;
     switch (typeof v) {
       case 'boolean':
         this.out += v ? '#t' : '#f';
@@ -202,16 +234,68 @@ class Writer {
       case 'bigint':
         this.out += String(v);
         break;
-      case 'string':
-        this.out += quote(v, '"');
+      case 'string': {
+        // The quoted text is never shorter than the string, so past the limit a prefix is
+        // enough to pass it (and shows the string's start when the text is cut): a long
+        // string is never copied whole.
+        const room = this.limit - this.length;
+        this.out += quote(v.length > room ? v.slice(0, room) : v, '"');
         break;
+      }
       default:
         if (!this.compactObject(v)) return false;
     }
-    return this.out.length <= this.limit;
+    if (this.out.length >= CHUNK) this.seal();
+    return this.length <= this.limit;
+  }
+
+  get length(): number {
+    return this.sealedLength + this.out.length;
+  }
+
+  seal(): void {
+    // Reading a character flattens the rope in place; its nodes become garbage.
+    this.out.charCodeAt(0);
+    this.sealed.push(this.out);
+    this.sealedLength += this.out.length;
+    this.out = '';
+  }
+
+  /** Everything written, as one string. */
+  text(): string {
+    if (this.sealed.length === 0) return this.out;
+    this.sealed.push(this.out);
+    this.out = this.sealed.join('');
+    this.sealed = [];
+    this.sealedLength = 0;
+    return this.out;
   }
 
   compactObject(v: Value): boolean {
+    if (!(v instanceof Sym || v instanceof Double || v instanceof Bytes)) {
+      // Annotations that are not written add no level, as they add none to the text.
+      const level = !(v instanceof Annotated) || (this.annotations && v.annotations.length > 0);
+      if (level && ++this.depth > this.maxDepth) {
+        this.tooDeep = true;
+        return false;
+      }
+      const ok = this.compactNested(v);
+      if (level) this.depth--;
+      return ok;
+    }
+    if (v instanceof Sym) {
+      const room = this.limit - this.length;
+      this.out += formatSymbol(v.name.length > room ? v.name.slice(0, room + 1) : v.name);
+    } else if (v instanceof Double) {
+      this.out += formatDouble(v);
+    } else {
+      if (this.length + v.bytes.length > this.limit) return false;
+      this.out += formatBytes(v.bytes);
+    }
+    return true;
+  }
+
+  compactNested(v: Value): boolean {
     if (Array.isArray(v)) {
       this.out += '[';
       for (let i = 0; i < v.length; i++) {
@@ -227,8 +311,6 @@ class Writer {
         if (!this.compact(f)) return false;
       }
       this.out += '>';
-    } else if (v instanceof Sym) {
-      this.out += formatSymbol(v.name);
     } else if (v instanceof Dict) {
       this.out += '{';
       let first = true;
@@ -249,10 +331,6 @@ class Writer {
         if (!this.compact(x)) return false;
       }
       this.out += '}';
-    } else if (v instanceof Double) {
-      this.out += formatDouble(v);
-    } else if (v instanceof Bytes) {
-      this.out += formatBytes(v.bytes);
     } else if (v instanceof Annotated) {
       if (this.annotations) {
         for (const a of v.annotations) {
@@ -276,7 +354,7 @@ class Writer {
     this.out = '';
     this.limit = budget;
     const ok = this.compact(v);
-    const s = this.out;
+    const s = this.text();
     this.out = '';
     return ok ? s : undefined;
   }
@@ -356,7 +434,20 @@ class Writer {
 /** Writes v as Preserves text (see TextWriteOptions). */
 export function stringify(v: Value, opts?: TextWriteOptions): string {
   const w = new Writer(opts);
-  if (w.step > 0) return w.pretty(v, 0, 0);
-  w.compact(v);
-  return w.out;
+  const bounded = opts?.maxLength !== undefined || opts?.maxDepth !== undefined;
+  if (w.step > 0) {
+    if (bounded) throw new TypeError('stringify: maxLength and maxDepth need compact output');
+    return w.pretty(v, 0, 0);
+  }
+  if (!bounded) {
+    w.compact(v);
+    return w.text();
+  }
+  w.limit = opts.maxLength ?? Infinity;
+  w.maxDepth = opts.maxDepth ?? Infinity;
+  if (w.compact(v)) return w.text();
+  if (opts.ellipsis !== undefined) return w.text().slice(0, w.limit) + opts.ellipsis;
+  throw w.tooDeep
+    ? new PreservesWriteLimitError('depth', w.maxDepth)
+    : new PreservesWriteLimitError('length', w.limit);
 }

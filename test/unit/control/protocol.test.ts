@@ -4,7 +4,10 @@ import {
   ArgReader,
   ErrorReason,
   LineReader,
+  MAX_MESSAGE_DEPTH,
+  MessageTooLargeError,
   ProtocolError,
+  QUERY_MATCH_LEVELS,
   decodeClientMessage,
   decodeQueryAnswer,
   decodeServerMessage,
@@ -14,6 +17,7 @@ import {
   decodeWatchEvent,
   encodeClientMessage,
   encodeQueryAnswer,
+  encodeQueryMatch,
   encodeServerMessage,
   encodeServiceDetail,
   encodeServiceInfo,
@@ -23,7 +27,16 @@ import {
   type ServerMessage,
 } from '../../../src/control/index.ts';
 import { Dataspace, Engine, embed } from '../../../src/dataspace/index.ts';
-import { Dict, dict, is, parse, record, sym, type Value } from '../../../src/preserves/index.ts';
+import {
+  Dict,
+  dict,
+  is,
+  parse,
+  record,
+  stringify,
+  sym,
+  type Value,
+} from '../../../src/preserves/index.ts';
 
 function lines(maxBytes: number, chunks: (string | Buffer)[]): (string | undefined)[] {
   const out: (string | undefined)[] = [];
@@ -140,6 +153,63 @@ describe('server messages', () => {
     for (const bad of ['<ok>', '<event 1>', '<error 1 "x" "y">', '<hello 1>', '<error #t x "y">']) {
       assert.throws(() => decodeServerMessage(bad), ProtocolError, bad);
     }
+  });
+});
+
+describe('server message limits', () => {
+  /** `<s <s ... z>>`, n levels deep. */
+  const nested = (n: number): Value => {
+    let v: Value = sym('z');
+    for (let i = 0; i < n; i++) v = record('s', v);
+    return v;
+  };
+
+  it('counts the envelope: the deepest answer sent is the deepest a client reads', () => {
+    // `<ok 1 V>` puts one level around V.
+    const line = encodeServerMessage({ type: 'ok', id: 1, value: nested(MAX_MESSAGE_DEPTH - 1) });
+    assert.equal(decodeServerMessage(line).type, 'ok');
+    assert.throws(
+      () => encodeServerMessage({ type: 'ok', id: 1, value: nested(MAX_MESSAGE_DEPTH) }),
+      (e) => e instanceof MessageTooLargeError && e.limit === 'depth' && e.max === 512,
+    );
+  });
+
+  it('counts bytes, not characters', () => {
+    const limits = { maxBytes: 100, maxDepth: MAX_MESSAGE_DEPTH };
+    // `<ok 1 "…">` is 9 characters around the string; 'é' is 2 bytes in UTF-8.
+    assert.equal(
+      Buffer.byteLength(encodeServerMessage({ type: 'ok', id: 1, value: 'é'.repeat(45) }, limits)),
+      99,
+    );
+    assert.throws(() => encodeServerMessage({ type: 'ok', id: 1, value: 'é'.repeat(46) }, limits), {
+      code: 'LIMEN_CONTROL_TOO_LARGE',
+      limit: 'bytes',
+      max: 100,
+    });
+    assert.equal(
+      encodeServerMessage({ type: 'ok', id: 1, value: 'e'.repeat(91) }, limits).length,
+      100,
+    );
+  });
+
+  it('knows how deep the query answer puts a match', () => {
+    // The server checks each match alone within maxDepth - QUERY_MATCH_LEVELS: that must
+    // agree with the whole answer, `<ok ID {matches: [{value: V ...}]}>`.
+    const answer = (value: Value) =>
+      encodeServerMessage({
+        type: 'ok',
+        id: 1,
+        value: encodeQueryAnswer({ names: [], matches: [{ value, captures: [] }] }),
+      });
+    const alone = (value: Value) =>
+      stringify(encodeQueryMatch({ value, captures: [] }), {
+        maxDepth: MAX_MESSAGE_DEPTH - QUERY_MATCH_LEVELS,
+      });
+    const fits = nested(MAX_MESSAGE_DEPTH - QUERY_MATCH_LEVELS - 1);
+    assert.ok(answer(fits).length > 0 && alone(fits).length > 0);
+    const over = record('s', fits);
+    assert.throws(() => answer(over), { limit: 'depth' });
+    assert.throws(() => alone(over), { limit: 'depth' });
   });
 });
 

@@ -10,10 +10,12 @@ import {
   Double,
   Embedded,
   PSet,
+  PreservesWriteLimitError,
   Record,
   dict,
   formatDouble,
   is,
+  DEFAULT_MAX_DEPTH,
   isValue,
   parse,
   peel,
@@ -324,5 +326,80 @@ describe('text writer: round trips', () => {
     let v: Value = 'core';
     for (let i = 0; i < 300; i++) v = i % 2 === 0 ? [v] : record('n', v, i);
     roundTrips(v, 'deep');
+  });
+});
+
+describe('text writer: limits', () => {
+  /** `<s <s ... z>>`, n levels deep; built bottom-up, so no recursion is needed to make it. */
+  const nested = (n: number, label = 's'): Value => {
+    let v: Value = sym('z');
+    for (let i = 0; i < n; i++) v = record(label, v);
+    return v;
+  };
+
+  it('writes a value within both limits as it would without them', () => {
+    const v = record('a', [1, 'two', sym('three')], dict({ k: new Bytes(new Uint8Array([1, 2])) }));
+    const text = stringify(v);
+    assert.equal(stringify(v, { maxLength: text.length, maxDepth: 3 }), text);
+  });
+
+  it('counts depth as the reader does: the deepest value it reads is the deepest it writes', () => {
+    const v = nested(DEFAULT_MAX_DEPTH);
+    const text = stringify(v, { maxDepth: DEFAULT_MAX_DEPTH });
+    assert.ok(is(parse(text), v));
+    assert.throws(
+      () => stringify(record('x', v), { maxDepth: DEFAULT_MAX_DEPTH }),
+      (e) => e instanceof PreservesWriteLimitError && e.limit === 'depth' && e.max === 512,
+    );
+    assert.throws(() => parse(stringify(record('x', v))), { code: 'LIMEN_PRESERVES_TOO_DEEP' });
+    // Sets, dictionaries, embedded values and written annotations are levels too.
+    for (const one of [
+      new PSet([1]),
+      dict({ k: 1 }),
+      new Embedded(sym('e')),
+      new Annotated(1, [sym('note')]),
+    ]) {
+      assert.equal(stringify(one, { maxDepth: 1 }), stringify(one));
+      assert.throws(() => stringify([one], { maxDepth: 1 }), PreservesWriteLimitError);
+    }
+    // An annotation that is not written adds no level.
+    const quiet = [new Annotated(1, [sym('note')])];
+    assert.equal(stringify(quiet, { maxDepth: 1, annotations: false }), '[1]');
+  });
+
+  it('stops at the limit instead of writing a value far deeper than it', () => {
+    // 100,000 levels would overflow the stack if the writer went down to the bottom first.
+    let v: Value = 1;
+    for (let i = 0; i < 100_000; i++) v = [v];
+    assert.throws(() => stringify(v, { maxDepth: 512 }), { limit: 'depth' });
+    assert.throws(() => stringify(v, { maxLength: 100 }), { limit: 'length', max: 100 });
+    assert.equal(stringify(v, { maxLength: 5, ellipsis: '...' }), '[[[[[...');
+  });
+
+  it('stops at the length limit before copying a long atom', () => {
+    const long = 'x'.repeat(1_000_000);
+    for (const v of [long, sym(long), new Bytes(new Uint8Array(1_000_000))]) {
+      assert.throws(() => stringify([1, v], { maxLength: 1000 }), {
+        code: 'LIMEN_PRESERVES_WRITE_LIMIT',
+        limit: 'length',
+      });
+    }
+    // The limit is inclusive: text of exactly maxLength is written.
+    assert.equal(stringify(['ab', 'cd'], { maxLength: 11 }), '["ab" "cd"]');
+    assert.throws(() => stringify(['ab', 'cd'], { maxLength: 10 }), { limit: 'length' });
+  });
+
+  it('writes no more than the limit for a value whose text is exponential in its size', () => {
+    // 40 records, each holding the one below twice: 2^40 leaves of text, 40 objects in memory.
+    let v: Value = 'leaf';
+    for (let i = 0; i < 40; i++) v = record('d', v, v);
+    assert.throws(() => stringify(v, { maxLength: 1 << 20 }), { limit: 'length' });
+    const cut = stringify(v, { maxLength: 50, ellipsis: '...' });
+    assert.equal(cut.length, 53);
+    assert.ok(cut.startsWith('<d <d <d '));
+  });
+
+  it('refuses limits with indented output', () => {
+    assert.throws(() => stringify(1, { indent: 2, maxLength: 10 }), TypeError);
   });
 });
