@@ -57,6 +57,7 @@ import {
   type ScriptTree,
 } from './files.ts';
 import { runScript, type ScriptBindings } from './interpreter.ts';
+import { releaseMemorySoon } from '../platform/memory.ts';
 
 /** Quiet time before a changed file is read (docs/script-language.md, "The config watcher"). */
 export const DEFAULT_SETTLE_MS = 100;
@@ -64,6 +65,8 @@ export const DEFAULT_SETTLE_MS = 100;
 export const DEFAULT_INCOMPLETE_MS = 2000;
 /** The most all the scripts under one watcher may total. */
 export const MAX_TREE_BYTES = 4 * 1024 * 1024;
+/** Script text that became garbage in one scan, above which memory is given back at once. */
+const RELEASE_BYTES = 256 * 1024;
 
 export interface ConfigWatcherOptions {
   /** A directory (scanned recursively) or a single script file. */
@@ -95,8 +98,9 @@ interface FileState {
   stamp: string | undefined;
   /** What that read found (a digest of the text, or the problem): the same again changes nothing. */
   seen: string | undefined;
-  /** The facet running the last good version. */
+  /** The facet running the last good version, and the size of its text. */
   running: Facet | undefined;
+  size: number;
   /** The facet asserting this file's `<config-error ...>`s. */
   errors: Facet | undefined;
   /** The facet asserting the running version's budget failures (its stopped parts). */
@@ -342,6 +346,8 @@ export class ConfigWatcher {
     let total = 0;
     let waiting = false;
     let newWaiting = false;
+    // What this scan turns into garbage: texts read, versions retired.
+    let released = 0;
     for (const r of reads) {
       if (r.kind === 'missing') continue; // deleted since the listing: treated as gone
       present.add(r.path);
@@ -352,6 +358,7 @@ export class ConfigWatcher {
           stamp: undefined,
           seen: undefined,
           running: undefined,
+          size: 0,
           errors: undefined,
           stopped: undefined,
         };
@@ -396,6 +403,7 @@ export class ConfigWatcher {
         continue;
       }
       st.stamp = r.stamp;
+      released += r.size;
       if (st.seen === r.digest) continue;
       st.seen = r.digest;
       const compiled = r.compiled;
@@ -417,21 +425,25 @@ export class ConfigWatcher {
         continue;
       }
       if (st.running !== undefined) retired.push(st.running);
+      released += st.size;
       st.stopped?.stop();
       st.stopped = undefined;
       st.running = version = run.facet;
+      st.size = r.size;
       this.#publishErrors(st, r.path, []);
     }
     for (const [path, st] of this.#files) {
       // A new file may be an old one renamed: its assertions stay until the new one runs.
       if (present.has(path) || newWaiting) continue;
       if (st.running !== undefined) retired.push(st.running);
+      released += st.size;
       st.errors?.stop();
       st.stopped?.stop();
       this.#files.delete(path);
       this.#waiting.delete(path);
     }
     for (const f of retired) f.stop();
+    if (released >= RELEASE_BYTES) releaseMemorySoon();
     // Ready once every file has been read whole (waiting for one is bounded).
     if (!waiting)
       this.#ready ??= this.facet.assert(
