@@ -191,7 +191,7 @@ export class ConfigWatcher {
     this.facet = parent.spawn((f) => {
       f.onStop(() => this.#close());
     }, `config-watcher ${options.path}`);
-    void this.rescan();
+    void this.#scan();
   }
 
   /** True once the first scan has been applied (and `<service-state ... ready>` asserted). */
