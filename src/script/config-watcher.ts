@@ -44,6 +44,7 @@ import { compileScript, type CompileResult } from './compile.ts';
 import {
   ConfigWatcherError,
   ScriptRuntimeError,
+  ScriptTooLargeError,
   filePosition,
   sizeText,
   type ScriptProblem,
@@ -386,7 +387,7 @@ export class ConfigWatcher {
         this.#publishErrors(st, r.path, [
           {
             pos: filePosition(r.path),
-            message: `the file is ${r.size} bytes, over the limit of ${sizeText(this.#maxFileBytes)} for a script: split it, or keep bulk data in a file that a service reads`,
+            message: new ScriptTooLargeError(r.size, this.#maxFileBytes).message,
           },
         ]);
         continue;

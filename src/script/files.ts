@@ -20,7 +20,7 @@ export const SCRIPT_EXTENSION = '.pr';
 
 /**
  * The largest script file limen reads (docs/script-language.md, "Limits"): reading,
- * checking and running one costs some 30 times its size in memory, and it is applied
+ * checking and running one costs some 50 times its size in memory, and it is applied
  * in one turn, during which the daemon answers nothing.
  */
 export const MAX_SCRIPT_BYTES = 1024 * 1024;
