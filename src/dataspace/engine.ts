@@ -13,9 +13,17 @@
 // host's event loop. `sync()` resolves when the queue is empty. Effects made
 // outside any turn (e.g. `facet.assert` in an I/O callback) are committed at once,
 // as a turn of their own.
+//
+// Budgets (budget.ts): every queued task carries the length of its causal chain
+// (its cause's plus one; what comes from outside any turn starts a new chain at
+// 0). A facet with a budget is stopped instead of running a task past
+// `chainLimit`, or a turn past its budget's turns in one busy period (from the
+// queue's last emptying to its next). Unbudgeted facets are never checked.
 
-import type { Value } from '../preserves/index.ts';
+import { formatPosition, type Value } from '../preserves/index.ts';
 import type { Dataspace } from './dataspace.ts';
+import type { Budget } from './budget.ts';
+import { BudgetExceededError } from './errors.ts';
 import { Facet, type Handle, type Observer } from './facet.ts';
 import { IndexEvent } from './match-index.ts';
 import type { Captures } from './pattern.ts';
@@ -46,7 +54,15 @@ export interface EngineOptions {
   readonly yieldTo?: (run: () => void) => void;
   /** Turns run before yielding to the host (default 10,000). */
   readonly turnBudget?: number;
+  /** The longest causal chain of turns a budgeted facet may run in (default 100,000). */
+  readonly chainLimit?: number;
 }
+
+export const DEFAULT_CHAIN_LIMIT = 100_000;
+/** Chain lengths saturate here: they share a queue slot with the task's kind. */
+const MAX_DEPTH = 2 ** 28;
+/** A drained queue longer than this is given back to the allocator rather than kept. */
+const KEEP_QUEUE_SLOTS = 1 << 16;
 
 // Buffered actions.
 const ASSERT = 0;
@@ -76,7 +92,8 @@ class Action {
 
 // Queued tasks: an observer notification (kinds 0-2 are IndexEvent: observer, value,
 // captures) or a turn (facet, fn). The queue is one array with a stride of four,
-// reused from drain to drain, so that queueing allocates nothing.
+// reused from drain to drain, so that queueing allocates nothing. A task's first
+// slot holds its kind in the low two bits and its chain length above them.
 const TURN = 3;
 const STRIDE = 4;
 
@@ -88,6 +105,11 @@ export class Engine {
   readonly #schedule: (run: () => void) => void;
   readonly #yieldTo: (run: () => void) => void;
   readonly #budget: number;
+  readonly #chainLimit: number;
+  /** The chain length of the running task (0 outside the drain: a new cause). */
+  #depth = 0;
+  /** Counts busy periods (the queue emptied), for budgets' turn counts. */
+  #period = 0;
   /** The facet whose turn is running; undefined between turns. */
   #active: Facet | undefined = undefined;
   #actions: Action[] = [];
@@ -113,6 +135,7 @@ export class Engine {
         ? (run) => void setImmediate(run)
         : (run) => void setTimeout(run, 0));
     this.#budget = options.turnBudget ?? 10_000;
+    this.#chainLimit = options.chainLimit ?? DEFAULT_CHAIN_LIMIT;
     this.root = new Facet(this, undefined, 'root');
   }
 
@@ -235,8 +258,16 @@ export class Engine {
 
   /** @internal Logs a failure with the origin of what raised it. */
   _logFailure(facet: Facet, origin: string | undefined, error: unknown, what: string): void {
-    const where = origin ?? facet.location ?? `facet ${facet.id}`;
-    const message = error instanceof Error ? error.message : String(error);
+    let where = origin ?? facet.location ?? `facet ${facet.id}`;
+    let message = error instanceof Error ? error.message : String(error);
+    if (error instanceof BudgetExceededError) {
+      // Reported (and logged) once per problem: a reaction that goes over on every event
+      // must not flood the log.
+      if (facet.budget !== undefined && !this.#noteBudget(facet.budget, where, error)) return;
+      if (error.pos !== undefined) where = formatPosition(error.pos);
+      message = error.detail;
+      what = 'facet stopped';
+    }
     try {
       this.logger.error(`${where}: ${what}: ${message}`, {
         origin: where,
@@ -246,6 +277,44 @@ export class Engine {
     } catch {
       // A broken logger must not break the engine.
     }
+  }
+
+  #noteBudget(budget: Budget, where: string, error: BudgetExceededError): boolean {
+    try {
+      return budget._note(where, error);
+    } catch (e) {
+      this._logFailure(this.root, 'engine', e, 'reporting a budget failure');
+      return true;
+    }
+  }
+
+  /**
+   * A task for a budgeted facet: true if it may run. Otherwise the facet is stopped in a
+   * turn of its own that fails with the reason (logged and reported like any failure).
+   */
+  #admit(facet: Facet, budget: Budget, depth: number, origin: string | undefined): boolean {
+    let error: BudgetExceededError;
+    if (depth > this.#chainLimit) {
+      error = new BudgetExceededError(
+        'chain',
+        `a chain of more than ${this.#chainLimit} turns, each caused by the one before, did not end (a message or assertion loop?)`,
+      );
+    } else if (budget.period !== this.#period) {
+      budget.period = this.#period;
+      budget.turns = 1;
+      return true;
+    } else if (++budget.turns <= budget.limits.turns) {
+      return true;
+    } else {
+      error = new BudgetExceededError(
+        'turns',
+        `more than ${budget.limits.turns} turns without the engine ever becoming idle (an endless cascade?)`,
+      );
+    }
+    this.#runTurn(facet, origin, () => {
+      throw error;
+    });
+    return false;
   }
 
   // ---- Turns ---------------------------------------------------------------------------
@@ -316,7 +385,8 @@ export class Engine {
   #enqueue(kind: number, a: unknown, b: unknown, c: unknown): void {
     const q = this.#queue;
     const t = this.#tail;
-    q[t] = kind;
+    const d = this.#depth;
+    q[t] = kind | ((d < MAX_DEPTH ? d + 1 : d) << 2);
     q[t + 1] = a;
     q[t + 2] = b;
     q[t + 3] = c;
@@ -343,22 +413,36 @@ export class Engine {
           return;
         }
         const h = this.#head;
-        const kind = q[h] as number;
+        const word = q[h] as number;
+        const kind = word & 3;
+        const depth = word >>> 2;
         const a = q[h + 1];
         const b = q[h + 2];
         const c = q[h + 3];
         q[h + 1] = q[h + 2] = q[h + 3] = undefined;
         this.#head = h + STRIDE;
+        this.#depth = depth;
         if (kind === TURN) {
           const facet = a as Facet;
-          if (facet.isAlive) this.#runTurn(facet, undefined, b as () => void);
+          if (!facet.isAlive) continue;
+          const fb = facet.budget;
+          if (fb !== undefined && !this.#admit(facet, fb, depth, undefined)) continue;
+          this.#runTurn(facet, undefined, b as () => void);
         } else {
-          this.#deliver(kind, a as Observer, b as Value, c as Captures);
+          const o = a as Observer;
+          if (!o.alive) continue;
+          const ob = o.facet.budget;
+          if (ob !== undefined && !this.#admit(o.facet, ob, depth, o.origin)) continue;
+          this.#deliver(kind, o, b as Value, c as Captures);
         }
       }
       this.#head = this.#tail = 0;
+      this.#period++;
+      // A burst's queue is not kept for ever: the next one grows a new one.
+      if (q.length > KEEP_QUEUE_SLOTS) this.#queue = [];
     } finally {
       this.#draining = false;
+      this.#depth = 0;
     }
     const waiters = this.#waiters;
     if (waiters.length !== 0) {

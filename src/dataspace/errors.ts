@@ -55,3 +55,28 @@ export class FacetStoppedError extends LimenError {
 export class ForeignRefError extends LimenError {
   readonly code = 'LIMEN_FOREIGN_REF';
 }
+
+export type BudgetKind = 'chain' | 'turns' | 'handles' | 'depth';
+
+/**
+ * A script went over one of its budgets (budget.ts): a message loop, an endless
+ * cascade, too many assertions, a value nested too deep. The script's mistake;
+ * the facet whose turn it was is stopped.
+ */
+export class BudgetExceededError extends UserError {
+  readonly code = 'LIMEN_BUDGET_EXCEEDED';
+  readonly kind: BudgetKind;
+  readonly pos: Position | undefined;
+  /** The message without the position prefix. */
+  readonly detail: string;
+  constructor(kind: BudgetKind, detail: string, pos?: Position) {
+    super(located(detail, pos));
+    this.kind = kind;
+    this.pos = pos;
+    this.detail = detail;
+  }
+  /** The same problem, located at `pos` (where a script made the call that went over). */
+  at(pos: Position): BudgetExceededError {
+    return this.pos !== undefined ? this : new BudgetExceededError(this.kind, this.detail, pos);
+  }
+}

@@ -13,6 +13,7 @@
 
 import type { Disposable } from '../base/disposable.ts';
 import type { Value } from '../preserves/index.ts';
+import type { Budget } from './budget.ts';
 import { applyCaveats } from './caveat.ts';
 import type { Dataspace, Ref } from './dataspace.ts';
 import type { Engine } from './engine.ts';
@@ -123,7 +124,8 @@ export class Handle implements Disposable {
   /** @internal */
   _commitRetract(): void {
     const was = this.#state;
-    this.#state = ENDED;
+    if (was === ENDED) return;
+    this.#end();
     if (was !== LIVE) return;
     if (this.observer !== undefined) this.dataspace._applyUnobserve(this.observer);
     else this.dataspace._applyRetract(this);
@@ -136,9 +138,16 @@ export class Handle implements Disposable {
 
   /** @internal The turn that made this handle failed: it never existed. */
   _drop(): void {
-    this.#state = ENDED;
+    if (this.#state !== ENDED) this.#end();
     this.facet._forget(this);
     if (this.observer !== undefined) this.observer.alive = false;
+  }
+
+  /** Every handle ends once: the facet tree's budget was charged for it when it was made. */
+  #end(): void {
+    this.#state = ENDED;
+    const b = this.facet.budget;
+    if (b !== undefined) b.handles--;
   }
 
   /** @internal The turn that retracted this handle failed: it is still held. */
@@ -162,6 +171,8 @@ export class Facet {
   readonly parent: Facet | undefined;
   /** Where this facet comes from (e.g. 'net.pr:12:7'), for error messages. */
   readonly origin: string | undefined;
+  /** What this facet's tree may cost (a script file's), or undefined: not charged. */
+  readonly budget: Budget | undefined;
   #state: FacetState = ALIVE;
   readonly #children = new Set<Facet>();
   /** The newest handle the facet holds; the rest hang off it (see Handle._prev/_next). */
@@ -170,11 +181,17 @@ export class Facet {
   #abort: AbortController | undefined = undefined;
 
   /** Use `engine.root` and `facet.spawn`; the engine makes the root. */
-  constructor(engine: Engine, parent: Facet | undefined, origin: string | undefined) {
+  constructor(
+    engine: Engine,
+    parent: Facet | undefined,
+    origin: string | undefined,
+    budget?: Budget,
+  ) {
     this.id = nextFacetId++;
     this.engine = engine;
     this.parent = parent;
     this.origin = origin;
+    this.budget = budget ?? parent?.budget;
   }
 
   get isAlive(): boolean {
@@ -212,6 +229,7 @@ export class Facet {
   assert(ref: Ref, value: Value): Handle {
     this.#check(ref, 'assert');
     const v = ref.caveats.length === 0 ? value : applyCaveats(ref.caveats, value);
+    this.budget?._charge();
     const h = new Handle(this, ref.dataspace, v, undefined);
     this.#hold(h);
     if (v === undefined) h._markLive();
@@ -252,6 +270,7 @@ export class Facet {
   observe(ref: Ref, pattern: Pattern, callbacks: ObserverCallbacks, origin?: string): Handle {
     this.#check(ref, 'observe');
     const o = new Observer(this, callbacks, origin, analyze(pattern));
+    this.budget?._charge();
     const h = new Handle(this, ref.dataspace, undefined, o);
     this.#hold(h);
     this.engine._act(ActionOp.Observe, h, undefined, undefined);
@@ -268,14 +287,15 @@ export class Facet {
   /**
    * Starts a child facet and runs setup in it, within the current turn. If setup
    * throws, its effects are discarded, the failure is logged and the child stops;
-   * the caller carries on.
+   * the caller carries on. A `budget` makes the child the top of a tree charged to
+   * it (default: this facet's budget, if any).
    */
-  spawn(setup: (facet: Facet) => void, origin?: string): Facet {
+  spawn(setup: (facet: Facet) => void, origin?: string, budget?: Budget): Facet {
     if (this.#state !== ALIVE)
       throw new FacetStoppedError(
         `spawn on ${this.#state === STOPPING ? 'stopping' : 'stopped'} facet ${this.id}`,
       );
-    const child = new Facet(this.engine, this, origin);
+    const child = new Facet(this.engine, this, origin, budget);
     this.#children.add(child);
     const engine = this.engine;
     engine._withTurn(this, () => {

@@ -30,6 +30,14 @@ export {
   compileCaveats,
   type Caveat,
 } from './caveat.ts';
-export { Engine, silentLogger, type EngineOptions, type LogFields, type Logger } from './engine.ts';
+export {
+  DEFAULT_CHAIN_LIMIT,
+  Engine,
+  silentLogger,
+  type EngineOptions,
+  type LogFields,
+  type Logger,
+} from './engine.ts';
+export { Budget, DEFAULT_BUDGET_LIMITS, type BudgetLimits, type BudgetOptions } from './budget.ts';
 export { Facet, Handle, type ObserverCallbacks } from './facet.ts';
 export { during } from './during.ts';

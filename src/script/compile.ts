@@ -12,6 +12,7 @@ import {
   Dict,
   PSet,
   PreservesReadError,
+  PreservesShortError,
   Record,
   Sym,
   TextReader,
@@ -41,6 +42,11 @@ export interface CompileResult {
   readonly script: Script | undefined;
   /** Every problem found, in source order. */
   readonly problems: readonly ScriptProblem[];
+  /**
+   * The text ended in the middle of a value: a file still being written, perhaps (the
+   * config watcher waits a little before reporting it).
+   */
+  readonly truncated: boolean;
 }
 
 /** The instruction operators (symbols with a meaning in instruction position). */
@@ -396,7 +402,7 @@ export function compileValues(values: readonly Value[], options: CompileOptions)
     problems.length === 0
       ? { source: options.source, dir: options.dir ?? dirname(options.source), body }
       : undefined;
-  return { script, problems };
+  return { script, problems, truncated: false };
 }
 
 /**
@@ -406,16 +412,22 @@ export function compileValues(values: readonly Value[], options: CompileOptions)
 export function compileScript(text: string, options: CompileOptions): CompileResult {
   const values: Value[] = [];
   let syntax: ScriptProblem | undefined;
+  let truncated = false;
   const reader = new TextReader(text, { source: options.source, positions: true });
   try {
     for (let v = reader.next(); v !== undefined; v = reader.next()) values.push(v);
   } catch (e) {
     if (!(e instanceof PreservesReadError)) throw e;
     syntax = { pos: e.pos, message: e.detail };
+    truncated = e instanceof PreservesShortError;
   }
   const result = compileValues(values, options);
   if (syntax === undefined) return result;
-  return { script: undefined, problems: [...result.problems, syntax].sort(byPosition) };
+  return {
+    script: undefined,
+    problems: [...result.problems, syntax].sort(byPosition),
+    truncated,
+  };
 }
 
 /** Like compileScript, but throws ScriptCheckError (listing every problem) instead. */

@@ -8,23 +8,66 @@
 //
 // Change detection: fs.watch on every directory of the tree (new ones are
 // picked up by the next scan), each event scheduling a full rescan after
-// `debounceMs`. A rescan compares file contents, not events, so a lost or
-// coalesced event costs nothing but latency; `rescan()` (SIGHUP) forces one.
+// `debounceMs`. A rescan compares each file's stat (device, inode, size, mtime,
+// ctime) and then a digest of its contents, not events, so a lost or coalesced
+// event costs nothing but latency; `rescan()` (SIGHUP) forces one, which reads
+// changed files without waiting for them to settle and runs again the files
+// that a budget stopped.
+//
+// Settling: a changed file is read only once nothing has been written to it for
+// `settleMs` (its mtime says when it last was), and one that ends in the middle
+// of a value is taken as still being written until `incompleteMs` after its last
+// write; waiting for a file is bounded by `incompleteMs` from the first change
+// seen. So a file written in place is neither applied nor reported half-written.
+// While a new file waits, no file is removed (a rename keeps its assertions).
+//
+// Bounds: a file over `maxFileBytes`, or one that brings the tree over
+// `maxTotalBytes`, is refused unread with a config error; a budget failure
+// (interpreter.ts) of the running version is one more config error, until the
+// file changes or is rescanned by `rescan()`.
 
-import { watch, type FSWatcher } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { watch, type BigIntStats, type FSWatcher } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Dict, Sym, peel, record, sym, type Value } from '../preserves/index.ts';
-import { P, asRef, during, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
-import { compileScript } from './compile.ts';
+import {
+  BudgetExceededError,
+  P,
+  asRef,
+  during,
+  type Facet,
+  type Handle,
+  type Ref,
+} from '../dataspace/index.ts';
+import { compileScript, type CompileResult } from './compile.ts';
 import {
   ConfigWatcherError,
   ScriptRuntimeError,
+  ScriptTooLargeError,
   filePosition,
+  sizeText,
   type ScriptProblem,
 } from './errors.ts';
-import { isMissing, readProblem, scanScriptTree, type ScriptTree } from './files.ts';
+import {
+  MAX_SCRIPT_BYTES,
+  isMissing,
+  readProblem,
+  readScriptText,
+  scanScriptTree,
+  type ScriptTree,
+} from './files.ts';
 import { runScript, type ScriptBindings } from './interpreter.ts';
+import { releaseMemorySoon } from '../platform/memory.ts';
+
+/** Quiet time before a changed file is read (docs/script-language.md, "The config watcher"). */
+export const DEFAULT_SETTLE_MS = 100;
+/** How long a file that ends in the middle of a value may still be being written. */
+export const DEFAULT_INCOMPLETE_MS = 2000;
+/** The most all the scripts under one watcher may total. */
+export const MAX_TREE_BYTES = 4 * 1024 * 1024;
+/** Script text that became garbage in one scan, above which memory is given back at once. */
+const RELEASE_BYTES = 256 * 1024;
 
 export interface ConfigWatcherOptions {
   /** A directory (scanned recursively) or a single script file. */
@@ -35,6 +78,14 @@ export interface ConfigWatcherOptions {
   readonly serviceName?: Value;
   /** How long to wait after a file-system event before rescanning (default 15 ms). */
   readonly debounceMs?: number;
+  /** A changed file is read once it has not changed for this long (default DEFAULT_SETTLE_MS). */
+  readonly settleMs?: number;
+  /** See DEFAULT_INCOMPLETE_MS. */
+  readonly incompleteMs?: number;
+  /** Default MAX_SCRIPT_BYTES. */
+  readonly maxFileBytes?: number;
+  /** Default MAX_TREE_BYTES. */
+  readonly maxTotalBytes?: number;
   /**
    * Where `<service-state NAME ready>` and `<config-error ...>` go. Default: the env's
    * `config`. The service driver passes the dataspace it serves, because the scripts'
@@ -43,32 +94,51 @@ export interface ConfigWatcherOptions {
   readonly statusRef?: Ref;
 }
 
-type Seen = { readonly text: string } | { readonly error: unknown };
-
 interface FileState {
-  /** What the last scan read (content or read error): an identical scan changes nothing. */
-  seen: Seen | undefined;
-  /** The facet running the last good version. */
+  /** The stat of the file when it was last read; an identical stat is not read again. */
+  stamp: string | undefined;
+  /** What that read found (a digest of the text, or the problem): the same again changes nothing. */
+  seen: string | undefined;
+  /** The facet running the last good version, and the size of its text. */
   running: Facet | undefined;
+  size: number;
   /** The facet asserting this file's `<config-error ...>`s. */
   errors: Facet | undefined;
+  /** The facet asserting the running version's budget failures (its stopped parts). */
+  stopped: Facet | undefined;
 }
 
-type Read = { readonly path: string } & ({ text: string } | { error: unknown } | { missing: true });
+/** What a scan found for one file; `size` (from its stat) counts toward the tree's total. */
+type Read = { readonly path: string; readonly size: number } & (
+  | { readonly kind: 'missing' }
+  | { readonly kind: 'unchanged' }
+  /** Still being written: look again in `retryMs`. */
+  | { readonly kind: 'wait'; readonly retryMs: number }
+  | { readonly kind: 'error'; readonly error: unknown }
+  | { readonly kind: 'too-big'; readonly stamp: string }
+  | {
+      readonly kind: 'text';
+      readonly stamp: string;
+      readonly digest: string;
+      readonly compiled: CompileResult;
+    }
+);
+
+/** What identifies one version of a file without reading it (ctime moves on every write). */
+function stampOf(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
 
 /** `<config-watcher PATH {name: value ...}>`. */
 export function configWatcherName(path: string, env: ScriptBindings): Value {
   return record('config-watcher', path, new Dict([...env].map(([k, v]) => [sym(k), v] as const)));
 }
 
-function sameSeen(a: Seen | undefined, b: Seen): boolean {
-  if (a === undefined) return false;
-  if ('text' in a) return 'text' in b && a.text === b.text;
-  return 'error' in b && String(a.error) === String(b.error);
-}
-
 function runtimeProblem(path: string, error: unknown): ScriptProblem {
-  if (error instanceof ScriptRuntimeError && error.pos !== undefined)
+  if (
+    (error instanceof ScriptRuntimeError || error instanceof BudgetExceededError) &&
+    error.pos !== undefined
+  )
     return { pos: error.pos, message: error.detail };
   return {
     pos: filePosition(path),
@@ -85,9 +155,19 @@ export class ConfigWatcher {
   readonly #names: readonly string[];
   readonly #config: Ref;
   readonly #debounceMs: number;
+  readonly #settleMs: number;
+  readonly #incompleteMs: number;
+  readonly #maxFileBytes: number;
+  readonly #maxTotalBytes: number;
   readonly #files = new Map<string, FileState>();
+  /** Files still being written, and since when (ms) we have been waiting for each. */
+  readonly #waiting = new Map<string, number>();
   readonly #watchers = new Map<string, FSWatcher>();
   #timer: NodeJS.Timeout | undefined;
+  /** The next look at files still being written. */
+  #settleTimer: NodeJS.Timeout | undefined;
+  /** The next scan is a forced one (`rescan()`): run budget-stopped files again. */
+  #forced = false;
   #ready: Handle | undefined;
   #queued: Promise<void> | undefined;
   #chain: Promise<void> = Promise.resolve();
@@ -104,13 +184,17 @@ export class ConfigWatcher {
     this.#names = [...options.env.keys()];
     this.#config = options.statusRef ?? ref;
     this.#debounceMs = options.debounceMs ?? 15;
+    this.#settleMs = options.settleMs ?? DEFAULT_SETTLE_MS;
+    this.#incompleteMs = options.incompleteMs ?? DEFAULT_INCOMPLETE_MS;
+    this.#maxFileBytes = options.maxFileBytes ?? MAX_SCRIPT_BYTES;
+    this.#maxTotalBytes = options.maxTotalBytes ?? MAX_TREE_BYTES;
     this.serviceName = options.serviceName ?? configWatcherName(options.path, options.env);
     this.facet = parent.spawn((f) => {
       f.onStop(() => this.#close());
       // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
       f.assert(this.#config, record('failure-shape', record('config-error', sym('_'), sym('_'))));
     }, `config-watcher ${options.path}`);
-    void this.rescan();
+    void this.#scan();
   }
 
   /** True once the first scan has been applied (and `<service-state ... ready>` asserted). */
@@ -118,8 +202,16 @@ export class ConfigWatcher {
     return this.#ready !== undefined;
   }
 
-  /** Scans now (as on SIGHUP); resolves when a scan that started after this call is applied. */
+  /**
+   * Scans now (as on SIGHUP), running again the files whose running version a budget
+   * stopped; resolves when a scan that started after this call is applied.
+   */
   rescan(): Promise<void> {
+    this.#forced = true;
+    return this.#scan();
+  }
+
+  #scan(): Promise<void> {
     if (this.#queued !== undefined) return this.#queued;
     const p = this.#chain.then(() => {
       this.#queued = undefined;
@@ -138,6 +230,8 @@ export class ConfigWatcher {
   #close(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    clearTimeout(this.#settleTimer);
+    this.#settleTimer = undefined;
     for (const w of this.#watchers.values()) w.close();
     this.#watchers.clear();
   }
@@ -147,19 +241,42 @@ export class ConfigWatcher {
     if (this.#timer !== undefined || !this.facet.isAlive) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      void this.rescan();
+      void this.#scan();
     }, this.#debounceMs);
+  }
+
+  /** Looks again in `ms` at files still being written (an earlier look stands). */
+  #settleLater(ms: number): void {
+    if (this.#settleTimer !== undefined || !this.facet.isAlive) return;
+    this.#settleTimer = setTimeout(
+      () => {
+        this.#settleTimer = undefined;
+        void this.#scan();
+      },
+      Math.max(1, Math.ceil(ms)),
+    );
   }
 
   async #reconcile(): Promise<void> {
     if (!this.facet.isAlive) return;
     try {
+      const forced = this.#forced;
+      if (forced) {
+        this.#forced = false;
+        for (const st of this.#files.values())
+          if (st.stopped !== undefined) st.stamp = st.seen = undefined;
+      }
       const tree = await scanScriptTree(this.path, this.facet.signal);
-      const reads = await Promise.all(tree.files.map((f) => this.#read(f)));
+      // One at a time: each read holds a whole file (up to the size limit) in memory.
+      const reads: Read[] = [];
+      for (const f of tree.files) reads.push(await this.#read(f, forced));
       const watchRoot = tree.missing ? await nearestExisting(this.path) : undefined;
       if (!this.facet.isAlive) return;
       this.facet.turn(() => this.#apply(reads));
       this.#watch(tree, watchRoot);
+      let retry = Infinity;
+      for (const r of reads) if (r.kind === 'wait') retry = Math.min(retry, r.retryMs);
+      if (retry !== Infinity) this.#settleLater(retry);
     } catch (e) {
       if (!this.facet.isAlive) return;
       this.facet.engine.logger.error(`config watcher ${this.path}: scan failed: ${String(e)}`, {
@@ -169,58 +286,180 @@ export class ConfigWatcher {
     }
   }
 
-  async #read(path: string): Promise<Read> {
+  /**
+   * Looks at one file: unchanged since it was last read (by its stat), still being
+   * written, too big, unreadable, or read and compiled (outside any turn).
+   */
+  async #read(path: string, forced: boolean): Promise<Read> {
+    let st: BigIntStats;
     try {
-      return { path, text: await readFile(path, 'utf8') };
+      st = await stat(path, { bigint: true });
     } catch (e) {
-      return isMissing(e) ? { path, missing: true } : { path, error: e };
+      return isMissing(e)
+        ? { path, size: 0, kind: 'missing' }
+        : { path, size: 0, kind: 'error', error: e };
     }
+    const size = Number(st.size);
+    const stamp = stampOf(st);
+    if (this.#files.get(path)?.stamp === stamp) {
+      this.#waiting.delete(path);
+      return { path, size, kind: 'unchanged' };
+    }
+    const now = Date.now();
+    const since = this.#waiting.get(path) ?? now;
+    // Waiting is bounded: a file that never stops changing is read all the same. A
+    // forced scan (SIGHUP) does not wait: whoever sent it says the files are ready.
+    const overdue = forced || now - since >= this.#incompleteMs;
+    const wait = (retryMs: number): Read => {
+      this.#waiting.set(path, since);
+      return {
+        path,
+        size,
+        kind: 'wait',
+        retryMs: Math.min(retryMs, since + this.#incompleteMs - now),
+      };
+    };
+    // mtime, not ctime: a file renamed into place (written whole) need not wait.
+    const quietFor = now - Number(st.mtimeNs / 1_000_000n);
+    if (quietFor < this.#settleMs && !overdue) return wait(this.#settleMs - quietFor);
+    this.#waiting.delete(path);
+    if (size > this.#maxFileBytes) return { path, size, kind: 'too-big', stamp };
+    let text: string;
+    try {
+      text = await readScriptText(path, this.#maxFileBytes);
+      // Written to while we read: what we have may be half of it.
+      if (stampOf(await stat(path, { bigint: true })) !== stamp && !overdue)
+        return wait(this.#settleMs);
+    } catch (e) {
+      if (isMissing(e)) return { path, size: 0, kind: 'missing' };
+      return { path, size, kind: 'error', error: e };
+    }
+    const compiled = compileScript(text, { source: path, names: this.#names });
+    if (compiled.truncated && quietFor < this.#incompleteMs && !overdue)
+      return wait(this.#incompleteMs - quietFor);
+    this.#waiting.delete(path);
+    const digest = createHash('sha256').update(text).digest('base64');
+    return { path, size, kind: 'text', stamp, digest, compiled };
   }
 
   /** Applies one scan in one turn: new versions start first, then old ones stop. */
   #apply(reads: readonly Read[]): void {
     const present = new Set<string>();
     const retired: Facet[] = [];
+    let total = 0;
+    let waiting = false;
+    let newWaiting = false;
+    // What this scan turns into garbage: texts read, versions retired.
+    let released = 0;
     for (const r of reads) {
-      if ('missing' in r) continue; // deleted since the listing: treated as gone
+      if (r.kind === 'missing') continue; // deleted since the listing: treated as gone
       present.add(r.path);
+      total += r.size;
       let st = this.#files.get(r.path);
       if (st === undefined) {
-        st = { seen: undefined, running: undefined, errors: undefined };
+        st = {
+          stamp: undefined,
+          seen: undefined,
+          running: undefined,
+          size: 0,
+          errors: undefined,
+          stopped: undefined,
+        };
         this.#files.set(r.path, st);
       }
-      const seen: Seen = 'text' in r ? { text: r.text } : { error: r.error };
-      if (sameSeen(st.seen, seen)) continue;
-      st.seen = seen;
-      if (!('text' in r)) {
+      // Still being written: the last version read stays as it is, errors included.
+      if (r.kind === 'unchanged') continue;
+      if (r.kind === 'wait') {
+        waiting = true;
+        if (st.running === undefined) newWaiting = true;
+        continue;
+      }
+      if (r.kind === 'error') {
+        // Not stamped: a read that failed is tried again at the next scan.
+        const seen = `error ${String(r.error)}`;
+        if (st.seen === seen) continue;
+        st.stamp = undefined;
+        st.seen = seen;
         this.#publishErrors(st, r.path, [readProblem(r.path, r.error)]);
         continue;
       }
-      const compiled = compileScript(r.text, { source: r.path, names: this.#names });
+      if (r.kind === 'too-big') {
+        st.stamp = r.stamp;
+        st.seen = undefined;
+        this.#publishErrors(st, r.path, [
+          {
+            pos: filePosition(r.path),
+            message: new ScriptTooLargeError(r.size, this.#maxFileBytes).message,
+          },
+        ]);
+        continue;
+      }
+      if (total > this.#maxTotalBytes) {
+        // Not stamped: it may fit once an earlier file shrinks.
+        st.stamp = st.seen = undefined;
+        this.#publishErrors(st, r.path, [
+          {
+            pos: filePosition(r.path),
+            message: `not loaded: with it the scripts under ${this.path} total ${total} bytes, over the limit of ${sizeText(this.#maxTotalBytes)}`,
+          },
+        ]);
+        continue;
+      }
+      st.stamp = r.stamp;
+      released += r.size;
+      if (st.seen === r.digest) continue;
+      st.seen = r.digest;
+      const compiled = r.compiled;
       if (compiled.script === undefined) {
         this.#publishErrors(st, r.path, compiled.problems);
         continue;
       }
-      const run = runScript(this.facet, compiled.script, this.#env);
+      const state = st;
+      const path = r.path;
+      let version: Facet | undefined;
+      const run = runScript(this.facet, compiled.script, this.#env, {
+        onBudgetExceeded: (p) => {
+          if (version !== undefined && state.running === version)
+            this.#reportStopped(state, path, p);
+        },
+      });
       if (run.error !== undefined) {
         this.#publishErrors(st, r.path, [runtimeProblem(r.path, run.error)]);
         continue;
       }
       if (st.running !== undefined) retired.push(st.running);
-      st.running = run.facet;
+      released += st.size;
+      st.stopped?.stop();
+      st.stopped = undefined;
+      st.running = version = run.facet;
+      st.size = r.size;
       this.#publishErrors(st, r.path, []);
     }
     for (const [path, st] of this.#files) {
-      if (present.has(path)) continue;
+      // A new file may be an old one renamed: its assertions stay until the new one runs.
+      if (present.has(path) || newWaiting) continue;
       if (st.running !== undefined) retired.push(st.running);
+      released += st.size;
       st.errors?.stop();
+      st.stopped?.stop();
       this.#files.delete(path);
+      this.#waiting.delete(path);
     }
     for (const f of retired) f.stop();
-    this.#ready ??= this.facet.assert(
-      this.#config,
-      record('service-state', this.serviceName, sym('ready')),
-    );
+    if (released >= RELEASE_BYTES) releaseMemorySoon();
+    // Ready once every file has been read whole (waiting for one is bounded).
+    if (!waiting)
+      this.#ready ??= this.facet.assert(
+        this.#config,
+        record('service-state', this.serviceName, sym('ready')),
+      );
+  }
+
+  /** A part of the running version stopped, over its budget: one more error, until the file changes. */
+  #reportStopped(st: FileState, path: string, p: ScriptProblem): void {
+    if (!this.facet.isAlive) return;
+    st.stopped ??= this.facet.spawn(() => {}, `config-error ${path}`);
+    st.stopped.assert(this.#config, configError(path, p));
   }
 
   /** Replaces the file's error assertions (new ones first, so unchanged ones do not flap). */

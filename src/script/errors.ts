@@ -64,6 +64,27 @@ export class ScriptPathError extends UserError {
   }
 }
 
+/** `4 MiB` for a whole number of MiB, else `N bytes`. */
+export function sizeText(n: number): string {
+  const mib = 1024 * 1024;
+  return n >= mib && n % mib === 0 ? `${n / mib} MiB` : `${n} bytes`;
+}
+
+/** A script file larger than limen reads (MAX_SCRIPT_BYTES), refused before it is read. */
+export class ScriptTooLargeError extends UserError {
+  readonly code = 'LIMEN_SCRIPT_TOO_LARGE';
+  readonly size: number;
+  readonly limit: number;
+  constructor(size: number, limit: number) {
+    super(
+      `the file is ${size} bytes, over the limit of ${sizeText(limit)} for a script: ` +
+        `split it, or keep bulk data in a file that a service reads`,
+    );
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
 /** A config watcher asked for with unusable arguments (no `config` ref, a path that is not a string...). */
 export class ConfigWatcherError extends UserError {
   readonly code = 'LIMEN_CONFIG_WATCHER';

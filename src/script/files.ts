@@ -3,15 +3,53 @@
 // directory's entries are visited by name and subdirectories take their place
 // among the files. Used by the config watcher, `limen check` and `limen eval`.
 
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Facet } from '../dataspace/index.ts';
 import type { Script } from './ast.ts';
 import { compileScript, type CompileResult } from './compile.ts';
-import { ScriptPathError, filePosition, type ScriptProblem } from './errors.ts';
-import { runScript, type RunResult, type ScriptBindings } from './interpreter.ts';
+import {
+  ScriptPathError,
+  ScriptTooLargeError,
+  filePosition,
+  type ScriptProblem,
+} from './errors.ts';
+import { runScript, type RunOptions, type RunResult, type ScriptBindings } from './interpreter.ts';
 
 export const SCRIPT_EXTENSION = '.pr';
+
+/**
+ * The largest script file limen reads (docs/script-language.md, "Limits"): reading,
+ * checking and running one costs some 50 times its size in memory, and it is applied
+ * in one turn, during which the daemon answers nothing.
+ */
+export const MAX_SCRIPT_BYTES = 1024 * 1024;
+
+/**
+ * Reads a script's text, refusing (ScriptTooLargeError) a file over `maxBytes` before
+ * reading it, and never reading more than `maxBytes` + 1 bytes of one that grows meanwhile.
+ */
+export async function readScriptText(path: string, maxBytes = MAX_SCRIPT_BYTES): Promise<string> {
+  const fh = await open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    if (size > maxBytes) throw new ScriptTooLargeError(size, maxBytes);
+    const buf = Buffer.alloc(Math.min(size, maxBytes) + 1);
+    let got = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, got, buf.length - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+      if (got === buf.length) {
+        if (got > maxBytes) throw new ScriptTooLargeError(got, maxBytes);
+        break; // grew since the stat, but not past the limit: what was there
+      }
+    }
+    return buf.toString('utf8', 0, got);
+  } finally {
+    await fh.close();
+  }
+}
 
 /** What a scan of a script tree found. */
 export interface ScriptTree {
@@ -108,7 +146,7 @@ export interface CheckedFile {
 export async function checkScriptFile(path: string, names: Iterable<string>): Promise<CheckedFile> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readScriptText(path);
   } catch (e) {
     return { path, script: undefined, problems: [readProblem(path, e)] };
   }
@@ -117,6 +155,7 @@ export async function checkScriptFile(path: string, names: Iterable<string>): Pr
 }
 
 export function readProblem(path: string, e: unknown): ScriptProblem {
+  if (e instanceof ScriptTooLargeError) return { pos: filePosition(path), message: e.message };
   const code = (e as { code?: unknown } | null)?.code;
   const why = typeof code === 'string' ? code : e instanceof Error ? e.message : String(e);
   return { pos: filePosition(path), message: `cannot read the file (${why})` };
@@ -140,6 +179,7 @@ export function runScripts(
   parent: Facet,
   scripts: readonly Script[],
   bindings: ScriptBindings,
+  options: RunOptions = {},
 ): RunResult[] {
-  return scripts.map((s) => runScript(parent, s, bindings));
+  return scripts.map((s) => runScript(parent, s, bindings, options));
 }

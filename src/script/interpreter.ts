@@ -4,21 +4,28 @@
 // after its setup: Syndicate's inert-facet rule). A runtime error is thrown as
 // ScriptRuntimeError: the engine stops the facet whose turn raised it (only
 // that one) and logs it with the instruction's file:line:col.
+//
+// Each script runs under a Budget (src/dataspace/budget.ts): a message loop, an
+// endless cascade, too many assertions or a value nested too deep stops the
+// facet that went over, and is reported once as a ScriptProblem.
 
-import { Embedded, Sym, peel, stringify, type Value } from '../preserves/index.ts';
+import { Embedded, Sym, peel, stringify, type Position, type Value } from '../preserves/index.ts';
 import {
+  Budget,
+  BudgetExceededError,
   Dataspace,
   Ref,
   during,
   embed,
   match,
+  type BudgetLimits,
   type Captures,
   type Facet,
 } from '../dataspace/index.ts';
-import type { Expr, Instr, Script, Target } from './ast.ts';
+import type { Expr, Instr, Script, Target, Template } from './ast.ts';
 import { describeEmbedded } from './describe.ts';
 import { FacetRef, facetValue } from './facet-ref.ts';
-import { ScriptRuntimeError, formatLocation } from './errors.ts';
+import { ScriptRuntimeError, filePosition, formatLocation, type ScriptProblem } from './errors.ts';
 import { instantiateTemplate, patternOf, type Lookup } from './terms.ts';
 
 /** The bindings a script sees: the loader's, then its captures and lets (innermost wins). */
@@ -58,15 +65,25 @@ class Run {
 
   /** Runs one instruction; returns the environment for the instructions after it. */
   instr(ins: Instr, facet: Facet, env: Env): Env {
+    try {
+      return this.#instr(ins, facet, env);
+    } catch (e) {
+      // A budget error raised below (by the engine or a template) says where in the script.
+      if (e instanceof BudgetExceededError) throw e.at(ins.pos);
+      throw e;
+    }
+  }
+
+  #instr(ins: Instr, facet: Facet, env: Env): Env {
     switch (ins.op) {
       case 'assert': {
         const ref = this.ref(ins.target, env, 'assert into');
-        facet.assert(ref, instantiateTemplate(ins.template, env.lookup));
+        facet.assert(ref, build(ins.template, env, ins.pos));
         holding.add(facet);
         return env;
       }
       case 'send': {
-        const value = instantiateTemplate(ins.template, env.lookup);
+        const value = build(ins.template, env, ins.pos);
         const target = this.targetValue(ins.target, env);
         if (target instanceof FacetRef) {
           if (!(value instanceof Sym && value.name === 'stop'))
@@ -195,13 +212,48 @@ class Run {
           .join(separator);
       }
       case 'template':
-        return instantiateTemplate(e.template, env.lookup);
+        return build(e.template, env, e.pos);
     }
+  }
+}
+
+/** A template's value, or a budget error at `pos` (the instruction that built it). */
+function build(t: Template, env: Env, pos: Position): Value {
+  try {
+    return instantiateTemplate(t, env.lookup);
+  } catch (e) {
+    if (e instanceof BudgetExceededError) throw e.at(pos);
+    throw e;
   }
 }
 
 /** The loader's bindings: variable name -> value (usually an embedded dataspace ref). */
 export type ScriptBindings = ReadonlyMap<string, Value>;
+
+export interface RunOptions {
+  /** The script's budget (default DEFAULT_BUDGET_LIMITS). */
+  readonly limits?: Partial<BudgetLimits>;
+  /**
+   * Told once per budget problem, after the facet that went over has stopped (the engine
+   * has logged it too), inside the failing turn: where in the script, and what.
+   */
+  readonly onBudgetExceeded?: (problem: ScriptProblem) => void;
+}
+
+const LOCATED = /^(.*):(\d+):(\d+)$/;
+
+/** A budget error as a problem of the script `source`, at the error's position or its origin's. */
+function budgetProblem(source: string, where: string, error: BudgetExceededError): ScriptProblem {
+  const message = `stopped: ${error.detail}`;
+  if (error.pos !== undefined) return { pos: error.pos, message };
+  const m = LOCATED.exec(where);
+  if (m !== null && m[1] === source) {
+    const line = Number(m[2]);
+    const column = Number(m[3]);
+    return { pos: { source, line, column, offset: 0 }, message };
+  }
+  return { pos: filePosition(source), message };
+}
 
 export interface RunResult {
   /** The facet the script runs in (already stopped if its setup failed). */
@@ -211,20 +263,45 @@ export interface RunResult {
 }
 
 /**
- * Runs a script in a new child facet of `parent` (origin: the file name). A runtime error
- * in the top-level instructions stops that facet, and is returned as well as logged.
+ * Runs a script in a new child facet of `parent` (origin: the file name), under a budget
+ * of its own. A runtime error in the top-level instructions stops that facet, and is
+ * returned as well as logged (and not given to `onBudgetExceeded`).
  */
-export function runScript(parent: Facet, script: Script, bindings: ScriptBindings): RunResult {
+export function runScript(
+  parent: Facet,
+  script: Script,
+  bindings: ScriptBindings,
+  options: RunOptions = {},
+): RunResult {
   const run = new Run(script);
   let error: unknown;
-  const facet = parent.spawn((f) => {
-    try {
-      run.block(script.body, f, new Env(bindings));
-    } catch (e) {
-      error = e;
-      throw e;
-    }
-  }, script.source);
+  // Problems met while the top level runs are held back: if the setup fails, its error
+  // says it all; if it does not, they concern a part that stopped, and are reported.
+  let held: ScriptProblem[] | undefined = [];
+  const report = options.onBudgetExceeded;
+  const budget = new Budget({
+    ...(options.limits === undefined ? {} : { limits: options.limits }),
+    onExceeded: (where, e) => {
+      const p = budgetProblem(script.source, where, e);
+      if (held !== undefined) held.push(p);
+      else report?.(p);
+    },
+  });
+  const facet = parent.spawn(
+    (f) => {
+      try {
+        run.block(script.body, f, new Env(bindings));
+      } catch (e) {
+        error = e;
+        throw e;
+      }
+    },
+    script.source,
+    budget,
+  );
+  const early = held;
+  held = undefined;
+  if (error === undefined && report !== undefined) for (const p of early) report(p);
   return { facet, error };
 }
 

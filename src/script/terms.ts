@@ -20,7 +20,14 @@ import {
   type Position,
   type Value,
 } from '../preserves/index.ts';
-import { asRef, attenuate, embed, type Caveat, type Pattern } from '../dataspace/index.ts';
+import {
+  BudgetExceededError,
+  asRef,
+  attenuate,
+  embed,
+  type Caveat,
+  type Pattern,
+} from '../dataspace/index.ts';
 import type { CaveatTemplate, PatternTerm, ScriptPattern, Template } from './ast.ts';
 import { ScriptRuntimeError } from './errors.ts';
 import { nearest } from '../base/suggest.ts';
@@ -428,14 +435,60 @@ export function patternOf(term: PatternTerm, lookup: Lookup): Pattern {
 }
 
 /**
+ * How deeply a value a script builds may nest (docs/script-language.md, "Budgets"):
+ * half the codec's limit, so that whatever a script makes can still be written,
+ * inside a reply or a log record, and compared and hashed without exhausting the stack.
+ */
+export const MAX_VALUE_DEPTH = 256;
+
+/** True if v nests more than `levels` containers deep (stops looking once it does). */
+function deeperThan(v: Value, levels: number): boolean {
+  const p = peel(v);
+  if (p instanceof Record) {
+    if (levels === 0) return true;
+    if (deeperThan(p.label, levels - 1)) return true;
+    for (const f of p.fields) if (deeperThan(f, levels - 1)) return true;
+    return false;
+  }
+  if (Array.isArray(p)) {
+    if (levels === 0) return true;
+    for (const x of p as readonly Value[]) if (deeperThan(x, levels - 1)) return true;
+    return false;
+  }
+  if (p instanceof PSet) {
+    if (levels === 0) return true;
+    for (const x of p) if (deeperThan(x, levels - 1)) return true;
+    return false;
+  }
+  if (p instanceof Dict) {
+    if (levels === 0) return true;
+    for (const [k, x] of p) if (deeperThan(k, levels - 1) || deeperThan(x, levels - 1)) return true;
+    return false;
+  }
+  return false;
+}
+
+/**
  * The value a template describes with the current bindings. Names in `keep` stay as
  * `$name` symbols (a rewrite caveat fills them from its pattern's captures later).
+ * A value nested deeper than MAX_VALUE_DEPTH is a BudgetExceededError.
  */
 export function instantiateTemplate(
   t: Template,
   lookup: Lookup,
   keep?: ReadonlySet<string>,
 ): Value {
+  const v = fill(t, lookup, keep);
+  // A lone variable passes on a value that exists already: only what is built is checked.
+  if (t.t !== 'var' && t.t !== 'attenuate' && deeperThan(v, MAX_VALUE_DEPTH))
+    throw new BudgetExceededError(
+      'depth',
+      `a value nested more than ${MAX_VALUE_DEPTH} levels deep (one that grows each turn?)`,
+    );
+  return v;
+}
+
+function fill(t: Template, lookup: Lookup, keep: ReadonlySet<string> | undefined): Value {
   switch (t.t) {
     case 'lit':
       return t.value;
@@ -443,19 +496,16 @@ export function instantiateTemplate(
       return keep?.has(t.name) === true ? sym('$' + t.name) : strip(bound(lookup, t.name, t.pos));
     case 'rec':
       return new Record(
-        instantiateTemplate(t.label, lookup, keep),
-        t.fields.map((f) => instantiateTemplate(f, lookup, keep)),
+        fill(t.label, lookup, keep),
+        t.fields.map((f) => fill(f, lookup, keep)),
       );
     case 'seq':
-      return t.items.map((x) => instantiateTemplate(x, lookup, keep));
+      return t.items.map((x) => fill(x, lookup, keep));
     case 'set':
-      return new PSet(t.items.map((x) => instantiateTemplate(x, lookup, keep)));
+      return new PSet(t.items.map((x) => fill(x, lookup, keep)));
     case 'dict':
       return new Dict(
-        t.entries.map(
-          ([k, x]) =>
-            [instantiateTemplate(k, lookup, keep), instantiateTemplate(x, lookup, keep)] as const,
-        ),
+        t.entries.map(([k, x]) => [fill(k, lookup, keep), fill(x, lookup, keep)] as const),
       );
     case 'attenuate': {
       const base = bound(lookup, t.variable, t.pos);

@@ -34,11 +34,16 @@ as #:<dataspace NAME>.
 Options:
   --dataspace NAME  config (default), machine or log
   --json            one JSON value per line (see docs/json-mapping.md)
-  --timeout MS      give up if the scripts are still busy after MS milliseconds
-                    (a message loop, say); default ${DEFAULT_TIMEOUT_MS}
+  --timeout MS      give up if the scripts are still busy after MS milliseconds;
+                    default ${DEFAULT_TIMEOUT_MS}
 
-Exit status: 0 if the scripts ran cleanly, 1 on a check or runtime error (the
-assertions are printed anyway after a runtime error), 2 on a usage error.
+A script that goes over its budget (a message loop, a value that grows each
+turn, too many assertions: see docs/script-language.md) is stopped there and
+reported with its file:line:col, as the daemon does.
+
+Exit status: 0 if the scripts ran cleanly, 1 on a check, runtime or budget
+error (the assertions are printed anyway after a runtime error), 2 on a usage
+error.
 
 Examples:
   limen eval config/boot
@@ -109,9 +114,7 @@ Examples:
     if (!settled) {
       // Stopping everything removes every observer, which ends whatever loop kept it busy.
       engine.root.stop();
-      failures.push(
-        `the scripts were still busy after ${timeoutMs} ms (a message loop?); stopped them`,
-      );
+      failures.push(`the scripts were still busy after ${timeoutMs} ms; stopped them`);
     }
 
     const values = [...spaces[which].values()].map(presentable).sort(compare);

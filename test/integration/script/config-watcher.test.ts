@@ -1,6 +1,6 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Dict, parse, record, stringify, sym, type Value } from '../../../src/preserves/index.ts';
@@ -282,6 +282,122 @@ describe('ConfigWatcher', () => {
     await w.rescan();
     await h.engine.sync();
     assert.equal(h.config.size, 0);
+  });
+});
+
+/** Rewrites `path` in place (truncate, then 64 KiB chunks `gapMs` apart), as a slow writer does. */
+async function writeInPlace(path: string, text: string, gapMs: number): Promise<void> {
+  const data = Buffer.from(text);
+  const fh = await open(path, 'w'); // O_TRUNC: the file is empty from here on
+  try {
+    for (let at = 0; at < data.length; at += 64 * 1024) {
+      await fh.write(data, at, Math.min(64 * 1024, data.length - at), at);
+      await new Promise((r) => setTimeout(r, gapMs)); // the writer's pace, not a wait for state
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A script of about `kib` KiB: fillers, then what must never go away, last. */
+function bigScript(kib: number, version: number): string {
+  const lines: string[] = [];
+  for (let i = 0, size = 0; size < kib * 1024; i++) {
+    const line = `<filler ${i} "${'x'.repeat(48)}">`;
+    lines.push(line);
+    size += line.length + 1;
+  }
+  return `${lines.join('\n')}\n<keep>\n<version ${version}>\n`;
+}
+
+describe('ConfigWatcher: bounds and settling', () => {
+  it('refuses a file over the size limit unread, keeping its last good version', async (t) => {
+    const h = await harness(t);
+    await h.put('a.pr', '<v 1>');
+    await h.start({ maxFileBytes: 1000 });
+    await h.put('a.pr', `<v 2> # ${'x'.repeat(2000)}`);
+    const path = join(h.dir, 'a.pr');
+    await until(() => h.configErrors().length === 1, { describe: () => h.configErrors().join() });
+    assert.deepEqual(h.configErrors(), [
+      `<config-error ${JSON.stringify(path)} {column: 0 line: 0 message: "the file is 2008 bytes, over the limit of 1000 bytes for a script: split it, or keep bulk data in a file that a service reads"}>`,
+    ]);
+    assert.ok(h.config.has(parse('<v 1>')));
+    await h.put('a.pr', '<v 3>');
+    await h.has(['<v 3>']);
+    await until(() => h.configErrors().length === 0, { describe: () => h.configErrors().join() });
+  });
+
+  it('refuses, by name order, the files that bring a tree over its total', async (t) => {
+    const h = await harness(t);
+    await h.put('a.pr', `<a> # ${'x'.repeat(50)}`);
+    await h.put('b.pr', `<b> # ${'x'.repeat(50)}`);
+    await h.put('c.pr', '<c>');
+    await h.start({ maxTotalBytes: 100 });
+    assert.ok(h.config.has(parse('<a>')));
+    assert.ok(!h.config.has(parse('<b>')));
+    assert.match(
+      h.configErrors().join(),
+      /b\.pr" \{column: 0 line: 0 message: "not loaded: with it the scripts under .* total 115 bytes, over the limit of 100 bytes"\}>/,
+    );
+    assert.equal(h.configErrors().length, 2); // c.pr too: 119 bytes
+    await h.put('a.pr', '<a>');
+    await h.has(['<b>', '<c>']);
+    await until(() => h.configErrors().length === 0, { describe: () => h.configErrors().join() });
+  });
+
+  it('applies a file rewritten in place in chunks only once it is whole, and reports nothing meanwhile', async (t) => {
+    const h = await harness(t);
+    const path = join(h.dir, 'big.pr');
+    await writeFile(path, bigScript(300, 0));
+    await h.start();
+    assert.ok(h.config.has(parse('<keep>')));
+    h.events.length = 0;
+    for (let version = 1; version <= 3; version++) {
+      await writeInPlace(path, bigScript(300, version), 20);
+      await h.has([`<version ${version}>`]);
+    }
+    await h.engine.sync();
+    // Nothing but the version ever changed: no half file applied, no error reported.
+    assert.deepEqual(
+      h.events.filter((e) => !e.includes('<version ')),
+      [],
+    );
+    assert.deepEqual(h.errors, []);
+  });
+
+  it('reports a file left ending in the middle of a value, once it has stopped changing', async (t) => {
+    const h = await harness(t);
+    const path = join(h.dir, 'a.pr');
+    await writeFile(path, '<v 1>\n');
+    await h.start({ incompleteMs: 300 });
+    await writeInPlace(path, '<v 2>\n<w "unfinished', 0);
+    await until(() => h.configErrors().length === 1, { describe: () => h.configErrors().join() });
+    assert.match(
+      h.configErrors()[0]!,
+      /\{column: 15 line: 2 message: "unterminated string opened at 2:4"\}/,
+    );
+    assert.ok(h.config.has(parse('<v 1>')) && !h.config.has(parse('<v 2>')));
+  });
+
+  it('shows a budget failure as a config error until the file changes, or a rescan runs it again', async (t) => {
+    const h = await harness(t);
+    await h.put('loop.pr', '<here>\n?? <ping> ! <ping>');
+    const w = await h.start();
+    const path = join(h.dir, 'loop.pr');
+    const error = `<config-error ${JSON.stringify(path)} {column: 1 line: 2 message: "stopped: a chain of more than 100000 turns, each caused by the one before, did not end (a message or assertion loop?)"}>`;
+    h.engine.turn(() => h.engine.root.send(h.config.ref, record('ping')));
+    await until(() => h.configErrors().length === 1, { describe: () => h.configErrors().join() });
+    assert.deepEqual(h.configErrors(), [error]);
+    assert.ok(!h.config.has(parse('<here>')));
+    // SIGHUP: the same file runs again, and its error goes.
+    await w.rescan();
+    await h.has(['<here>']);
+    assert.deepEqual(h.configErrors(), []);
+    h.engine.turn(() => h.engine.root.send(h.config.ref, record('ping')));
+    await until(() => h.configErrors().length === 1, { describe: () => h.configErrors().join() });
+    await h.put('loop.pr', '<fixed>');
+    await h.has(['<fixed>']);
+    assert.deepEqual(h.configErrors(), []);
   });
 });
 

@@ -114,7 +114,17 @@ describe('limen eval', () => {
   it('gives up on scripts that never settle', async () => {
     const r = await run('eval', f('loop.pr'), '--timeout', '200');
     assert.equal(r.code, 1);
-    assert.match(r.err, /still busy after 200 ms \(a message loop\?\); stopped them\n$/);
+    assert.match(r.err, /still busy after 200 ms; stopped them\n$/);
+  });
+
+  it('stops a message loop at its budget and says where, as the daemon does', async () => {
+    // The timeout is only a backstop here: the budget ends the loop, not the clock.
+    const r = await run('eval', f('loop.pr'), '--timeout', '30000');
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.err,
+      `limen eval: ${f('loop.pr')}:2:1: facet stopped: a chain of more than 100000 turns, each caused by the one before, did not end (a message or assertion loop?)\n`,
+    );
   });
 
   it('rejects bad options', async () => {

@@ -1,8 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse, record, stringify, type Value } from '../../../src/preserves/index.ts';
-import { P, asRef, type Handle } from '../../../src/dataspace/index.ts';
-import { ScriptRuntimeError } from '../../../src/script/index.ts';
+import { BudgetExceededError, P, asRef, type Handle } from '../../../src/dataspace/index.ts';
+import {
+  ScriptRuntimeError,
+  bindingsOf,
+  compileScript,
+  formatProblem,
+  runScript,
+} from '../../../src/script/index.ts';
 import { sortedText, world } from './world.ts';
 
 const v = (text: string): Value => parse(text);
@@ -406,5 +412,69 @@ describe('running scripts: runtime errors', () => {
     await w.engine.sync();
     const [copy] = [...w.config.values()] as { fields: readonly Value[] }[];
     assert.equal(asRef(copy!.fields[0]!), w.config.ref);
+  });
+});
+
+describe('running scripts: budgets', () => {
+  /** Runs a script with a budget, collecting what it reports (and the engine logs). */
+  function budgeted(text: string, limits: { handles?: number; turns?: number } = {}) {
+    const w = world();
+    const source = '/etc/limen/loop.pr';
+    const r = compileScript(text, { source, names: ['config', 'machine', 'log'] });
+    if (r.script === undefined) throw new Error(r.problems.map(formatProblem).join('\n'));
+    const problems: string[] = [];
+    const run = runScript(
+      w.engine.root,
+      r.script,
+      bindingsOf({ config: w.config.ref, machine: w.machine.ref, log: w.log.ref }),
+      { limits, onBudgetExceeded: (p) => problems.push(formatProblem(p)) },
+    );
+    return { w, run, problems };
+  }
+
+  it('stops a message loop at the ?? that loops, with its file:line:col', async () => {
+    const { w, run, problems } = budgeted('<kept>\n?? <ping> ! <ping>\n! <ping>');
+    await w.engine.sync();
+    assert.equal(run.facet.isStopped, true);
+    assert.deepEqual(problems, [
+      '/etc/limen/loop.pr:2:1: stopped: a chain of more than 100000 turns, each caused by the one before, did not end (a message or assertion loop?)',
+    ]);
+    assert.equal(w.errors.length, 1);
+  });
+
+  it('stops a value that grows each turn at 256 levels, where it is built, and only that facet', async () => {
+    const { w, run, problems } = budgeted(
+      '?? <grow ?n> [ <grown $n> ! <grow <s $n>> ]\n! <grow z>',
+    );
+    await w.engine.sync();
+    // The reaction that went over stopped; the file's facet and what earlier messages built stay.
+    assert.equal(run.facet.isAlive, true);
+    assert.deepEqual(problems, [
+      '/etc/limen/loop.pr:1:27: stopped: a value nested more than 256 levels deep (one that grows each turn?)',
+    ]);
+    assert.equal(w.config.size, 255);
+  });
+
+  it('stops a reaction that asserts too much at the assertion, and keeps the rest', async () => {
+    const { w, run, problems } = budgeted(
+      '<a 1> <a 2>\n?? <add ?n> <b $n>\n! <add 1> ! <add 2> ! <add 3>',
+      { handles: 4 },
+    );
+    await w.engine.sync();
+    assert.equal(run.facet.isAlive, true);
+    assert.deepEqual(w.show(), ['<a 1>', '<a 2>', '<b 1>']);
+    assert.deepEqual(problems, [
+      '/etc/limen/loop.pr:2:13: stopped: more than 4 assertions and observations held at once by one script',
+    ]);
+  });
+
+  it('fails the setup, not a report, when the top level itself goes over', async () => {
+    const { w, run, problems } = budgeted('<a 1>\n<a 2>\n<a 3>', { handles: 2 });
+    await w.engine.sync();
+    assert.ok(run.error instanceof BudgetExceededError);
+    assert.equal(run.error.pos?.line, 3);
+    assert.equal(run.facet.isStopped, true);
+    assert.equal(w.config.size, 0);
+    assert.deepEqual(problems, []);
   });
 });
