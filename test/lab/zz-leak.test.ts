@@ -11,14 +11,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { labBaseDir, labNames } from '../../src/lab/lab.ts';
-import { have, namespaces, run } from '../../src/lab/system.ts';
+import { namespaces, run } from '../../src/lab/system.ts';
+import { prerequisites } from '../support/prerequisites.ts';
 
-const skip =
-  process.getuid?.() !== 0
-    ? 'needs root (to read every process environment, as the lab runs as root)'
-    : !have('ip')
-      ? 'needs ip (iproute2)'
-      : false;
+const skip = prerequisites({
+  root: 'to read every process environment, as the lab runs as root',
+  programs: ['ip'],
+});
 
 const LAB_NAMESPACE = /limen-[a-z][a-z0-9]{0,11}-(?:world|isp|sw|rtr|lan1|lan2)\b/;
 // The lab's link names, but eth0 (the host's own) and br0 (a common host bridge).

@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { until } from '../../support/until.ts';
-import { Harness, ip, ipBatch, ipJson, isRoot, netns } from './harness-monitor-client.ts';
+import { prerequisites } from '../../support/prerequisites.ts';
+import { Harness, ip, ipBatch, ipJson, netns } from './harness-monitor-client.ts';
 
-const skip = isRoot ? false : 'needs root (network namespaces)';
+const skip = prerequisites({ netns: true });
 
 interface IpAddr {
   ifname: string;

@@ -23,8 +23,6 @@ import { until } from '../../support/until.ts';
 const harnessPath = fileURLToPath(new URL('./harness-monitor.ts', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
-export const isRoot = process.getuid?.() === 0;
-
 export function uniqueName(prefix = 'lt'): string {
   return `${prefix}-${randomBytes(3).toString('hex')}`;
 }

@@ -10,9 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { parse, record, sym, type Value } from '../../../src/preserves/index.ts';
 import { Dataspace, Engine, type Handle } from '../../../src/dataspace/index.ts';
 import { startLinkAdmin } from '../../../src/net/link-admin.ts';
+import { prerequisites } from '../../support/prerequisites.ts';
 import { until } from '../../support/until.ts';
 
-const root = process.getuid?.() === 0;
 const ns = `lt-${randomBytes(3).toString('hex')}`;
 
 function adminUp(link: string): boolean {
@@ -24,7 +24,7 @@ function adminUp(link: string): boolean {
   return out[0]!.flags.includes('UP');
 }
 
-describe('link admin', { skip: root ? false : 'needs root (network namespaces)' }, () => {
+describe('link admin', { skip: prerequisites({ netns: true }) }, () => {
   before(() => {
     execFileSync('ip', ['netns', 'add', ns]);
     execFileSync('ip', ['-n', ns, 'link', 'add', 'la', 'type', 'veth', 'peer', 'name', 'lb']);
