@@ -24,9 +24,9 @@ import {
   sym,
   type Value,
 } from '../../../src/preserves/index.ts';
+import type { Engine } from '../../../src/dataspace/index.ts';
 import {
   Dataspace,
-  Engine,
   P,
   match,
   type Facet,
@@ -39,6 +39,7 @@ import { describeProcs, killMarked, newMarker, processesWithEnv } from '../../su
 import { prng } from '../../support/random.ts';
 import { prerequisites } from '../../support/prerequisites.ts';
 import { until } from '../../support/until.ts';
+import { RecordingLogger, checkedEngine, type LogLevel } from '../../support/engine-log.ts';
 
 const repo = resolve(import.meta.dirname, '../../..');
 const SCRIPT = join(repo, 'libexec/udhcpc-script');
@@ -178,13 +179,12 @@ describe('interpreting lease outputs', () => {
 // ---- The driver, in-process --------------------------------------------------------------
 
 function driverWorld(t: TestContext) {
-  const engine = new Engine({
-    logger: { error: (m) => assert.fail(`engine error: ${m}`), warn: () => {} },
-  });
+  const { engine, log } = checkedEngine(t);
   const config = new Dataspace(engine, 'config');
   let client!: ReturnType<typeof startDhcpClient>;
   engine.turn(() => (client = startDhcpClient(engine.root, { config: config.ref })));
   t.after(() => engine.turn(() => engine.root.stop()));
+  t.after(() => log.check());
   const service = (ifname: string) => record('daemon', record('udhcpc', ifname));
   const held = new Map<string, Handle>();
   const setOutput = (ifname: string, key: string, value: Value | undefined) => {
@@ -526,6 +526,8 @@ class Harness {
   readonly history: Seen[] = [];
   readonly current = new Map<string, Value>();
   readonly exited: Promise<void>;
+  /** The harness engine's log lines (it prints them on stderr as `LEVEL: message`). */
+  readonly log = new RecordingLogger();
   stderr = '';
   constructor(ns: string, settings: object, env: NodeJS.ProcessEnv) {
     this.child = spawn(
@@ -544,6 +546,10 @@ class Harness {
     );
     this.child.stderr!.setEncoding('utf8').on('data', (s: string) => {
       this.stderr = (this.stderr + s).slice(-20000);
+    });
+    createInterface({ input: this.child.stderr! }).on('line', (line) => {
+      const m = /^(error|warn|info): (.*)$/.exec(line);
+      if (m !== null) this.log.record(m[1] as LogLevel, m[2]!);
     });
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       const o = JSON.parse(line) as { op: string; ds?: string; v?: string };
@@ -707,6 +713,7 @@ describe('udhcpc against dnsmasq in network namespaces', { skip }, () => {
     for (const ns of [serverNs, clientNs]) spawnSync('ip', ['netns', 'del', ns]);
     rmSync(dir, { recursive: true, force: true });
     assert.deepEqual(leaked, [], `processes left behind: ${describeProcs(leaked)}`);
+    harness?.log.check();
   });
 
   let bound = '';

@@ -18,6 +18,8 @@ import {
   type Dict,
   type Value,
 } from '../../../src/preserves/index.ts';
+import type { LogFields } from '../../../src/dataspace/index.ts';
+import { RecordingLogger, type LogLevel } from '../../support/engine-log.ts';
 import { until } from '../../support/until.ts';
 
 const harnessPath = fileURLToPath(new URL('./harness-monitor.ts', import.meta.url));
@@ -67,6 +69,8 @@ export class Harness {
   /** Published assertions, by dataspace, as Preserves text with their counts. */
   readonly ds = { config: new Map<string, number>(), machine: new Map<string, number>() };
   readonly logs: LogLine[] = [];
+  /** The same lines, checked when the test ends: an unexpected error fails it. */
+  readonly engineLog = new RecordingLogger();
   readonly replies = new Map<number, Record<string, unknown>>();
   readonly done = new Set<number>();
   readonly stderr: string[] = [];
@@ -111,9 +115,12 @@ export class Harness {
         case 'done':
           this.done.add(m.req!);
           break;
-        case 'log':
-          this.logs.push(m as unknown as LogLine);
+        case 'log': {
+          const l = m as unknown as LogLine;
+          this.logs.push(l);
+          this.engineLog.record(l.level as LogLevel, l.message, l.fields as LogFields | undefined);
           break;
+        }
       }
     });
   }
@@ -122,6 +129,7 @@ export class Harness {
   static async start(t: TestContext, ns: string, args: readonly string[]): Promise<Harness> {
     const h = new Harness(ns, args);
     t.after(() => h.kill());
+    t.after(() => h.engineLog.check());
     await until(() => h.isReady, {
       timeoutMs: 20_000,
       describe: () => `harness ready; stderr: ${h.stderr.join('\n')}`,
