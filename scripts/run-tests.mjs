@@ -9,8 +9,11 @@
 // each folder (test/unit, test/integration/AREA, test/lab…), and every skipped
 // test with its reason. In CI (CI=true) a skipped test fails the run: there
 // every prerequisite must be present (test/support/prerequisites.ts).
+// Everything the run starts inherits LIMEN_TEST_RUN=limen-test-run-HEX, by
+// which the leak check (test/lab/zz-leak.test.ts, last) finds what was left.
 
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, relative, resolve, sep } from 'node:path';
@@ -63,7 +66,11 @@ const r = spawnSync(
     `--test-reporter-destination=${countsFile}`,
     ...files,
   ],
-  { cwd: root, stdio: 'inherit' },
+  {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, LIMEN_TEST_RUN: `limen-test-run-${randomBytes(6).toString('hex')}` },
+  },
 );
 let report;
 try {

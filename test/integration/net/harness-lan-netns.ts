@@ -6,6 +6,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
+import { testLink } from '../../support/names.ts';
 import { prerequisites } from '../../support/prerequisites.ts';
 import { until } from '../../support/until.ts';
 
@@ -63,8 +64,8 @@ export interface VethEnd {
 
 /** A veth pair between two namespaces, both ends up (deleted with the namespaces). */
 export function veth(a: VethEnd, b: VethEnd): void {
-  const tmpA = `lv${suffix()}`;
-  const tmpB = `lv${suffix()}`;
+  const tmpA = testLink();
+  const tmpB = testLink();
   run([
     'ip',
     'link',

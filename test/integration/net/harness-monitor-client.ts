@@ -3,7 +3,6 @@
 // are mirrored here (a multiset per dataspace) so that tests can wait on them.
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -20,14 +19,11 @@ import {
 } from '../../../src/preserves/index.ts';
 import type { LogFields } from '../../../src/dataspace/index.ts';
 import { RecordingLogger, type LogLevel } from '../../support/engine-log.ts';
+import { testNamespace } from '../../support/names.ts';
 import { until } from '../../support/until.ts';
 
 const harnessPath = fileURLToPath(new URL('./harness-monitor.ts', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-
-export function uniqueName(prefix = 'lt'): string {
-  return `${prefix}-${randomBytes(3).toString('hex')}`;
-}
 
 /** Runs `ip ARGS` in the namespace; returns stdout. */
 export function ip(ns: string, ...args: string[]): string {
@@ -45,7 +41,7 @@ export function ipBatch(ns: string, lines: readonly string[]): void {
 
 /** A fresh namespace with loopback up, deleted when the test ends. */
 export function netns(t: TestContext): string {
-  const ns = uniqueName('lt');
+  const ns = testNamespace();
   execFileSync('ip', ['netns', 'add', ns]);
   t.after(() => {
     try {
