@@ -296,6 +296,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
             facet: root,
             config: config.ref,
             machine: machine.ref,
+            ...(monitor === undefined ? {} : { linksKnown: monitor.ready }),
           }),
         }),
     settings: new SettingsDirectory(paths.userSettingsDir),

@@ -21,6 +21,11 @@ export interface InterfaceControllerOptions {
   readonly machine: Ref;
   /** How long ifdown waits for a released DHCP lease to be withdrawn; default 3000 ms. */
   readonly releaseWaitMs?: number;
+  /**
+   * Settles once the kernel's links are in $machine (the interface monitor's first
+   * dump): only then can ifup say that an interface does not exist.
+   */
+  readonly linksKnown?: Promise<void>;
 }
 
 const DEFAULT_RELEASE_WAIT_MS = 3000;
@@ -64,8 +69,8 @@ export function interfaceController(opts: InterfaceControllerOptions): Interface
         }
         resolve(r);
       };
-      const onAbort = () =>
-        done({ ok: false, reason: `${ifname}: request cancelled or timed out` });
+      // The server puts the interface's name before every reason.
+      const onAbort = () => done({ ok: false, reason: 'request cancelled or timed out' });
       // Aborted already (while waiting for a pending release): nothing to start.
       if (signal.aborted) {
         onAbort();
@@ -132,27 +137,43 @@ export function interfaceController(opts: InterfaceControllerOptions): Interface
           onProgress(`${ifname}: administrative down withdrawn`);
         }
         // "No configuration" is an answer only once the configuration is loaded (the
-        // core milestone is up); right after boot, ifup waits for it instead.
+        // core milestone is up), and "no such interface" once the kernel's links are
+        // known; right after boot, ifup waits for both instead.
         let configured = false;
         f.observe(config, P.rec('configure-interface', P.lit(ifname), P._), {
           onAdd: () => void (configured = true),
         });
+        // A count: a change of the link is its new value added, then the old one removed.
+        let links = 0;
+        f.observe(machine, P.rec('interface', P.lit(ifname)), {
+          onAdd: () => void links++,
+          onRemove: () => void links--,
+        });
+        // Without the links (no monitor, or netlink unavailable), existence is not judged.
+        const linksKnown = (opts.linksKnown ?? Promise.reject(new Error('unknown'))).then(
+          () => true,
+          () => false,
+        );
         f.observe(
           config,
           P.rec('service-state', P.rec('milestone', P.lit(sym('core'))), P.lit(sym('up'))),
           {
             // Decide once the engine is quiescent: the core layer's reactions have run and
-            // the configure-interface observer has been handed what exists.
+            // the observers have been handed what exists.
             onAdd: () =>
-              void engine.sync().then(() =>
-                f.turn(() => {
-                  if (!configured) {
-                    done({
-                      ok: false,
-                      reason: `${ifname} has no configuration: add <configure-interface "${ifname}" <dhcp>> (or <static ...>) to the site configuration`,
-                    });
-                  }
-                }),
+              void linksKnown.then((known) =>
+                engine.sync().then(() =>
+                  f.turn(() => {
+                    if (known && links === 0) {
+                      done({ ok: false, reason: 'no such interface' });
+                    } else if (!configured) {
+                      done({
+                        ok: false,
+                        reason: `no configuration: add <configure-interface "${ifname}" <dhcp>> (or <static ...>) to the site configuration`,
+                      });
+                    }
+                  }),
+                ),
               ),
           },
         );
@@ -206,7 +227,7 @@ export function interfaceController(opts: InterfaceControllerOptions): Interface
           f.turn(() => {
             if (!exists) {
               takeDown();
-              done({ ok: false, reason: `no interface named ${ifname}` });
+              done({ ok: false, reason: 'no such interface' });
               return;
             }
             if (leases === 0 || held.has(ifname)) {

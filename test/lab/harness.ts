@@ -34,6 +34,7 @@ import {
 } from '../../src/lab/lab.ts';
 import { have, processStartTime, tryRun, type RunResult } from '../../src/lab/system.ts';
 import { captureIo } from '../support/cli-io.ts';
+import { prerequisites } from '../support/prerequisites.ts';
 import { until } from '../support/until.ts';
 
 export const WORLD_PAGE = /Hello from world\.test/;
@@ -42,17 +43,24 @@ export const UDHCPC_WAN = '<daemon <udhcpc "wan0">>';
 export const DNSMASQ_LAN = '<daemon <dnsmasq "lan0">>';
 export const NTPD = '<daemon ntpd>';
 
-/** Why these tests cannot run here (for `describe(…, { skip })`), or false. */
+/**
+ * Why these tests cannot run here (for `describe(…, { skip })`), or false; in CI a
+ * missing prerequisite fails the run instead (test/support/prerequisites.ts).
+ */
 export function labSkip(): string | false {
-  const problem = labPreflight();
-  if (problem !== undefined) return `the lab cannot run here: ${problem.replace(/\n/g, '; ')}`;
-  if (!existsSync(join(repoRoot(), 'dist', 'cli', 'main.js'))) {
-    return 'dist/ is not built (npm run build): the lab runs limen from bin/limen.js';
-  }
-  if (!have('chronyd')) {
-    return 'chronyd is missing (apt-get install chrony): examples/home-router runs it as <daemon ntpd>';
-  }
-  return false;
+  return prerequisites({
+    check: () => {
+      const problem = labPreflight();
+      if (problem !== undefined) return `the lab cannot run here: ${problem.replace(/\n/g, '; ')}`;
+      if (!existsSync(join(repoRoot(), 'dist', 'cli', 'main.js'))) {
+        return 'dist/ is not built (npm run build): the lab runs limen from bin/limen.js';
+      }
+      if (!have('chronyd')) {
+        return 'chronyd is missing (apt-get install chrony): examples/home-router runs it as <daemon ntpd>';
+      }
+      return undefined;
+    },
+  });
 }
 
 // ---- The CLI -----------------------------------------------------------------------------------

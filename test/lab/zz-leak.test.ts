@@ -1,26 +1,33 @@
-// Runs after every other lab test (the files run one at a time, sorted by
-// name): nothing of any lab may remain on this machine. No lab by its directory
-// or namespaces (labNames()), no namespace named limen-*, no /etc/netns/limen-*
+// Runs after every other test (scripts/run-tests.mjs runs test/lab last, and
+// the files one at a time, sorted by name): nothing of any lab or test may
+// remain on this machine. No lab by its directory or namespaces (labNames()),
+// no namespace named limen-* (a lab's) or lt-* (an integration test's or a
+// benchmark's: test/support/names.ts), no /etc/netns/ directory of either
 // (where the LAN clients' resolv.conf lives), no process that names the lab's
-// base directory or a lab namespace in its command line or environment, and no
-// link in the host's namespace named like one of the lab's (the lab creates its
-// links inside its namespaces only). A lab brought up by hand and left running
-// makes this fail too: take it down with `limen lab down --all`.
+// base directory or a lab namespace in its command line or environment, or
+// carries a test marker (LIMEN_TEST_…=limen-test-…, test/support/processes.ts)
+// or this test run's mark (LIMEN_TEST_RUN, set by scripts/run-tests.mjs for
+// everything the run starts), and no link in the host's namespace named like
+// one of the lab's or a test's. A lab brought up by hand and left running makes
+// this fail too: take it down with `limen lab down --all`.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { labBaseDir, labNames } from '../../src/lab/lab.ts';
-import { have, namespaces, run } from '../../src/lab/system.ts';
+import { namespaces, run } from '../../src/lab/system.ts';
+import { TEST_LINK, TEST_NAMESPACE } from '../support/names.ts';
+import { prerequisites } from '../support/prerequisites.ts';
 
-const skip =
-  process.getuid?.() !== 0
-    ? 'needs root (to read every process environment, as the lab runs as root)'
-    : !have('ip')
-      ? 'needs ip (iproute2)'
-      : false;
+const skip = prerequisites({
+  root: 'to read every process environment, as the lab runs as root',
+  programs: ['ip'],
+});
 
 const LAB_NAMESPACE = /limen-[a-z][a-z0-9]{0,11}-(?:world|isp|sw|rtr|lan1|lan2)\b/;
+const isLeftNamespace = (n: string) => n.startsWith('limen-') || TEST_NAMESPACE.test(n);
+/** A test's marker value (newMarker()) or the run's (scripts/run-tests.mjs). */
+const MARKER_VALUE = /^[A-Z0-9_]+=limen-test-/;
 // The lab's link names, but eth0 (the host's own) and br0 (a common host bridge).
 const LAB_LINK = /^(?:to-world|to-rtr|wan0|lan0|p-rtr|p-lan\d+|limen-.*)$/;
 
@@ -53,31 +60,29 @@ describe('no lab is left behind', { skip }, () => {
     assert.deepEqual(labNames(), [], `labs left: take them down with \`limen lab down --all\``);
   });
 
-  it('no network namespace named limen-*', () => {
-    assert.deepEqual(
-      namespaces().filter((n) => n.startsWith('limen-')),
-      [],
-    );
+  it("no network namespace named limen-* (a lab's) or lt-* (a test's)", () => {
+    assert.deepEqual(namespaces().filter(isLeftNamespace), []);
   });
 
-  it('no /etc/netns/limen-* directory', () => {
-    const left = existsSync('/etc/netns')
-      ? readdirSync('/etc/netns').filter((n) => n.startsWith('limen-'))
-      : [];
+  it('no /etc/netns/ directory of a lab or test namespace', () => {
+    const left = existsSync('/etc/netns') ? readdirSync('/etc/netns').filter(isLeftNamespace) : [];
     assert.deepEqual(left, []);
   });
 
-  it('no process names the lab directory or a lab namespace', () => {
+  it("no process names the lab directory or a lab namespace, or carries a test's marker", () => {
     const base = labBaseDir();
     const mine = ancestry();
     const found: string[] = [];
     for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
       if (mine.has(Number(pid))) continue;
       const cmdline = procText(pid, 'cmdline').replace(/\0/g, ' ').trim();
-      const environ = procText(pid, 'environ')
-        .split('\0')
-        .filter((v) => !v.startsWith('LIMEN_LAB_DIR='))
-        .join(' ');
+      const variables = procText(pid, 'environ').split('\0');
+      const marker = variables.find((v) => MARKER_VALUE.test(v));
+      if (marker !== undefined) {
+        found.push(`pid ${pid} (a test's process: ${marker}): ${cmdline.slice(0, 200)}`);
+        continue;
+      }
+      const environ = variables.filter((v) => !v.startsWith('LIMEN_LAB_DIR=')).join(' ');
       for (const [what, text] of [
         ['command line', cmdline],
         ['environment', environ],
@@ -91,12 +96,12 @@ describe('no lab is left behind', { skip }, () => {
     assert.deepEqual(found, []);
   });
 
-  it("no link named like the lab's in the host's namespace", () => {
+  it("no link named like the lab's or a test's in the host's namespace", () => {
     const links = (JSON.parse(run(['ip', '-j', 'link', 'show'])) as { ifname: string }[]).map(
       (l) => l.ifname,
     );
     assert.deepEqual(
-      links.filter((n) => LAB_LINK.test(n)),
+      links.filter((n) => LAB_LINK.test(n) || TEST_LINK.test(n)),
       [],
       `host links: ${links.join(', ')}`,
     );

@@ -24,9 +24,21 @@ function failure(options: UntilOptions, lastError?: unknown): UntilTimeoutError 
 }
 
 /**
+ * True for what a predicate returns while the condition does not hold yet:
+ * undefined, null, false, an empty string or an empty array (a query with no
+ * match yet, a log with no line yet: waiting for a list means waiting for it to
+ * hold something). 0 is a value (an exit code, a count).
+ */
+export function isNotYet(v: unknown): boolean {
+  return (
+    v === undefined || v === null || v === false || v === '' || (Array.isArray(v) && v.length === 0)
+  );
+}
+
+/**
  * With a promise: its value, or a timeout. With a predicate: polls it until it
- * returns something other than undefined, null or false (a thrown error counts
- * as "not yet", and is shown if it times out), and returns that.
+ * returns something that is not "not yet" (see isNotYet; a thrown error counts
+ * as "not yet" too, and is shown if it times out), and returns that.
  */
 export async function until<T>(
   probe: Promise<T> | (() => T | undefined | null | false | Promise<T | undefined | null | false>),
@@ -46,7 +58,7 @@ export async function until<T>(
       while (!done) {
         try {
           const v = await probe();
-          if (v !== undefined && v !== null && v !== false) return v;
+          if (!isNotYet(v)) return v as T;
         } catch (e) {
           lastError = e;
         }

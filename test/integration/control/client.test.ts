@@ -18,6 +18,7 @@ import {
 } from '../../../src/control/client.ts';
 import { until } from '../../support/until.ts';
 import { startHarness } from '../../unit/control/harness.ts';
+import { skipUnmet } from '../../support/prerequisites.ts';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -131,7 +132,7 @@ describe('control client', () => {
 
 describe('the CLI as another user', () => {
   it('says the socket is root-only (exit 3)', async (t) => {
-    if (process.getuid?.() !== 0) return t.skip('needs root to run the CLI as nobody');
+    if (skipUnmet(t, { root: 'to run the CLI as nobody' })) return;
     const h = await startHarness();
     try {
       for (let d = dirname(h.socketPath); d.startsWith(h.dir); d = dirname(d)) {

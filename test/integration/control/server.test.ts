@@ -23,6 +23,7 @@ import { compilePattern, type Handle } from '../../../src/dataspace/index.ts';
 import { Dict, dict, is, parse, record, sym, type Value } from '../../../src/preserves/index.ts';
 import { until } from '../../support/until.ts';
 import { RawClient, daemon, startHarness, type Harness } from '../../unit/control/harness.ts';
+import { skipUnmet } from '../../support/prerequisites.ts';
 
 function events(list: Value[]): WatchEvent[] {
   return list.map((v) => decodeWatchEvent(v)!);
@@ -64,7 +65,7 @@ describe('control server', () => {
     });
 
     it('refuses a client of another uid (the kernel says EACCES)', async (t) => {
-      if (process.getuid?.() !== 0) return t.skip('needs root to run a client as nobody');
+      if (skipUnmet(t, { root: 'to run a client as nobody' })) return;
       // Let nobody reach the directory, so that only the socket's own mode stands in the way.
       for (let d = dirname(h.socketPath); d.startsWith(h.dir); d = dirname(d))
         await chmod(d, 0o755);

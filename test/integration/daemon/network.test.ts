@@ -17,11 +17,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { main } from '../../../src/cli/main.ts';
 import { captureIo } from '../../support/cli-io.ts';
+import { prerequisites } from '../../support/prerequisites.ts';
 import { until } from '../../support/until.ts';
 import { describeProcs, killMarked, newMarker, processesWithEnv } from '../../support/processes.ts';
 
 const repo = resolve(import.meta.dirname, '../../..');
-const isRoot = process.getuid?.() === 0;
 const MARK = 'LIMEN_TEST_MARK';
 const id = randomBytes(3).toString('hex');
 const isp = `lt-isp-${id}`;
@@ -38,7 +38,7 @@ interface Addr {
 
 describe(
   'daemon on a DHCP WAN',
-  { skip: isRoot ? false : 'needs root (network namespaces)' },
+  { skip: prerequisites({ netns: true, programs: ['dnsmasq', 'busybox'] }) },
   () => {
     let dir: string;
     let dnsmasq: ChildProcess;

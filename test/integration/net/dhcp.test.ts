@@ -24,9 +24,9 @@ import {
   sym,
   type Value,
 } from '../../../src/preserves/index.ts';
+import type { Engine } from '../../../src/dataspace/index.ts';
 import {
   Dataspace,
-  Engine,
   P,
   match,
   type Facet,
@@ -37,7 +37,9 @@ import { OutputsDir } from '../../../src/supervisor/outputs-dir.ts';
 import { interpretLease, startDhcpClient } from '../../../src/net/dhcp-client.ts';
 import { describeProcs, killMarked, newMarker, processesWithEnv } from '../../support/processes.ts';
 import { prng } from '../../support/random.ts';
+import { prerequisites } from '../../support/prerequisites.ts';
 import { until } from '../../support/until.ts';
+import { RecordingLogger, checkedEngine, type LogLevel } from '../../support/engine-log.ts';
 
 const repo = resolve(import.meta.dirname, '../../..');
 const SCRIPT = join(repo, 'libexec/udhcpc-script');
@@ -177,13 +179,12 @@ describe('interpreting lease outputs', () => {
 // ---- The driver, in-process --------------------------------------------------------------
 
 function driverWorld(t: TestContext) {
-  const engine = new Engine({
-    logger: { error: (m) => assert.fail(`engine error: ${m}`), warn: () => {} },
-  });
+  const { engine, log } = checkedEngine(t);
   const config = new Dataspace(engine, 'config');
   let client!: ReturnType<typeof startDhcpClient>;
   engine.turn(() => (client = startDhcpClient(engine.root, { config: config.ref })));
   t.after(() => engine.turn(() => engine.root.stop()));
+  t.after(() => log.check());
   const service = (ifname: string) => record('daemon', record('udhcpc', ifname));
   const held = new Map<string, Handle>();
   const setOutput = (ifname: string, key: string, value: Value | undefined) => {
@@ -503,12 +504,14 @@ describe('the udhcpc script', () => {
 
 // ---- Real udhcpc against real dnsmasq, in network namespaces ------------------------------
 
-const isRoot = process.getuid?.() === 0;
-const hasTools =
-  isRoot &&
-  spawnSync('busybox', ['udhcpc', '--help']).status !== null &&
-  spawnSync('dnsmasq', ['--version']).status === 0 &&
-  spawnSync('ip', ['-V']).status === 0;
+const skip = prerequisites({
+  netns: true,
+  programs: ['busybox', 'dnsmasq'],
+  check: () =>
+    spawnSync('busybox', ['udhcpc', '--help']).status === null
+      ? 'busybox has no udhcpc applet'
+      : undefined,
+});
 
 interface Seen {
   readonly op: '+' | '-';
@@ -523,6 +526,8 @@ class Harness {
   readonly history: Seen[] = [];
   readonly current = new Map<string, Value>();
   readonly exited: Promise<void>;
+  /** The harness engine's log lines (it prints them on stderr as `LEVEL: message`). */
+  readonly log = new RecordingLogger();
   stderr = '';
   constructor(ns: string, settings: object, env: NodeJS.ProcessEnv) {
     this.child = spawn(
@@ -541,6 +546,10 @@ class Harness {
     );
     this.child.stderr!.setEncoding('utf8').on('data', (s: string) => {
       this.stderr = (this.stderr + s).slice(-20000);
+    });
+    createInterface({ input: this.child.stderr! }).on('line', (line) => {
+      const m = /^(error|warn|info): (.*)$/.exec(line);
+      if (m !== null) this.log.record(m[1] as LogLevel, m[2]!);
     });
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       const o = JSON.parse(line) as { op: string; ds?: string; v?: string };
@@ -598,257 +607,253 @@ function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8' });
 }
 
-describe(
-  'udhcpc against dnsmasq in network namespaces',
-  { skip: !hasTools && 'needs root, ip, busybox udhcpc and dnsmasq' },
-  () => {
-    const id = randomBytes(3).toString('hex');
-    const serverNs = `lt-ds-${id}`;
-    const clientNs = `lt-dc-${id}`;
-    const serverIf = `lt${id}s`;
-    const clientIf = `lt${id}c`;
-    const marker = newMarker();
-    const env = { ...process.env, [MARK]: marker };
-    let dir = '';
-    let harness!: Harness;
-    let dnsmasq: ChildProcess | undefined;
-    let clientMac = '';
-    const resolvConf = () => join(dir, 'resolv.conf');
+describe('udhcpc against dnsmasq in network namespaces', { skip }, () => {
+  const id = randomBytes(3).toString('hex');
+  const serverNs = `lt-ds-${id}`;
+  const clientNs = `lt-dc-${id}`;
+  const serverIf = `lt${id}s`;
+  const clientIf = `lt${id}c`;
+  const marker = newMarker();
+  const env = { ...process.env, [MARK]: marker };
+  let dir = '';
+  let harness!: Harness;
+  let dnsmasq: ChildProcess | undefined;
+  let clientMac = '';
+  const resolvConf = () => join(dir, 'resolv.conf');
 
-    async function startDnsmasq(range: string): Promise<void> {
-      const leases = join(dir, `leases-${randomBytes(3).toString('hex')}`);
-      const child = spawn(
-        'ip',
-        [
-          'netns',
-          'exec',
-          serverNs,
-          'dnsmasq',
-          '--no-daemon',
-          '--conf-file=/dev/null',
-          `--interface=${serverIf}`,
-          '--bind-interfaces',
-          '--port=0',
-          '--pid-file=',
-          `--dhcp-leasefile=${leases}`,
-          '--no-ping',
-          '--dhcp-authoritative',
-          `--dhcp-range=${range},255.255.255.0,2m`,
-          '--dhcp-option=3,100.64.0.1',
-          '--dhcp-option=6,100.64.0.53,100.64.0.54',
-          '--dhcp-option=15,example.test',
-          '--dhcp-option=42,100.64.0.123',
-        ],
-        { env, stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-      let err = '';
-      child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
-      await until(() => err.includes('DHCP, sockets bound') || child.exitCode !== null, {
-        timeoutMs: 10000,
-        describe: () => `dnsmasq to start: ${err}`,
-      });
-      assert.equal(child.exitCode, null, `dnsmasq exited: ${err}`);
-      dnsmasq = child;
-    }
+  async function startDnsmasq(range: string): Promise<void> {
+    const leases = join(dir, `leases-${randomBytes(3).toString('hex')}`);
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        serverNs,
+        'dnsmasq',
+        '--no-daemon',
+        '--conf-file=/dev/null',
+        `--interface=${serverIf}`,
+        '--bind-interfaces',
+        '--port=0',
+        '--pid-file=',
+        `--dhcp-leasefile=${leases}`,
+        '--no-ping',
+        '--dhcp-authoritative',
+        `--dhcp-range=${range},255.255.255.0,2m`,
+        '--dhcp-option=3,100.64.0.1',
+        '--dhcp-option=6,100.64.0.53,100.64.0.54',
+        '--dhcp-option=15,example.test',
+        '--dhcp-option=42,100.64.0.123',
+      ],
+      { env, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+    await until(() => err.includes('DHCP, sockets bound') || child.exitCode !== null, {
+      timeoutMs: 10000,
+      describe: () => `dnsmasq to start: ${err}`,
+    });
+    assert.equal(child.exitCode, null, `dnsmasq exited: ${err}`);
+    dnsmasq = child;
+  }
 
-    async function stopDnsmasq(): Promise<void> {
-      const child = dnsmasq;
-      dnsmasq = undefined;
-      if (child === undefined || child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
+  async function stopDnsmasq(): Promise<void> {
+    const child = dnsmasq;
+    dnsmasq = undefined;
+    if (child === undefined || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  }
 
-    /** The udhcpc process the supervisor runs for our interface. */
-    function udhcpcPid(): number | undefined {
-      for (const p of processesWithEnv(MARK, marker)) {
-        let cmdline = '';
-        try {
-          cmdline = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8');
-        } catch {
-          continue;
-        }
-        if (cmdline.includes('udhcpc\0') && cmdline.includes(`\0${clientIf}\0`)) return p.pid;
+  /** The udhcpc process the supervisor runs for our interface. */
+  function udhcpcPid(): number | undefined {
+    for (const p of processesWithEnv(MARK, marker)) {
+      let cmdline = '';
+      try {
+        cmdline = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8');
+      } catch {
+        continue;
       }
-      return undefined;
+      if (cmdline.includes('udhcpc\0') && cmdline.includes(`\0${clientIf}\0`)) return p.pid;
     }
+    return undefined;
+  }
 
-    const lease = () =>
-      harness.find(P.rec('dhcp-lease', clientIf, P.bind('status')))[0]?.get('status') as
-        Dict | undefined;
-    const addresses = () =>
-      harness.find(P.rec('ip-address', clientIf, P.bind('addr'), P.bind('opts')));
-    const field = (d: Value | undefined, k: string) =>
-      d instanceof Dict ? d.get(sym(k)) : undefined;
+  const lease = () =>
+    harness.find(P.rec('dhcp-lease', clientIf, P.bind('status')))[0]?.get('status') as
+      Dict | undefined;
+  const addresses = () =>
+    harness.find(P.rec('ip-address', clientIf, P.bind('addr'), P.bind('opts')));
+  const field = (d: Value | undefined, k: string) =>
+    d instanceof Dict ? d.get(sym(k)) : undefined;
 
-    before(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'limen-dhcp-'));
-      ip('netns', 'add', serverNs);
-      ip('netns', 'add', clientNs);
-      ip('link', 'add', serverIf, 'type', 'veth', 'peer', 'name', clientIf);
-      ip('link', 'set', serverIf, 'netns', serverNs);
-      ip('link', 'set', clientIf, 'netns', clientNs);
-      ip('-n', serverNs, 'addr', 'add', '100.64.0.1/24', 'dev', serverIf);
-      ip('-n', serverNs, 'link', 'set', serverIf, 'up');
-      ip('-n', clientNs, 'link', 'set', clientIf, 'up');
-      const links = JSON.parse(ip('-j', '-n', clientNs, 'link', 'show', clientIf)) as {
-        address: string;
-      }[];
-      clientMac = links[0]!.address;
-      await startDnsmasq('100.64.0.10,100.64.0.20');
-      harness = new Harness(clientNs, { runDir: join(dir, 'run'), resolvConf: resolvConf() }, env);
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'limen-dhcp-'));
+    ip('netns', 'add', serverNs);
+    ip('netns', 'add', clientNs);
+    ip('link', 'add', serverIf, 'type', 'veth', 'peer', 'name', clientIf);
+    ip('link', 'set', serverIf, 'netns', serverNs);
+    ip('link', 'set', clientIf, 'netns', clientNs);
+    ip('-n', serverNs, 'addr', 'add', '100.64.0.1/24', 'dev', serverIf);
+    ip('-n', serverNs, 'link', 'set', serverIf, 'up');
+    ip('-n', clientNs, 'link', 'set', clientIf, 'up');
+    const links = JSON.parse(ip('-j', '-n', clientNs, 'link', 'show', clientIf)) as {
+      address: string;
+    }[];
+    clientMac = links[0]!.address;
+    await startDnsmasq('100.64.0.10,100.64.0.20');
+    harness = new Harness(clientNs, { runDir: join(dir, 'run'), resolvConf: resolvConf() }, env);
+  });
+
+  after(async () => {
+    await harness?.stop().catch(() => undefined);
+    await stopDnsmasq().catch(() => undefined);
+    const leaked = killMarked(MARK, marker);
+    for (const ns of [serverNs, clientNs]) spawnSync('ip', ['netns', 'del', ns]);
+    rmSync(dir, { recursive: true, force: true });
+    assert.deepEqual(leaked, [], `processes left behind: ${describeProcs(leaked)}`);
+    harness?.log.check();
+  });
+
+  let bound = '';
+  it('gets a lease: address, default route, DNS, NTP and status, and resolv.conf', async () => {
+    harness.assert('machine', `<interface "${clientIf}" 2 normal up up carrier "${clientMac}">`);
+    harness.assert('config', `<configure-interface "${clientIf}" <dhcp>>`);
+    const status = await harness.waitFor('a dhcp-lease', lease);
+    const address = field(status, 'ip') as string;
+    assert.match(address, /^100\.64\.0\.(1[0-9]|20)$/);
+    bound = address;
+    assert.equal(field(status, 'prefix'), 24);
+    assert.equal(field(status, 'router'), '100.64.0.1');
+    assert.equal(field(status, 'server'), '100.64.0.1');
+    assert.equal(field(status, 'lease'), 120);
+    const a = addresses();
+    assert.equal(a.length, 1);
+    assert.equal(a[0]!.get('addr'), `${address}/24`);
+    assert.equal(show(a[0]!.get('opts')!), '{preferred: 120 renewed: "bound 1" valid: 120}');
+    assert.equal(
+      harness.find(
+        P.rec(
+          'ip-route',
+          sym('ipv4'),
+          'default',
+          v(`{via: "100.64.0.1" dev: "${clientIf}" metric: 100}`),
+        ),
+      ).length,
+      1,
+    );
+    const src = record('dhcp', clientIf);
+    for (const d of ['100.64.0.53', '100.64.0.54'])
+      assert.equal(harness.find(P.rec('dns-server', d, src)).length, 1, d);
+    assert.equal(harness.find(P.rec('dns-search', 'example.test', src)).length, 1);
+    assert.equal(harness.find(P.rec('ntp-server', '100.64.0.123', src)).length, 1);
+    assert.deepEqual(harness.find(P.rec('dhcp-error', P._, P._)), []);
+    const text = await harness.waitFor('resolv.conf with the lease', () => {
+      try {
+        const t = readFileSync(resolvConf(), 'utf8');
+        return t.includes('nameserver 100.64.0.54') ? t : undefined;
+      } catch {
+        return undefined;
+      }
     });
+    assert.match(
+      text,
+      /^search example\.test\nnameserver 100\.64\.0\.53\nnameserver 100\.64\.0\.54\n$/m,
+    );
+    // Play the address driver, so that udhcpc can renew by unicast.
+    ip('-n', clientNs, 'addr', 'add', `${address}/24`, 'dev', clientIf);
+  });
 
-    after(async () => {
-      await harness?.stop().catch(() => undefined);
-      await stopDnsmasq().catch(() => undefined);
-      const leaked = killMarked(MARK, marker);
-      for (const ns of [serverNs, clientNs]) spawnSync('ip', ['netns', 'del', ns]);
-      rmSync(dir, { recursive: true, force: true });
-      assert.deepEqual(leaked, [], `processes left behind: ${describeProcs(leaked)}`);
+  it('renews on SIGUSR1: the address is re-asserted with a new `renewed`, the route never goes', async () => {
+    const pid = udhcpcPid();
+    assert.ok(pid !== undefined, 'udhcpc is running');
+    const mark = harness.history.length;
+    process.kill(pid, 'SIGUSR1');
+    // Both changes are made in one turn but arrive as separate lines: wait for both.
+    await harness.waitFor('the renewed address, and the old one gone', () => {
+      const opts = addresses().map((c) => show(c.get('opts')!));
+      return opts.length === 1 && opts[0] === '{preferred: 120 renewed: "renew 2" valid: 120}';
     });
+    const since = harness.history.slice(mark).filter((s) => s.ds === 'config');
+    assert.ok(
+      !since.some((s) => s.op === '-' && /^<ip-route|^<dns-server/.test(s.text)),
+      'nothing else flapped',
+    );
+    const added = since.findIndex(
+      (s) => s.op === '+' && s.text.startsWith('<ip-address') && s.text.includes('renew 2'),
+    );
+    const removed = since.findIndex(
+      (s) => s.op === '-' && s.text.startsWith('<ip-address') && s.text.includes('bound 1'),
+    );
+    assert.ok(added >= 0 && removed > added, 'the renewed address came before the old one went');
+    assert.equal(addresses().length, 1);
+  });
 
-    let bound = '';
-    it('gets a lease: address, default route, DNS, NTP and status, and resolv.conf', async () => {
-      harness.assert('machine', `<interface "${clientIf}" 2 normal up up carrier "${clientMac}">`);
-      harness.assert('config', `<configure-interface "${clientIf}" <dhcp>>`);
-      const status = await harness.waitFor('a dhcp-lease', lease);
-      const address = field(status, 'ip') as string;
-      assert.match(address, /^100\.64\.0\.(1[0-9]|20)$/);
-      bound = address;
-      assert.equal(field(status, 'prefix'), 24);
-      assert.equal(field(status, 'router'), '100.64.0.1');
-      assert.equal(field(status, 'server'), '100.64.0.1');
-      assert.equal(field(status, 'lease'), 120);
-      const a = addresses();
-      assert.equal(a.length, 1);
-      assert.equal(a[0]!.get('addr'), `${address}/24`);
-      assert.equal(show(a[0]!.get('opts')!), '{preferred: 120 renewed: "bound 1" valid: 120}');
-      assert.equal(
-        harness.find(
-          P.rec(
-            'ip-route',
-            sym('ipv4'),
-            'default',
-            v(`{via: "100.64.0.1" dev: "${clientIf}" metric: 100}`),
-          ),
-        ).length,
-        1,
-      );
-      const src = record('dhcp', clientIf);
-      for (const d of ['100.64.0.53', '100.64.0.54'])
-        assert.equal(harness.find(P.rec('dns-server', d, src)).length, 1, d);
-      assert.equal(harness.find(P.rec('dns-search', 'example.test', src)).length, 1);
-      assert.equal(harness.find(P.rec('ntp-server', '100.64.0.123', src)).length, 1);
-      assert.deepEqual(harness.find(P.rec('dhcp-error', P._, P._)), []);
-      const text = await harness.waitFor('resolv.conf with the lease', () => {
-        try {
-          const t = readFileSync(resolvConf(), 'utf8');
-          return t.includes('nameserver 100.64.0.54') ? t : undefined;
-        } catch {
-          return undefined;
-        }
-      });
-      assert.match(
-        text,
-        /^search example\.test\nnameserver 100\.64\.0\.53\nnameserver 100\.64\.0\.54\n$/m,
-      );
-      // Play the address driver, so that udhcpc can renew by unicast.
-      ip('-n', clientNs, 'addr', 'add', `${address}/24`, 'dev', clientIf);
+  it('drops a lease the server NAKs, then gets a new one', async () => {
+    await stopDnsmasq();
+    await startDnsmasq('100.64.0.30,100.64.0.40');
+    const mark = harness.history.length;
+    process.kill(udhcpcPid()!, 'SIGUSR1');
+    const status = await harness.waitFor('a new lease', () => {
+      const s = lease();
+      return s !== undefined && field(s, 'ip') !== bound ? s : undefined;
     });
+    const address = field(status, 'ip') as string;
+    assert.match(address, /^100\.64\.0\.(3[0-9]|40)$/);
+    const since = harness.history.slice(mark).filter((s) => s.ds === 'config');
+    const gone = since.findIndex(
+      (s) => s.op === '-' && s.text.startsWith('<ip-address') && s.text.includes(`"${bound}/24"`),
+    );
+    const routeGone = since.findIndex((s) => s.op === '-' && s.text.startsWith('<ip-route'));
+    const back = since.findIndex(
+      (s) => s.op === '+' && s.text.startsWith('<ip-address') && s.text.includes(`"${address}/24"`),
+    );
+    assert.ok(gone >= 0 && routeGone >= 0, 'the NAKed lease was withdrawn');
+    assert.ok(back > gone && back > routeGone, 'before the new one came');
+    assert.equal(addresses().length, 1);
+    ip('-n', clientNs, 'addr', 'flush', 'dev', clientIf);
+    ip('-n', clientNs, 'addr', 'add', `${address}/24`, 'dev', clientIf);
+    bound = address;
+  });
 
-    it('renews on SIGUSR1: the address is re-asserted with a new `renewed`, the route never goes', async () => {
-      const pid = udhcpcPid();
-      assert.ok(pid !== undefined, 'udhcpc is running');
-      const mark = harness.history.length;
-      process.kill(pid, 'SIGUSR1');
-      // Both changes are made in one turn but arrive as separate lines: wait for both.
-      await harness.waitFor('the renewed address, and the old one gone', () => {
-        const opts = addresses().map((c) => show(c.get('opts')!));
-        return opts.length === 1 && opts[0] === '{preferred: 120 renewed: "renew 2" valid: 120}';
-      });
-      const since = harness.history.slice(mark).filter((s) => s.ds === 'config');
-      assert.ok(
-        !since.some((s) => s.op === '-' && /^<ip-route|^<dns-server/.test(s.text)),
-        'nothing else flapped',
-      );
-      const added = since.findIndex(
-        (s) => s.op === '+' && s.text.startsWith('<ip-address') && s.text.includes('renew 2'),
-      );
-      const removed = since.findIndex(
-        (s) => s.op === '-' && s.text.startsWith('<ip-address') && s.text.includes('bound 1'),
-      );
-      assert.ok(added >= 0 && removed > added, 'the renewed address came before the old one went');
-      assert.equal(addresses().length, 1);
-    });
+  it('withdraws everything when the lease is released with the server gone', async () => {
+    await stopDnsmasq();
+    process.kill(udhcpcPid()!, 'SIGUSR2');
+    await harness.waitFor(
+      'the lease withdrawn',
+      () =>
+        lease() === undefined &&
+        addresses().length === 0 &&
+        harness.find(P.rec('ip-route', P._, P._, P._)).length === 0 &&
+        harness.find(P.rec('dns-server', P._, P._)).length === 0 &&
+        harness.find(P.rec('ntp-server', P._, P._)).length === 0 &&
+        harness.find(P.rec('output', P._, sym('ip'), P._)).length === 0,
+    );
+    await harness.waitFor(
+      'resolv.conf without nameservers',
+      () => !readFileSync(resolvConf(), 'utf8').includes('nameserver'),
+    );
+    ip('-n', clientNs, 'addr', 'flush', 'dev', clientIf);
+  });
 
-    it('drops a lease the server NAKs, then gets a new one', async () => {
-      await stopDnsmasq();
-      await startDnsmasq('100.64.0.30,100.64.0.40');
-      const mark = harness.history.length;
-      process.kill(udhcpcPid()!, 'SIGUSR1');
-      const status = await harness.waitFor('a new lease', () => {
-        const s = lease();
-        return s !== undefined && field(s, 'ip') !== bound ? s : undefined;
-      });
-      const address = field(status, 'ip') as string;
-      assert.match(address, /^100\.64\.0\.(3[0-9]|40)$/);
-      const since = harness.history.slice(mark).filter((s) => s.ds === 'config');
-      const gone = since.findIndex(
-        (s) => s.op === '-' && s.text.startsWith('<ip-address') && s.text.includes(`"${bound}/24"`),
-      );
-      const routeGone = since.findIndex((s) => s.op === '-' && s.text.startsWith('<ip-route'));
-      const back = since.findIndex(
-        (s) =>
-          s.op === '+' && s.text.startsWith('<ip-address') && s.text.includes(`"${address}/24"`),
-      );
-      assert.ok(gone >= 0 && routeGone >= 0, 'the NAKed lease was withdrawn');
-      assert.ok(back > gone && back > routeGone, 'before the new one came');
-      assert.equal(addresses().length, 1);
-      ip('-n', clientNs, 'addr', 'flush', 'dev', clientIf);
-      ip('-n', clientNs, 'addr', 'add', `${address}/24`, 'dev', clientIf);
-      bound = address;
-    });
-
-    it('withdraws everything when the lease is released with the server gone', async () => {
-      await stopDnsmasq();
-      process.kill(udhcpcPid()!, 'SIGUSR2');
-      await harness.waitFor(
-        'the lease withdrawn',
-        () =>
-          lease() === undefined &&
-          addresses().length === 0 &&
-          harness.find(P.rec('ip-route', P._, P._, P._)).length === 0 &&
-          harness.find(P.rec('dns-server', P._, P._)).length === 0 &&
-          harness.find(P.rec('ntp-server', P._, P._)).length === 0 &&
-          harness.find(P.rec('output', P._, sym('ip'), P._)).length === 0,
-      );
-      await harness.waitFor(
-        'resolv.conf without nameservers',
-        () => !readFileSync(resolvConf(), 'utf8').includes('nameserver'),
-      );
-      ip('-n', clientNs, 'addr', 'flush', 'dev', clientIf);
-    });
-
-    it('stops udhcpc and withdraws the lease when carrier goes', async () => {
-      await startDnsmasq('100.64.0.10,100.64.0.20');
-      process.kill(udhcpcPid()!, 'SIGUSR1'); // leave the released state
-      await harness.waitFor('a lease again', lease);
-      harness.retract('machine', `<interface "${clientIf}" 2 normal up up carrier "${clientMac}">`);
-      harness.assert(
-        'machine',
-        `<interface "${clientIf}" 2 normal up lower-layer-down no-carrier "${clientMac}">`,
-      );
-      await harness.waitFor(
-        'udhcpc stopped and its lease withdrawn',
-        () =>
-          udhcpcPid() === undefined &&
-          lease() === undefined &&
-          addresses().length === 0 &&
-          harness.find(P.rec('output', P._, P._, P._)).length === 0 &&
-          harness.find(P.rec('run-service', P._)).length === 0,
-      );
-    });
-  },
-);
+  it('stops udhcpc and withdraws the lease when carrier goes', async () => {
+    await startDnsmasq('100.64.0.10,100.64.0.20');
+    process.kill(udhcpcPid()!, 'SIGUSR1'); // leave the released state
+    await harness.waitFor('a lease again', lease);
+    harness.retract('machine', `<interface "${clientIf}" 2 normal up up carrier "${clientMac}">`);
+    harness.assert(
+      'machine',
+      `<interface "${clientIf}" 2 normal up lower-layer-down no-carrier "${clientMac}">`,
+    );
+    await harness.waitFor(
+      'udhcpc stopped and its lease withdrawn',
+      () =>
+        udhcpcPid() === undefined &&
+        lease() === undefined &&
+        addresses().length === 0 &&
+        harness.find(P.rec('output', P._, P._, P._)).length === 0 &&
+        harness.find(P.rec('run-service', P._)).length === 0,
+    );
+  });
+});

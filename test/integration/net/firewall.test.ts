@@ -72,6 +72,12 @@ function harness(
   t.after(async () => {
     engine.turn(() => engine.root.stop());
     await until(fw.closed, { timeoutMs: 15_000, describe: () => 'the firewall to close' });
+    // A failed turn or driver error is logged, never thrown: it must not pass unseen.
+    assert.deepEqual(
+      logged.filter((l) => l.startsWith('error: ')),
+      [],
+      'unexpected engine errors',
+    );
   });
   const applied = () => config.query(P.rec('firewall-applied', P.bind('gen'), P.bind('info')));
   const labelled = (label: string) =>

@@ -6,19 +6,13 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
+import { testLink } from '../../support/names.ts';
+import { prerequisites } from '../../support/prerequisites.ts';
 import { until } from '../../support/until.ts';
 
-export const isRoot = process.getuid?.() === 0;
-
-export function have(program: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore' }).status === 0;
-}
-
-/** Why these tests cannot run here, or false. */
+/** Why these tests cannot run here, or false (in CI: a failure, see prerequisites.ts). */
 export function skipReason(programs: readonly string[]): string | false {
-  if (!isRoot) return 'needs root (network namespaces)';
-  const missing = programs.filter((p) => !have(p));
-  return missing.length > 0 ? `needs ${missing.join(', ')}` : false;
+  return prerequisites({ netns: true, programs });
 }
 
 export function suffix(): string {
@@ -70,8 +64,8 @@ export interface VethEnd {
 
 /** A veth pair between two namespaces, both ends up (deleted with the namespaces). */
 export function veth(a: VethEnd, b: VethEnd): void {
-  const tmpA = `lv${suffix()}`;
-  const tmpB = `lv${suffix()}`;
+  const tmpA = testLink();
+  const tmpB = testLink();
   run([
     'ip',
     'link',

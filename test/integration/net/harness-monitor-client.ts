@@ -3,7 +3,6 @@
 // are mirrored here (a multiset per dataspace) so that tests can wait on them.
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -18,16 +17,13 @@ import {
   type Dict,
   type Value,
 } from '../../../src/preserves/index.ts';
+import type { LogFields } from '../../../src/dataspace/index.ts';
+import { RecordingLogger, type LogLevel } from '../../support/engine-log.ts';
+import { testNamespace } from '../../support/names.ts';
 import { until } from '../../support/until.ts';
 
 const harnessPath = fileURLToPath(new URL('./harness-monitor.ts', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-
-export const isRoot = process.getuid?.() === 0;
-
-export function uniqueName(prefix = 'lt'): string {
-  return `${prefix}-${randomBytes(3).toString('hex')}`;
-}
 
 /** Runs `ip ARGS` in the namespace; returns stdout. */
 export function ip(ns: string, ...args: string[]): string {
@@ -45,7 +41,7 @@ export function ipBatch(ns: string, lines: readonly string[]): void {
 
 /** A fresh namespace with loopback up, deleted when the test ends. */
 export function netns(t: TestContext): string {
-  const ns = uniqueName('lt');
+  const ns = testNamespace();
   execFileSync('ip', ['netns', 'add', ns]);
   t.after(() => {
     try {
@@ -69,6 +65,8 @@ export class Harness {
   /** Published assertions, by dataspace, as Preserves text with their counts. */
   readonly ds = { config: new Map<string, number>(), machine: new Map<string, number>() };
   readonly logs: LogLine[] = [];
+  /** The same lines, checked when the test ends: an unexpected error fails it. */
+  readonly engineLog = new RecordingLogger();
   readonly replies = new Map<number, Record<string, unknown>>();
   readonly done = new Set<number>();
   readonly stderr: string[] = [];
@@ -113,9 +111,12 @@ export class Harness {
         case 'done':
           this.done.add(m.req!);
           break;
-        case 'log':
-          this.logs.push(m as unknown as LogLine);
+        case 'log': {
+          const l = m as unknown as LogLine;
+          this.logs.push(l);
+          this.engineLog.record(l.level as LogLevel, l.message, l.fields as LogFields | undefined);
           break;
+        }
       }
     });
   }
@@ -124,6 +125,7 @@ export class Harness {
   static async start(t: TestContext, ns: string, args: readonly string[]): Promise<Harness> {
     const h = new Harness(ns, args);
     t.after(() => h.kill());
+    t.after(() => h.engineLog.check());
     await until(() => h.isReady, {
       timeoutMs: 20_000,
       describe: () => `harness ready; stderr: ${h.stderr.join('\n')}`,

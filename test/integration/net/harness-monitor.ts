@@ -4,16 +4,15 @@
 // reconciler and/or the sysctl driver. Prints every assertion change as a JSON
 // line {ev: "+"|"-", ds, v} (v in Preserves text) and reads commands, one JSON
 // object a line, on stdin: {cmd: "assert", id, ds, v}, {cmd: "retract", id},
-// {cmd: "resync"}, {cmd: "stats"}, {cmd: "latency", n, dev, via}, {cmd: "exit"};
+// {cmd: "resync"}, {cmd: "stats"}, {cmd: "exit"};
 // each may carry `req`, echoed in {ev: "done", req} or {ev: "reply", req, …}.
 // Prints {ev: "ready"} once the drivers have their first dump.
 // Options: --monitor, --reconciler, --sysctl ROOT, --rcvbuf BYTES, --grace MS,
 // --in-process (the monitor's socket in this process, not in the helper).
 
 import { createInterface } from 'node:readline';
-import { performance } from 'node:perf_hooks';
 import { Dataspace, Engine, P, type Handle } from '../../../src/dataspace/index.ts';
-import { parse, record, stringify, sym, dict, type Value } from '../../../src/preserves/index.ts';
+import { parse, stringify } from '../../../src/preserves/index.ts';
 import {
   startInterfaceMonitor,
   type InterfaceMonitor,
@@ -23,7 +22,6 @@ import {
   type AddressRouteReconciler,
 } from '../../../src/net/address-route.ts';
 import { startSysctl } from '../../../src/net/sysctl.ts';
-import { KernelWatcher } from '../../../src/net/netlink-watcher.ts';
 import { netlinkHelpersExited } from '../../../src/net/netlink-proxy.ts';
 
 const args = process.argv.slice(2);
@@ -85,54 +83,6 @@ await Promise.all([monitor?.ready, reconciler?.ready]);
 await engine.sync();
 out({ ev: 'ready' });
 
-async function latency(n: number, dev: string, via: string | undefined): Promise<object> {
-  // A watcher of our own sees the kernel's event: the time from the assertion to
-  // the route being in the kernel, end to end.
-  const w = new KernelWatcher({});
-  await w.ready;
-  const samples: number[] = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const dest = `203.0.113.${i % 250}/32`;
-      const wanted = `203.0.113.${i % 250}`;
-      const seen = new Promise<void>((resolve) => {
-        const sub = w.onChanges((cs) => {
-          for (const c of cs)
-            if (c.kind === 'route' && c.after?.dst === wanted && c.after.dstLen === 32) {
-              sub.dispose();
-              resolve();
-            }
-        });
-      });
-      const gone = new Promise<void>((resolve) => {
-        const sub = w.onChanges((cs) => {
-          for (const c of cs)
-            if (c.kind === 'route' && c.after === undefined && c.before?.dst === wanted) {
-              sub.dispose();
-              resolve();
-            }
-        });
-      });
-      const opts: { [k: string]: Value } = { dev };
-      if (via !== undefined) opts['via'] = via;
-      let h: Handle | undefined;
-      const t0 = performance.now();
-      engine.turn(() => {
-        h = root.assert(config.ref, record('ip-route', sym('ipv4'), dest, dict(opts)));
-      });
-      await seen;
-      samples.push(performance.now() - t0);
-      engine.turn(() => root.retract(h!));
-      await gone;
-    }
-  } finally {
-    w.close();
-  }
-  samples.sort((a, b) => a - b);
-  const q = (p: number) => samples[Math.min(samples.length - 1, Math.floor(p * samples.length))]!;
-  return { n, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: samples[samples.length - 1] };
-}
-
 const rl = createInterface({ input: process.stdin });
 for await (const line of rl) {
   if (line.trim() === '') continue;
@@ -142,9 +92,6 @@ for await (const line of rl) {
     req?: number;
     ds?: string;
     v?: string;
-    n?: number;
-    dev?: string;
-    via?: string;
   };
   switch (c.cmd) {
     case 'assert': {
@@ -164,9 +111,6 @@ for await (const line of rl) {
     case 'stats':
       await engine.sync();
       out({ ev: 'reply', req: c.req, resyncs: monitor?.resyncs ?? 0, stats: reconciler?.stats });
-      break;
-    case 'latency':
-      out({ ev: 'reply', req: c.req, latency: await latency(c.n ?? 100, c.dev!, c.via) });
       break;
     case 'exit':
       // Stop the drivers the way the daemon does at shutdown: kernel state stays.

@@ -18,6 +18,7 @@ import { startServiceManager } from '../../../src/supervisor/service-manager.ts'
 import { dnsmasqService, startLanDhcp } from '../../../src/net/lan-dhcp.ts';
 import { describeProcs, killMarked, newMarker } from '../../support/processes.ts';
 import { until } from '../../support/until.ts';
+import { RecordingLogger } from '../../support/engine-log.ts';
 import { netns, run, skipReason, spawnInNs, suffix, veth } from './harness-lan-netns.ts';
 
 const skip = skipReason(['dnsmasq', 'busybox', 'ip']);
@@ -129,7 +130,8 @@ interface Harness {
 function harness(t: TestContext, l: Lab): Harness {
   const marker = newMarker();
   process.env[MARK] = marker;
-  const engine = new Engine();
+  const engineLog = new RecordingLogger();
+  const engine = new Engine({ logger: engineLog });
   const config = new Dataspace(engine, 'config');
   const machine = new Dataspace(engine, 'machine');
   const log = new Dataspace(engine, 'log');
@@ -166,6 +168,7 @@ function harness(t: TestContext, l: Lab): Harness {
       await until(sup.closed, { timeoutMs: 15_000, describe: () => 'the supervisor to close' });
       const leaked = killMarked(MARK, marker);
       assert.deepEqual(leaked, [], `processes left behind: ${describeProcs(leaked)}`);
+      engineLog.check();
     } finally {
       killMarked(MARK, marker);
     }

@@ -8,11 +8,12 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { parse, record, sym, type Value } from '../../../src/preserves/index.ts';
-import { Dataspace, Engine, type Handle } from '../../../src/dataspace/index.ts';
+import { Dataspace, type Handle } from '../../../src/dataspace/index.ts';
 import { startLinkAdmin } from '../../../src/net/link-admin.ts';
+import { prerequisites } from '../../support/prerequisites.ts';
 import { until } from '../../support/until.ts';
+import { checkedEngine } from '../../support/engine-log.ts';
 
-const root = process.getuid?.() === 0;
 const ns = `lt-${randomBytes(3).toString('hex')}`;
 
 function adminUp(link: string): boolean {
@@ -24,7 +25,7 @@ function adminUp(link: string): boolean {
   return out[0]!.flags.includes('UP');
 }
 
-describe('link admin', { skip: root ? false : 'needs root (network namespaces)' }, () => {
+describe('link admin', { skip: prerequisites({ netns: true }) }, () => {
   before(() => {
     execFileSync('ip', ['netns', 'add', ns]);
     execFileSync('ip', ['-n', ns, 'link', 'add', 'la', 'type', 'veth', 'peer', 'name', 'lb']);
@@ -33,8 +34,8 @@ describe('link admin', { skip: root ? false : 'needs root (network namespaces)' 
     execFileSync('ip', ['netns', 'del', ns]);
   });
 
-  it('brings links up, keeps one down on request, and leaves unmanaged ones alone', async () => {
-    const engine = new Engine();
+  it('brings links up, keeps one down on request, and leaves unmanaged ones alone', async (t) => {
+    const { engine } = checkedEngine(t);
     const config = new Dataspace(engine, 'config');
     const machine = new Dataspace(engine, 'machine');
     startLinkAdmin(engine.root, { config: config.ref, machine: machine.ref, ip: ['ip', '-n', ns] });

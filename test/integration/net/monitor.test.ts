@@ -4,19 +4,19 @@
 
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { prerequisites } from '../../support/prerequisites.ts';
 import { until } from '../../support/until.ts';
 import {
   Harness,
   ip,
   ipBatch,
   ipJson,
-  isRoot,
   netns,
   publishedRoutes,
   untilInSync,
 } from './harness-monitor-client.ts';
 
-const skip = isRoot ? false : 'needs root (network namespaces)';
+const skip = prerequisites({ netns: true });
 
 /** veth v0 <-> v1, v1 a port of bridge br0, addresses and a gatewayed route. */
 function baseTopology(ns: string): void {

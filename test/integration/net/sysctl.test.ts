@@ -6,9 +6,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { until } from '../../support/until.ts';
-import { Harness, ipBatch, isRoot, netns } from './harness-monitor-client.ts';
+import { prerequisites } from '../../support/prerequisites.ts';
+import { Harness, ipBatch, netns } from './harness-monitor-client.ts';
 
-const skip = isRoot ? false : 'needs root (network namespaces)';
+const skip = prerequisites({ netns: true });
 
 function sysctl(ns: string, path: string): string {
   return execFileSync('ip', ['netns', 'exec', ns, 'cat', `/proc/sys/${path}`], {

@@ -22,6 +22,7 @@ import {
   newMarker,
   processesWithEnv,
 } from '../../support/processes.ts';
+import { skipUnmet } from '../../support/prerequisites.ts';
 
 const fixtures = fileURLToPath(new URL('../../fixtures/supervisor/', import.meta.url));
 const fixture = (name: string) => join(fixtures, name);
@@ -460,7 +461,7 @@ describe('ManagedProcess: environment, directory, user', () => {
   });
 
   it('switches user and group, dropping supplementary groups (as root)', async (t) => {
-    if (process.getuid?.() !== 0) return t.skip('needs root');
+    if (skipUnmet(t, { root: 'to switch user' })) return;
     const r = run(t, { argv: ['sh', '-c', 'id -u; id -g; id -G'], user: 'nobody' });
     const exit = await exited(r);
     assert.equal(exit.code, 0, describeExit(exit));

@@ -23,6 +23,7 @@ import {
 import { startSupervisor, type Supervisor } from '../../../src/supervisor/supervisor.ts';
 import { describeProcs, killMarked, newMarker, processesWithEnv } from '../../support/processes.ts';
 import { until } from '../../support/until.ts';
+import { RecordingLogger } from '../../support/engine-log.ts';
 
 const MARK = 'LIMEN_TEST_MARKER';
 
@@ -52,7 +53,8 @@ async function harness(t: TestContext): Promise<Harness> {
   const runDir = await mkdtemp(join(tmpdir(), 'limen-signal-'));
   const marker = newMarker();
   process.env[MARK] = marker; // children inherit it: every process of this test is marked
-  const engine = new Engine({ logger: { error: () => {}, warn: () => {} } });
+  const engineLog = new RecordingLogger();
+  const engine = new Engine({ logger: engineLog });
   const config = new Dataspace(engine, 'config');
   const log = new Dataspace(engine, 'log');
   const messages: Value[] = [];
@@ -73,6 +75,7 @@ async function harness(t: TestContext): Promise<Harness> {
       await until(sup.closed, { timeoutMs: 15_000, describe: () => 'the supervisor to close' });
       const leaked = killMarked(MARK, marker);
       assert.deepEqual(leaked, [], `processes left behind: ${describeProcs(leaked)}`);
+      engineLog.check();
     } finally {
       killMarked(MARK, marker);
       await rm(runDir, { recursive: true, force: true });

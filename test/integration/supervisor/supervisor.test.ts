@@ -57,6 +57,8 @@ interface Harness {
   readonly messages: Value[];
   /** What the engine's logger got, as "level: message". */
   readonly logged: string[];
+  /** Errors matching re are what the test provokes: the end-of-test check lets them pass. */
+  expectError(re: RegExp): void;
   /** Asserts a value into $config (from a test facet); the handle retracts it. */
   assert(value: Value): Handle;
   retract(h: Handle): void;
@@ -90,6 +92,7 @@ async function harness(t: TestContext, options: Partial<SupervisorOptions> = {})
   // Children inherit limen's environment, so every process of this test carries the marker.
   process.env[MARK] = marker;
   const logged: string[] = [];
+  const expectedErrors: RegExp[] = [];
   const record_ = (level: string) => (m: string, _f?: LogFields) => logged.push(`${level}: ${m}`);
   const logger: Logger & { info(m: string): void } = {
     error: record_('error'),
@@ -129,6 +132,12 @@ async function harness(t: TestContext, options: Partial<SupervisorOptions> = {})
       await until(sup.closed, { timeoutMs: 15_000, describe: () => 'the supervisor to close' });
       const leaked = killMarked(MARK, marker);
       assert.deepEqual(leaked, [], `processes left behind: ${describeProcs(leaked)}`);
+      // A failed turn is logged, never thrown: it must not pass unseen.
+      assert.deepEqual(
+        logged.filter((l) => l.startsWith('error: ') && !expectedErrors.some((re) => re.test(l))),
+        [],
+        'unexpected engine errors',
+      );
     } finally {
       killMarked(MARK, marker);
       await rm(runDir, { recursive: true, force: true });
@@ -145,6 +154,7 @@ async function harness(t: TestContext, options: Partial<SupervisorOptions> = {})
     marker,
     messages,
     logged,
+    expectError: (re) => void expectedErrors.push(re),
     assert: (v) => tester.assert(config.ref, v),
     retract: (handle) => tester.retract(handle),
     send: (v) => tester.send(config.ref, v),
@@ -662,6 +672,7 @@ describe('supervisor: failures stay inside their service', () => {
 
     const serviceFacet = h.sup.facet.children.find((f) => f.origin === 'service <daemon victim>')!;
     const processFacet = serviceFacet.children[0]!;
+    h.expectError(/turn failed: boom$/);
     processFacet.turn(() => {
       throw new Error('boom');
     });

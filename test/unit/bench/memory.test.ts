@@ -10,6 +10,7 @@ import {
   processMemory,
   treeMemory,
 } from '../../../bench/support/memory.ts';
+import { skipUnmet } from '../../support/prerequisites.ts';
 
 // From a node process on Linux 6.x.
 const rollup = `55d0c0a8e000-7ffd4b5f2000 ---p 00000000 00:00 0                          [rollup]
@@ -90,7 +91,7 @@ describe('bench/support/memory', () => {
 
   it('counts a page mapped by several processes once', (t) => {
     const once = distinctResident([process.pid]);
-    if (Number.isNaN(once)) return t.skip('page frame numbers are hidden (not root)');
+    if (Number.isNaN(once) && skipUnmet(t, { root: 'page frame numbers are hidden' })) return;
     const own = processMemory(process.pid);
     assert.ok(once > own.uss && once <= own.rss * 1.5, `${once} vs ${own.uss}..${own.rss}`);
     // The same process twice: the same pages (give or take what it allocated meanwhile).

@@ -13,7 +13,7 @@ import {
   settingText,
   userSettingsDir,
 } from '../../../src/control/index.ts';
-import { Dataspace, Engine, attenuate, compileCaveat } from '../../../src/dataspace/index.ts';
+import { Dataspace, attenuate, compileCaveat } from '../../../src/dataspace/index.ts';
 import {
   Bytes,
   Double,
@@ -29,6 +29,7 @@ import {
   type Value,
 } from '../../../src/preserves/index.ts';
 import { bindingsOf, loadScript, runScript } from '../../../src/script/index.ts';
+import { checkedEngine } from '../../support/engine-log.ts';
 
 const samples: Value[] = [
   record('hostname', 'router'),
@@ -47,7 +48,7 @@ const samples: Value[] = [
 
 /** Runs a settings file as the daemon's config watcher would, and returns what it asserted. */
 async function assertedBy(text: string): Promise<Value[]> {
-  const engine = new Engine();
+  const engine = checkedEngine().engine;
   const config = new Dataspace(engine, 'config');
   const script = loadScript(text, { source: 'setting.pr', names: ['config'] });
   engine.turn(() => void runScript(engine.root, script, bindingsOf({ config: config.ref })));
@@ -90,7 +91,7 @@ describe('settings files', () => {
   });
 
   it('become <user-setting X> through the boot layer rewrite', async () => {
-    const engine = new Engine();
+    const engine = checkedEngine().engine;
     const config = new Dataspace(engine, 'config');
     const rewrite = compileCaveat(parse('<rewrite ?x <user-setting $x>>'));
     const ref = attenuate(config.ref, [rewrite]);

@@ -12,7 +12,6 @@ import {
   C,
   CaveatError,
   Dataspace,
-  Engine,
   P,
   UnboundVariableError,
   applyCaveats,
@@ -21,6 +20,7 @@ import {
   compileCaveats,
   type Caveat,
 } from '../../../src/dataspace/index.ts';
+import { checkedEngine } from '../../support/engine-log.ts';
 
 const s = sym;
 const at = (line: number, column: number): Position => ({
@@ -150,7 +150,7 @@ describe('caveats', () => {
 
 describe('attenuation', () => {
   function world() {
-    const engine = new Engine();
+    const engine = checkedEngine().engine;
     const ds = new Dataspace(engine, 'config');
     return { engine, ds, f: engine.root.spawn(() => {}) };
   }

@@ -1,11 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { record } from '../../../src/preserves/index.ts';
-import { Dataspace, Engine, P, during, type Handle } from '../../../src/dataspace/index.ts';
+import { Dataspace, P, during, type Handle } from '../../../src/dataspace/index.ts';
+import { checkedEngine } from '../../support/engine-log.ts';
 
 describe('during', () => {
   it('runs one facet per distinct capture tuple, stopped when the last match goes', async () => {
-    const engine = new Engine();
+    const engine = checkedEngine().engine;
     const ds = new Dataspace(engine, 'config');
     const log: string[] = [];
     during(engine.root, ds.ref, P.rec('link', P.bind('name'), P._), (f, c) => {

@@ -7,13 +7,14 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from '../../../src/preserves/index.ts';
-import { Dataspace, Engine, P } from '../../../src/dataspace/index.ts';
+import { Dataspace, P } from '../../../src/dataspace/index.ts';
 import {
   KERNEL_FEATURES,
   checkFeature,
   hasModule,
   startKernelFeatures,
 } from '../../../src/net/kernel-features.ts';
+import { checkedEngine } from '../../support/engine-log.ts';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -49,7 +50,7 @@ describe('kernel features', () => {
   it('names what is missing, and a configuration that needs it fails with that reason', async () => {
     const root = fakeRoot({ 'proc/sys/kernel/osrelease': '6.1.0-test\n' });
     assert.deepEqual(checkFeature(pppoe, root).missing, ['ppp_generic', 'pppoe']);
-    const engine = new Engine();
+    const engine = checkedEngine().engine;
     const config = new Dataspace(engine, 'config');
     const machine = new Dataspace(engine, 'machine');
     startKernelFeatures(engine.root, { config: config.ref, machine: machine.ref, root });

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, record, sym, type Value } from '../../../src/preserves/index.ts';
-import { Dataspace, Engine, P, type Handle } from '../../../src/dataspace/index.ts';
+import { Dataspace, P, type Handle } from '../../../src/dataspace/index.ts';
 import {
   orderEntries,
   renderResolvConf,
@@ -18,6 +18,7 @@ import {
   type ResolverOptions,
 } from '../../../src/net/resolver.ts';
 import { until } from '../../support/until.ts';
+import { checkedEngine } from '../../support/engine-log.ts';
 
 const v = (text: string): Value => parse(text);
 const entry = (value: string, source: string): DnsEntry => ({ value, source: v(source) });
@@ -115,7 +116,7 @@ describe('the resolver driver', () => {
     const dir = await mkdtemp(join(tmpdir(), 'limen-resolver-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
     const path = options.path ?? join(dir, 'resolv.conf');
-    const engine = new Engine();
+    const engine = checkedEngine().engine;
     const config = new Dataspace(engine, 'config');
     const resolver = startResolver(engine.root, {
       config: config.ref,

@@ -5,8 +5,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse, stringify, type Value } from '../../../src/preserves/index.ts';
-import { Dataspace, Engine, type Handle } from '../../../src/dataspace/index.ts';
+import { Dataspace, type Handle } from '../../../src/dataspace/index.ts';
 import { interpretStatic, startStaticConfig } from '../../../src/net/static-config.ts';
+import { checkedEngine } from '../../support/engine-log.ts';
 
 const v = (text: string): Value => parse(text);
 const method = (text: string) => {
@@ -91,7 +92,7 @@ describe('static configuration', () => {
   });
 
   it('follows the configuration: asserted while it is, replaced when it changes', async () => {
-    const engine = new Engine();
+    const engine = checkedEngine().engine;
     const config = new Dataspace(engine, 'config');
     engine.turn(() => startStaticConfig(engine.root, { config: config.ref, routeMetric: 50 }));
     const assertText = (text: string): Handle => {

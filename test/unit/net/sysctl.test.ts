@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Dataspace, Engine, type Handle } from '../../../src/dataspace/index.ts';
+import { Dataspace, type Handle } from '../../../src/dataspace/index.ts';
 import { parse, stringify } from '../../../src/preserves/index.ts';
 import { startSysctl, sysctlInterface, sysctlPath } from '../../../src/net/sysctl.ts';
+import { checkedEngine } from '../../support/engine-log.ts';
 
 function setup(t: TestContext) {
   const root = mkdtempSync(join(tmpdir(), 'limen-sysctl-'));
@@ -18,7 +19,7 @@ function setup(t: TestContext) {
     }
     return p;
   };
-  const engine = new Engine();
+  const engine = checkedEngine().engine;
   const config = new Dataspace(engine, 'config');
   const machine = new Dataspace(engine, 'machine');
   engine.turn(() => startSysctl(engine.root, { config: config.ref, machine: machine.ref, root }));

@@ -6,20 +6,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse, record, stringify, sym, type Value } from '../../../src/preserves/index.ts';
-import {
-  Dataspace,
-  Engine,
-  P,
-  during,
-  type Facet,
-  type Handle,
-} from '../../../src/dataspace/index.ts';
+import type { Engine } from '../../../src/dataspace/index.ts';
+import { Dataspace, P, during, type Facet, type Handle } from '../../../src/dataspace/index.ts';
 import { startServiceManager } from '../../../src/supervisor/service-manager.ts';
+import { checkedEngine } from '../../support/engine-log.ts';
 
 const v = (text: string): Value => parse(text);
 
 function world() {
-  const engine = new Engine();
+  const engine = checkedEngine().engine;
   const config = new Dataspace(engine, 'config');
   const manager = startServiceManager(engine.root, {
     config: config.ref,
