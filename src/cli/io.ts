@@ -17,7 +17,11 @@ export interface Io {
 export function processIo(): Io {
   const isTty = process.stdout.isTTY;
   return {
-    stdin: process.stdin,
+    // A getter: process.stdin builds a stream (and loads its modules) on first use,
+    // which costs every command that never reads it a few milliseconds (bench/cli.ts).
+    get stdin() {
+      return process.stdin;
+    },
     out: (t) => void process.stdout.write(t),
     err: (t) => void process.stderr.write(t),
     outBytes: (b) => void process.stdout.write(b),
