@@ -9,7 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,10 +50,14 @@ function loaded(dir: string, argv: readonly string[]): Loaded {
     timeout: 60_000,
     env: { ...process.env, LIMEN_MODULE_TRACE: out, LIMEN_SOCKET: nowhere },
   });
-  const files = readFileSync(out, 'utf8')
-    .split('\n')
-    .filter((u) => u.startsWith('file:'))
-    .map((u) => fileURLToPath(u));
+  const files = [
+    ...new Set(
+      readFileSync(out, 'utf8')
+        .split('\n')
+        .filter((u) => u.startsWith('file:'))
+        .map((u) => fileURLToPath(u)),
+    ),
+  ];
   return { code: r.status, stderr: r.stderr, files };
 }
 
@@ -104,42 +108,65 @@ describe('what a CLI command loads', { timeout: 300_000 }, () => {
     }
   });
 
-  describe('from the bundle that npm run build ships', () => {
+  describe('from the bundles that npm run build ships', () => {
     let out: string;
+    let shim: string;
     before(async () => {
       out = join(dir, 'bundle');
       const { bundleCli } = (await import(join(root, 'scripts', 'build-cli.mjs'))) as {
         bundleCli: (outdir: string) => Promise<unknown>;
       };
       await bundleCli(out);
-      // What bin/limen.js does with dist/cli/main.js.
+      // What bin/limen.js does with dist/cli/main.cjs.
+      shim = join(out, 'limen.cjs');
       writeFileSync(
-        join(out, 'limen.mjs'),
-        "import { main } from './main.js';\nprocess.exitCode = await main(process.argv.slice(2));\n",
+        shim,
+        "require('./main.cjs').main(process.argv.slice(2)).then((c) => { process.exitCode = c; });\n",
       );
     });
 
-    it('--version loads the entry and one small chunk', () => {
-      const r = loaded(dir, [join(out, 'limen.mjs'), '--version']);
+    it('--version reads main.cjs alone', () => {
+      const r = loaded(dir, [shim, '--version']);
       assert.equal(r.code, 0, r.stderr);
-      assert.ok(
-        r.files.every((f) => f.startsWith(out + '/')),
-        `only the bundle: ${r.files.join(', ')}`,
-      );
-      assert.ok(r.files.length <= 3, `at most 3 files: ${r.files.join(', ')}`);
+      assert.deepEqual(r.files.sort(), [shim, join(out, 'main.cjs')].sort());
     });
 
     for (const argv of CONTROL) {
-      it(`limen ${argv.join(' ')} loads only the bundle's files, under 256 KiB`, () => {
-        const r = loaded(dir, [join(out, 'limen.mjs'), ...argv]);
+      it(`limen ${argv.join(' ')} reads main.cjs and its command's bundle, under 256 KiB`, () => {
+        const r = loaded(dir, [shim, ...argv]);
         assert.equal(r.code, 3, `exit 3 (no daemon) expected: ${r.stderr}`);
-        assert.ok(
-          r.files.every((f) => f.startsWith(out + '/')),
-          `only the bundle's files: ${r.files.join(', ')}`,
-        );
+        const others = r.files.filter((f) => f !== shim && f !== join(out, 'main.cjs'));
+        assert.equal(others.length, 1, `one command bundle: ${others.join(', ')}`);
+        assert.match(others[0]!, new RegExp(`^${out}/commands/[a-z-]+\\.cjs$`));
         const bytes = r.files.reduce((n, f) => n + statSync(f).size, 0);
         assert.ok(bytes < 256 * 1024, `${bytes} bytes loaded: ${r.files.join(', ')}`);
       });
     }
+  });
+
+  it('bin/limen.js gives the daemon its V8 flag, and no other command', () => {
+    const bin = join(root, 'bin', 'limen.js');
+    assert.equal(readFileSync(bin, 'utf8').split('\n')[0], '#!/bin/sh');
+    // sh runs the file first; a `node` first on PATH that prints what it was given
+    // shows what sh execs (the real node is never started here).
+    const fake = join(dir, 'fake-node');
+    mkdirSync(fake, { recursive: true });
+    writeFileSync(join(fake, 'node'), '#!/bin/sh\nprintf "%s\\n" "$@"\n', { mode: 0o755 });
+    const argvOf = (...args: string[]) => {
+      const r = spawnSync(bin, args, {
+        encoding: 'utf8',
+        timeout: 10_000,
+        env: { ...process.env, PATH: `${fake}:${process.env['PATH'] ?? ''}` },
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.split('\n');
+    };
+    assert.deepEqual(argvOf('daemon', '--root', '/x').slice(0, 4), [
+      '--max-semi-space-size=2',
+      bin,
+      'daemon',
+      '--root',
+    ]);
+    assert.deepEqual(argvOf('status').slice(0, 2), [bin, 'status']);
   });
 });
