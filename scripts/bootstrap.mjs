@@ -60,12 +60,14 @@ if (!existsSync(installed) || mtime(installed) < mtime(lock)) {
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }
 
-// 2. dist/ (the installed CLI runs from it, with no TypeScript at run time).
+// 2. dist/ (the installed CLI runs from it, with no TypeScript at run time): tsc's
+// output, then the CLI bundled over dist/cli/main.js (scripts/build-cli.mjs).
 const stamp = join(root, 'dist', '.build-stamp');
 const sourcesChanged = Math.max(
   newestUnder(join(root, 'src')),
   mtime(join(root, 'tsconfig.json')),
   mtime(join(root, 'tsconfig.build.json')),
+  mtime(join(root, 'scripts', 'build-cli.mjs')),
 );
 if (mtime(stamp) < sourcesChanged) {
   rmSync(join(root, 'dist'), { recursive: true, force: true });

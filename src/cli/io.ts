@@ -1,6 +1,9 @@
 // The CLI's output layer: the only place (with bin/) that touches the
 // terminal. Commands write through an Io so tests can capture everything.
 
+import { writeSync } from 'node:fs';
+import { isatty } from 'node:tty';
+
 export interface Io {
   readonly stdin: NodeJS.ReadableStream;
   out(text: string): void;
@@ -14,13 +17,44 @@ export interface Io {
   readonly signal?: AbortSignal | undefined;
 }
 
+/**
+ * Writes to fd with write(2) while that works, and through `stream` from the first
+ * time it would block (EAGAIN: a non-blocking descriptor) on, so nothing is lost or
+ * reordered. Node's process.stdout builds a stream (and loads its modules) on first
+ * use, which costs a command that prints one table a few milliseconds (bench/cli.ts).
+ */
+function fdWriter(
+  fd: number,
+  stream: () => NodeJS.WriteStream,
+): (data: string | Uint8Array) => void {
+  let streaming = false;
+  return (data) => {
+    let bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    while (!streaming && bytes.length > 0) {
+      try {
+        bytes = bytes.subarray(writeSync(fd, bytes));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        streaming = true;
+      }
+    }
+    if (bytes.length > 0) stream().write(bytes);
+  };
+}
+
 export function processIo(): Io {
-  const isTty = process.stdout.isTTY;
+  const isTty = isatty(1);
+  const out = fdWriter(1, () => process.stdout);
+  const err = fdWriter(2, () => process.stderr);
   return {
-    stdin: process.stdin,
-    out: (t) => void process.stdout.write(t),
-    err: (t) => void process.stderr.write(t),
-    outBytes: (b) => void process.stdout.write(b),
+    // Getters and write(2), not process.stdin/stdout/stderr: each of those builds a
+    // stream on first use, which a command that never reads stdin should not pay.
+    get stdin() {
+      return process.stdin;
+    },
+    out,
+    err,
+    outBytes: out,
     isTty,
     color: isTty && process.env['NO_COLOR'] === undefined,
     env: process.env,

@@ -21,6 +21,7 @@ import {
   labNames,
   labPreflight,
   labUp,
+  limenInvocation,
   repoRoot,
   tail,
 } from './lab.ts';
@@ -262,10 +263,10 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     }
     o.out(
       `\nLive view of what changes (Ctrl-C stops the demo and removes the lab). Poke at it from another terminal:\n` +
-        `  sudo node bin/limen.js lab exec rtr -- limen status\n` +
-        `  sudo node bin/limen.js lab exec rtr -- limen query --dataspace machine '<address ?if _ ?a ?len _>'\n` +
-        `  sudo node bin/limen.js lab exec rtr -- limen ifdown wan0     (and ifup wan0)\n` +
-        `  sudo node bin/limen.js lab exec lan2 -- busybox wget -qO- http://${WORLD_NAME}/\n\n`,
+        pokeCommands(name)
+          .map((c) => `  ${c}\n`)
+          .join('') +
+        '\n',
     );
     await liveView(c, t0, o.out, o.signal);
     return 0;
@@ -284,6 +285,21 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       o.out(`  removed ${r.namespaces.length} namespaces; the lab is gone.\n`);
     }
   }
+}
+
+/**
+ * What the demo suggests trying while it runs: shell commands that work as printed,
+ * in this order, from another terminal (test/lab/07-first-contact.test.ts runs them).
+ */
+export function pokeCommands(name: string): string[] {
+  const lab = `${limenInvocation()} lab exec --name ${name}`;
+  return [
+    `${lab} rtr -- limen status`,
+    `${lab} rtr -- limen query --dataspace machine '<address ?if _ ?a ?len _>'`,
+    `${lab} lan1 -- busybox wget -qO- http://${WORLD_NAME}/`,
+    `${lab} rtr -- limen ifdown wan0     # the live view shows the WAN going away`,
+    `${lab} rtr -- limen ifup wan0       # answers once wan0 is configured again`,
+  ];
 }
 
 const LIVE: readonly [DataspaceName, string][] = [

@@ -30,10 +30,11 @@ import {
   mkdirSync,
   readFileSync,
   readdirSync,
+  realpathSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ControlClient } from '../control/index.ts';
 import { writeFileAtomicSync } from '../platform/atomic-file.ts';
@@ -68,6 +69,36 @@ const PROGRAMS = ['ip', 'busybox', 'dnsmasq', 'nft'] as const;
 /** The package root: src/lab/ or dist/lab/ is two levels below it. */
 export function repoRoot(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+}
+
+/**
+ * How a person at a shell runs this checkout's CLI, for the commands the lab and the
+ * demo print: `limen` when their PATH finds this very CLI, else `node bin/limen.js`
+ * (from the directory they are in: npm's INIT_CWD under `npm run`, or an absolute
+ * path elsewhere); `sudo ` in front only when we were started through sudo (root
+ * needs none, and a machine may have no sudo at all).
+ */
+export function limenInvocation(
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+): string {
+  const sudo = process.getuid?.() === 0 && (env['SUDO_USER'] ?? 'root') !== 'root' ? 'sudo ' : '';
+  const script = join(repoRoot(), 'bin', 'limen.js');
+  const real = (p: string): string | undefined => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return undefined;
+    }
+  };
+  const target = real(script);
+  for (const dir of (env['PATH'] ?? '').split(':')) {
+    if (dir === '' || !isAbsolute(dir)) continue;
+    const found = real(join(dir, 'limen'));
+    if (found !== undefined) return found === target ? `${sudo}limen` : `${sudo}node ${script}`;
+  }
+  const here = env['INIT_CWD'] ?? cwd;
+  return `${sudo}node ${resolve(here) === repoRoot() ? join('bin', 'limen.js') : script}`;
 }
 
 export function labBaseDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -201,6 +232,20 @@ export class Lab {
     return this.execAsync(node, ['busybox', 'wget', '-q', '-O', '-', url], timeoutMs);
   }
 
+  /**
+   * Waits (bounded) until node has its lease and fetches http://world.test/ through the
+   * router (DNS by its dnsmasq, NAT by its firewall); false on timeout.
+   */
+  async waitLanReachesWorld(node: 'lan1' | 'lan2', timeoutMs: number): Promise<boolean> {
+    return waitFor(
+      async () =>
+        this.clientLease(node) !== undefined &&
+        (await this.fetch(node, `http://${WORLD_NAME}/`)).stdout.includes('Hello from'),
+      timeoutMs,
+      250,
+    );
+  }
+
   /** What the LAN client's script recorded: "IP ROUTER DNS…", or undefined. */
   clientLease(node: 'lan1' | 'lan2'): string | undefined {
     try {
@@ -316,6 +361,12 @@ export class Lab {
     await this.#waitListening('isp', 'u', 67, 'the ISP DHCP server');
   }
 
+  /**
+   * Starts node's DHCP client. It asks every second until answered: 60 discovers 1 s
+   * apart (-t 60 -T 1) before its 1 s pause (-A 1), so a lease never waits more than
+   * a second for a server that has just come up (with busybox's -t 5 the pause left a
+   * 2 s gap every 5 s, which the demo's timeline showed; issue 11, point 16).
+   */
   startClient(node: 'lan1' | 'lan2'): void {
     rmSync(join(this.dir, node, 'lease'), { force: true });
     this.startProcess(
@@ -330,7 +381,7 @@ export class Lab {
         '-s',
         join(repoRoot(), 'libexec', 'lab-dhcp-client'),
         '-t',
-        '5',
+        '60',
         '-T',
         '1',
         '-A',

@@ -54,6 +54,11 @@ export interface LanDhcpConfig {
   readonly dns: readonly string[];
   readonly staticLeases: readonly StaticLease[];
   readonly domain: string | undefined;
+  /**
+   * dnsmasq pings an address before it first offers it (its default: a 3 s wait for a
+   * reply that does not come); false: it offers at once (`no-ping`). docs/vocabulary.md.
+   */
+  readonly pingCheck: boolean;
 }
 
 export type LanDhcpReadResult =
@@ -70,7 +75,14 @@ export class LanDhcpConfigError extends UserError {
   }
 }
 
-export const LAN_DHCP_KEYS = ['range', 'lease', 'dns', 'static-leases', 'domain'] as const;
+export const LAN_DHCP_KEYS = [
+  'range',
+  'lease',
+  'dns',
+  'static-leases',
+  'domain',
+  'ping-check',
+] as const;
 /** dnsmasq raises shorter leases to two minutes; we refuse them instead of surprising. */
 export const MIN_LEASE_SECONDS = 120;
 export const DEFAULT_LEASE_SECONDS = 43_200;
@@ -236,9 +248,17 @@ export function readLanDhcp(ifnameValue: Value, specValue: Value): LanDhcpReadRe
     else domain = parsed;
   }
 
+  let pingCheck = true;
+  const pingValue = entries.get('ping-check');
+  if (pingValue !== undefined) {
+    const p = peel(pingValue);
+    if (typeof p === 'boolean') pingCheck = p;
+    else problems.push(`ping-check must be #t or #f, got ${show(pingValue)}`);
+  }
+
   if (problems.length > 0 || range === undefined || typeof ifname !== 'string')
     return { ok: false, problems };
-  return { ok: true, config: { ifname, range, lease, dns, staticLeases, domain } };
+  return { ok: true, config: { ifname, range, lease, dns, staticLeases, domain, pingCheck } };
 }
 
 /** Like readLanDhcp, but throws LanDhcpConfigError with every problem. */
@@ -320,6 +340,8 @@ export function renderDnsmasqConf(
     `dhcp-leasefile=${paths.leaseFile}`,
     `dhcp-range=${c.range[0]},${c.range[1]},${c.lease === 'infinite' ? 'infinite' : String(c.lease)}`,
   ];
+  // dnsmasq blocks for ~3 s on the ping of every new address; see docs/vocabulary.md.
+  if (!c.pingCheck) lines.push('no-ping');
   if (c.dns.length > 0) lines.push(`dhcp-option=option:dns-server,${c.dns.join(',')}`);
   if (c.domain !== undefined) lines.push(`domain=${c.domain}`, `local=/${c.domain}/`);
   for (const l of c.staticLeases)

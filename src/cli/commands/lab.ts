@@ -13,6 +13,7 @@ import {
   labNames,
   labStatus,
   labUp,
+  limenInvocation,
   openLab,
 } from '../../lab/lab.ts';
 import { runDemo } from '../../lab/demo.ts';
@@ -66,17 +67,36 @@ Examples:
     }
     const name = (a.options.get('name') as string | undefined) ?? 'lab';
     const config = a.options.get('config');
+    const clients = !a.options.has('no-clients');
     const lab = await labUp({
       name,
       config: a.options.has('no-router') ? false : typeof config === 'string' ? config : undefined,
-      clients: !a.options.has('no-clients'),
+      clients,
       onStep: (s) => io.out(`  ${s}\n`),
     });
-    io.out(
-      `lab ${name} is up (${lab.dir}).\n` +
-        `  limen lab exec ${name === 'lab' ? '' : `--name ${name} `}rtr -- limen status\n` +
-        `  limen lab down ${name}\n`,
-    );
+    // With the router and clients of the default site, "up" means working: lan1
+    // fetches the world's page through limen (DNS, NAT), so what we print next works.
+    const waited = lab.router !== undefined && clients && typeof config !== 'string';
+    let ready = true;
+    if (waited) {
+      io.out('  lan1: waiting to reach http://world.test/ through limen\n');
+      ready = await lab.waitLanReachesWorld('lan1', 60_000);
+    }
+    // Only commands that work now: each runs as printed (test/lab/07-first-contact.test.ts).
+    const exec = `${limenInvocation()} lab exec --name ${name}`;
+    const next = [
+      ...(lab.router !== undefined ? [`${exec} rtr -- limen status`] : []),
+      ...(waited && ready ? [`${exec} lan1 -- busybox wget -qO- http://world.test/`] : []),
+      `${limenInvocation()} lab down ${name}`,
+    ];
+    io.out(`lab ${name} is up (${lab.dir}).\n${next.map((c) => `  ${c}\n`).join('')}`);
+    if (!ready) {
+      io.err(
+        `limen lab up: lan1 did not reach http://world.test/ within 60 s; the lab stays up ` +
+          `for a look (router log: ${lab.routerLog}, lan1: ${lab.dir}/lan1/udhcpc.log)\n`,
+      );
+      return ExitCode.Failed;
+    }
     return ExitCode.Ok;
   },
 };

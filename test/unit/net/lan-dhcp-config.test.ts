@@ -49,6 +49,7 @@ describe('lan-dhcp: reading the spec', () => {
           { mac: '02:00:5e:10:00:02', ip: '192.168.1.11', hostname: undefined },
         ],
         domain: 'lan',
+        pingCheck: true,
       },
     );
     assert.deepEqual(config('{range: ["10.0.0.10" "10.0.0.20"] lease: infinite}'), {
@@ -58,6 +59,7 @@ describe('lan-dhcp: reading the spec', () => {
       dns: [],
       staticLeases: [],
       domain: undefined,
+      pingCheck: true,
     });
     assert.equal(config('{range: ["10.0.0.10" "10.0.0.20"]}').lease, 43200);
   });
