@@ -154,7 +154,10 @@ export class DaemonProcess {
   /** A line the service printed. */
   output(service: string, line: RegExp) {
     return (l: LogLine) =>
-      l.msg === 'output' && l.service === service && typeof l.line === 'string' && line.test(l.line);
+      l.msg === 'output' &&
+      l.service === service &&
+      typeof l.line === 'string' &&
+      line.test(l.line);
   }
 
   /** The exit code once it exits (null after a signal). */

@@ -26,9 +26,9 @@ import { main } from '../../../src/cli/main.ts';
 import { captureIo } from '../../support/cli-io.ts';
 import { until } from '../../support/until.ts';
 import { describeProcs, killMarked, newMarker, processesWithEnv } from '../../support/processes.ts';
+import { prerequisites } from '../../support/prerequisites.ts';
 
 const repo = resolve(import.meta.dirname, '../../..');
-const isRoot = process.getuid?.() === 0;
 const MARK = 'LIMEN_TEST_MARK';
 const id = randomBytes(3).toString('hex');
 const isp = `lt-fisp-${id}`;
@@ -56,7 +56,7 @@ interface StatusFailure {
 
 describe(
   "network drivers' failures in status and the log",
-  { skip: isRoot ? false : 'needs root (network namespaces)' },
+  { skip: prerequisites({ netns: true }) },
   () => {
     let dir: string;
     let site: string;

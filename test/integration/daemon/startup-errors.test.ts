@@ -24,8 +24,8 @@ import { ControlClient } from '../../../src/control/client.ts';
 import { Dict, Sym, peel, type Value } from '../../../src/preserves/index.ts';
 import { DaemonProcess } from '../../support/daemon-process.ts';
 import { until } from '../../support/until.ts';
+import { prerequisites } from '../../support/prerequisites.ts';
 
-const isRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
 
 describe('start-up errors', () => {
@@ -84,7 +84,7 @@ describe('start-up errors', () => {
 
   it(
     'tells a user other than root what to do, with the default paths',
-    { skip: isRoot ? false : 'needs root (runs the CLI as nobody)' },
+    { skip: prerequisites({ root: 'runs the CLI as nobody' }) },
     async () => {
       const d = daemon(['--no-network'], { uid: NOBODY, gid: NOBODY });
       await failsWith(

@@ -16,8 +16,7 @@ import { parse } from '../../../src/preserves/index.ts';
 import { settingFileName } from '../../../src/control/settings-store.ts';
 import { DaemonProcess } from '../../support/daemon-process.ts';
 import { until } from '../../support/until.ts';
-
-const isRoot = process.getuid?.() === 0;
+import { prerequisites } from '../../support/prerequisites.ts';
 
 function mode(path: string): string {
   return (statSync(path).mode & 0o777).toString(8).padStart(4, '0');
@@ -75,7 +74,7 @@ describe('state directories', () => {
 
   it(
     'are made under a fresh --root, and resolv.conf is written there',
-    { skip: isRoot ? false : 'needs root (a network namespace of its own)' },
+    { skip: prerequisites({ netns: true }) },
     async () => {
       const dir = tempDir();
       const root = join(dir, 'root');

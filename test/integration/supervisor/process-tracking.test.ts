@@ -28,10 +28,10 @@ import {
 import { cgroup2Mount } from '../../support/cgroups.ts';
 import { describeProcs, killMarked, newMarker, processesWithEnv } from '../../support/processes.ts';
 import { until } from '../../support/until.ts';
+import { prerequisites } from '../../support/prerequisites.ts';
 
 const repo = resolve(import.meta.dirname, '../../..');
 const MARK = 'LIMEN_TEST_MARKER';
-const isRoot = process.getuid?.() === 0;
 
 /** The cgroup v2 path of a live process, from /proc. */
 function cgroupOf(pid: number): string | undefined {
@@ -49,7 +49,12 @@ function hierarchyPath(dir: string): string {
 
 describe(
   'process tracking with cgroups',
-  { skip: !isRoot ? 'needs root' : cgroup2Mount === undefined ? 'no cgroup v2 mounted' : false },
+  {
+    skip: prerequisites({
+      root: 'cgroups',
+      check: () => (cgroup2Mount === undefined ? 'no cgroup v2 mounted' : undefined),
+    }),
+  },
   () => {
     const dirs: string[] = [];
     const markers: string[] = [];
