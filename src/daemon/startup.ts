@@ -83,15 +83,16 @@ async function ownDirectory(dir: string, mode: number): Promise<void> {
 /**
  * resolv.conf's directory is created when missing (etc/ under a fresh --root), readable
  * by all (every program reads resolv.conf); an existing one (/etc) is not limen's, and
- * its mode is left alone.
+ * its mode is left alone. When it cannot be made (a file in the way), the daemon starts
+ * all the same: the resolver's failure to write says so in status, where it is fixed.
  */
 async function makeResolvConfDirectory(dir: string): Promise<void> {
   try {
     const first = await mkdir(dir, { recursive: true, mode: 0o755 });
     if (first === undefined) return;
     for (let d = dir; d.length >= first.length; d = dirname(d)) await chmod(d, 0o755);
-  } catch (e) {
-    throw ioError(`cannot create ${dir}`, e);
+  } catch {
+    // Reported by the resolver (see above).
   }
 }
 
@@ -116,6 +117,13 @@ async function realResolvConf(path: string): Promise<string> {
   } catch {
     return path;
   }
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }
 
 /** Names older versions gave their temporaries, by the file they were for. */
@@ -151,7 +159,9 @@ async function removeTemporaries(
   // A directory others write to too (/etc): only resolv.conf's own temporaries.
   if (resolvConf !== undefined) {
     const file = basename(resolvConf);
-    await clean(dirname(resolvConf), { of: file, legacy: legacyResolver(file) });
+    const dir = dirname(resolvConf);
+    // Not a directory (yet): nothing of ours in it, and the resolver reports it.
+    if (await isDirectory(dir)) await clean(dir, { of: file, legacy: legacyResolver(file) });
   }
   return removed;
 }

@@ -88,13 +88,14 @@ describe('failures in limen status and the daemon log', () => {
     });
   const waitStatus = (what: string, pred: (fs: StatusFailure[]) => boolean) => {
     let seen: StatusFailure[] = [];
+    // Wrapped: an empty list is an answer here, not "not yet" (see until()).
     return until(
       async () => {
         seen = (await statusJson()).failures;
-        return pred(seen) ? seen : undefined;
+        return pred(seen) ? { seen } : undefined;
       },
       { timeoutMs: 10_000, describe: () => `${what}; failures: ${JSON.stringify(seen)}` },
-    );
+    ).then((r) => r.seen);
   };
   const siteFile = (name: string, text: string) =>
     writeFileSync(join(site, 'services', name), text);

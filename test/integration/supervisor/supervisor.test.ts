@@ -342,13 +342,18 @@ describe('supervisor: readiness', () => {
 });
 
 describe('supervisor: restart policies', () => {
-  it('always: restarts after a clean exit', async (t) => {
+  it('always: restarts after a clean exit, with backoff, and gives up on a loop of them', async (t) => {
     const h = await harness(t);
     h.run('loop', '{argv: "echo run" restart: always}');
     await h.waitLine('loop', 'run', 3);
     assert.ok(h.sup.services()[0]!.restarts >= 2);
-    assert.ok(!h.history('loop').includes('complete') && !h.history('loop').includes('failed'));
+    assert.ok(!h.history('loop').includes('complete'));
     await h.waitEvent('loop', /^info: exited with code 0; restarting in 5 ms$/);
+    await h.waitEvent('loop', /^info: exited with code 0; restarting in 10 ms$/);
+    // A program that exits 0 at once and for ever is as much a loop as one that crashes.
+    await h.waitState('loop', 'failed');
+    await h.waitEvent('loop', /giving up: crash loop: 3 /);
+    assert.equal(h.lines('loop').filter((l) => l === 'run').length, 3, 'crashLoopFailures runs');
   });
 
   it('on-error: a clean exit is complete', async (t) => {
