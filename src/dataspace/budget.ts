@@ -8,6 +8,7 @@
 // Facets without a budget (the daemon's own drivers) are never charged: a loop
 // through a driver and a script is stopped at the script's next turn.
 
+import { measureValue, type Value } from '../preserves/index.ts';
 import { BudgetExceededError } from './errors.ts';
 
 export interface BudgetLimits {
@@ -69,4 +70,37 @@ export class Budget {
     this.#onExceeded?.(where, error);
     return true;
   }
+}
+
+/**
+ * How deeply a value a script builds may nest (docs/script-language.md, "Budgets"):
+ * half the codec's limit, so that whatever a script makes can still be written,
+ * inside a reply or a log record, and compared and hashed without exhausting the stack.
+ */
+export const MAX_VALUE_DEPTH = 256;
+
+/**
+ * How large a value a script builds may be, written out (docs/script-language.md,
+ * "Budgets"): a value shares what it was built from, so one that doubles each turn
+ * is small in memory and 2^n bytes in every reply, log line and comparison.
+ */
+export const MAX_VALUE_SIZE = 1024 * 1024;
+
+/**
+ * Throws a BudgetExceededError for a value that a script (a template, or a rewrite
+ * caveat it made) may not build: nested deeper than MAX_VALUE_DEPTH, or larger than
+ * MAX_VALUE_SIZE written out. Costs one walk of what is new in it (measure.ts).
+ */
+export function checkBuiltValue(v: Value): void {
+  const m = measureValue(v);
+  if (m.depth > MAX_VALUE_DEPTH)
+    throw new BudgetExceededError(
+      'depth',
+      `a value nested more than ${MAX_VALUE_DEPTH} levels deep (one that grows each turn?)`,
+    );
+  if (m.size > MAX_VALUE_SIZE)
+    throw new BudgetExceededError(
+      'size',
+      `a value larger than 1 MiB written out (${m.size >= 2 ** 52 ? 'petabytes' : `${m.size} bytes`}; one that doubles each turn?)`,
+    );
 }

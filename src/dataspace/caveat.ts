@@ -11,6 +11,7 @@
 
 import { Record, Sym, peel, positionOf, type Position, type Value } from '../preserves/index.ts';
 import { Ref } from './dataspace.ts';
+import { checkBuiltValue } from './budget.ts';
 import { CaveatError, PatternError, UnboundVariableError } from './errors.ts';
 import {
   captureNames,
@@ -131,7 +132,11 @@ export function applyCaveat(c: Caveat, v: Value): Value | undefined {
   switch (c.type) {
     case 'rewrite': {
       const captures = match(c.pattern, v);
-      return captures === null ? undefined : instantiate(c.template, captures);
+      if (captures === null) return undefined;
+      // A chain of rewrites that each double what they are given is 2^n bytes written.
+      const out = instantiate(c.template, captures);
+      checkBuiltValue(out);
+      return out;
     }
     case 'accept':
       return matches(c.pattern, v) ? v : undefined;

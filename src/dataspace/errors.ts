@@ -56,7 +56,7 @@ export class ForeignRefError extends LimenError {
   readonly code = 'LIMEN_FOREIGN_REF';
 }
 
-export type BudgetKind = 'chain' | 'turns' | 'handles' | 'depth';
+export type BudgetKind = 'chain' | 'turns' | 'handles' | 'depth' | 'size';
 
 /**
  * A script went over one of its budgets (budget.ts): a message loop, an endless

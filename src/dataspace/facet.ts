@@ -18,7 +18,7 @@ import { applyCaveats } from './caveat.ts';
 import type { Dataspace, Ref } from './dataspace.ts';
 import type { Engine } from './engine.ts';
 import { ActionOp } from './engine.ts';
-import { FacetStoppedError, ForeignRefError } from './errors.ts';
+import { BudgetExceededError, FacetStoppedError, ForeignRefError } from './errors.ts';
 import { analyze, type Analysis, type AssertionEntry, type ObserverSlot } from './match-index.ts';
 import type { Captures, Pattern } from './pattern.ts';
 
@@ -225,10 +225,25 @@ export class Facet {
       throw new ForeignRefError(`${what}: the ref belongs to another engine`);
   }
 
+  /**
+   * The value as the ref's caveats let it through. A rewrite that builds a value past
+   * a script's limits (checkBuiltValue) stops a script's facet; a driver's value (no
+   * budget: the daemon's own, which a script's caveats must not stop) is dropped, as
+   * by a caveat that rejects it.
+   */
+  #throughCaveats(ref: Ref, value: Value): Value | undefined {
+    try {
+      return applyCaveats(ref.caveats, value);
+    } catch (e) {
+      if (this.budget === undefined && e instanceof BudgetExceededError) return undefined;
+      throw e;
+    }
+  }
+
   /** Publishes a value (through the ref's caveats). */
   assert(ref: Ref, value: Value): Handle {
     this.#check(ref, 'assert');
-    const v = ref.caveats.length === 0 ? value : applyCaveats(ref.caveats, value);
+    const v = ref.caveats.length === 0 ? value : this.#throughCaveats(ref, value);
     this.budget?._charge();
     const h = new Handle(this, ref.dataspace, v, undefined);
     this.#hold(h);
@@ -280,7 +295,7 @@ export class Facet {
   /** Sends a message (through the ref's caveats) to the observers present at commit. */
   send(ref: Ref, message: Value): void {
     this.#check(ref, 'send');
-    const v = ref.caveats.length === 0 ? message : applyCaveats(ref.caveats, message);
+    const v = ref.caveats.length === 0 ? message : this.#throughCaveats(ref, message);
     if (v !== undefined) this.engine._act(ActionOp.Send, undefined, ref.dataspace, v);
   }
 

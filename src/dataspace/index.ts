@@ -38,6 +38,14 @@ export {
   type LogFields,
   type Logger,
 } from './engine.ts';
-export { Budget, DEFAULT_BUDGET_LIMITS, type BudgetLimits, type BudgetOptions } from './budget.ts';
+export {
+  Budget,
+  DEFAULT_BUDGET_LIMITS,
+  MAX_VALUE_DEPTH,
+  MAX_VALUE_SIZE,
+  checkBuiltValue,
+  type BudgetLimits,
+  type BudgetOptions,
+} from './budget.ts';
 export { Facet, Handle, type ObserverCallbacks } from './facet.ts';
 export { during } from './during.ts';

@@ -10,3 +10,4 @@ export * from './digest.ts';
 export * from './json.ts';
 export * from './text-reader.ts';
 export * from './text-writer.ts';
+export * from './measure.ts';

@@ -21,7 +21,7 @@ import {
   type Value,
 } from '../preserves/index.ts';
 import {
-  BudgetExceededError,
+  checkBuiltValue,
   asRef,
   attenuate,
   embed,
@@ -435,43 +435,10 @@ export function patternOf(term: PatternTerm, lookup: Lookup): Pattern {
 }
 
 /**
- * How deeply a value a script builds may nest (docs/script-language.md, "Budgets"):
- * half the codec's limit, so that whatever a script makes can still be written,
- * inside a reply or a log record, and compared and hashed without exhausting the stack.
- */
-export const MAX_VALUE_DEPTH = 256;
-
-/** True if v nests more than `levels` containers deep (stops looking once it does). */
-function deeperThan(v: Value, levels: number): boolean {
-  const p = peel(v);
-  if (p instanceof Record) {
-    if (levels === 0) return true;
-    if (deeperThan(p.label, levels - 1)) return true;
-    for (const f of p.fields) if (deeperThan(f, levels - 1)) return true;
-    return false;
-  }
-  if (Array.isArray(p)) {
-    if (levels === 0) return true;
-    for (const x of p as readonly Value[]) if (deeperThan(x, levels - 1)) return true;
-    return false;
-  }
-  if (p instanceof PSet) {
-    if (levels === 0) return true;
-    for (const x of p) if (deeperThan(x, levels - 1)) return true;
-    return false;
-  }
-  if (p instanceof Dict) {
-    if (levels === 0) return true;
-    for (const [k, x] of p) if (deeperThan(k, levels - 1) || deeperThan(x, levels - 1)) return true;
-    return false;
-  }
-  return false;
-}
-
-/**
  * The value a template describes with the current bindings. Names in `keep` stay as
  * `$name` symbols (a rewrite caveat fills them from its pattern's captures later).
- * A value nested deeper than MAX_VALUE_DEPTH is a BudgetExceededError.
+ * A value nested too deeply or too large written out is a BudgetExceededError
+ * (checkBuiltValue).
  */
 export function instantiateTemplate(
   t: Template,
@@ -480,11 +447,7 @@ export function instantiateTemplate(
 ): Value {
   const v = fill(t, lookup, keep);
   // A lone variable passes on a value that exists already: only what is built is checked.
-  if (t.t !== 'var' && t.t !== 'attenuate' && deeperThan(v, MAX_VALUE_DEPTH))
-    throw new BudgetExceededError(
-      'depth',
-      `a value nested more than ${MAX_VALUE_DEPTH} levels deep (one that grows each turn?)`,
-    );
+  if (t.t !== 'var' && t.t !== 'attenuate') checkBuiltValue(v);
   return v;
 }
 

@@ -9,6 +9,7 @@ import {
   type Value,
 } from '../../../src/preserves/index.ts';
 import {
+  BudgetExceededError,
   C,
   CaveatError,
   Dataspace,
@@ -208,5 +209,47 @@ describe('attenuation', () => {
     f.observe(ref, P.rec('anything', P._), { onAdd: (v) => seen.push(v) });
     await engine.sync();
     assert.equal(seen.length, 1);
+  });
+});
+
+describe('caveats: what a rewrite may build', () => {
+  it('stops a chain of rewrites that double what they are given (2^n bytes written out)', () => {
+    // Each caveat makes <x [V V]> of <x V>: 40 of them are 2^40 copies of the value.
+    const double = compileCaveat(
+      record('rewrite', record('x', s('?a')), record('x', [s('$a'), s('$a')])),
+    );
+    const chain = Array.from({ length: 40 }, () => double);
+    assert.throws(
+      () => apply(chain, record('x', 'value')),
+      (e: unknown) =>
+        e instanceof BudgetExceededError &&
+        e.kind === 'size' &&
+        /larger than 1 MiB/.test(e.message),
+    );
+    // A few doublings are fine.
+    const small = apply(chain.slice(0, 4), record('x', 'v'));
+    assert.ok(small !== undefined);
+  });
+});
+
+describe('caveats: a value too large through a driver', () => {
+  it("drops a driver's value that a script's doubling caveats would blow up, and keeps the driver", async () => {
+    const engine = checkedEngine().engine;
+    const ds = new Dataspace(engine, 'ds');
+    const double = compileCaveat(
+      record('rewrite', record('x', s('?a')), record('x', [s('$a'), s('$a')])),
+    );
+    let ref = ds.ref;
+    for (let i = 0; i < 40; i++) ref = attenuate(ref, [double]);
+    // The daemon's own facets have no budget: the value is dropped, the facet lives on.
+    engine.root.spawn((f) => {
+      f.assert(ref, record('x', 'value'));
+      f.assert(ds.ref, record('kept'));
+    });
+    await engine.sync();
+    assert.deepEqual(
+      [...ds.values()].map((v) => is(v, record('kept'))),
+      [true],
+    );
   });
 });

@@ -455,6 +455,22 @@ describe('running scripts: budgets', () => {
     assert.equal(w.config.size, 255);
   });
 
+  it('stops a value that doubles each turn at 1 MiB written out, long before it is deep', async () => {
+    // Each turn's value holds the last one twice: a few objects in memory, 2^n bytes in
+    // every reply, log line and comparison (and, unchecked, a walk that never ends).
+    const { w, run, problems } = budgeted(
+      '?? <dbl ?n> [ <d $n> ! <dbl [$n $n]> ]\n! <dbl "0123456789">',
+    );
+    await w.engine.sync();
+    assert.equal(run.facet.isAlive, true);
+    assert.equal(problems.length, 1, problems.join('\n'));
+    assert.match(
+      problems[0]!,
+      /^\/etc\/limen\/loop\.pr:1:22: stopped: a value larger than 1 MiB written out \(\d+ bytes; one that doubles each turn\?\)$/,
+    );
+    assert.ok(w.config.size > 10 && w.config.size < 20, `${w.config.size} values`);
+  });
+
   it('stops a reaction that asserts too much at the assertion, and keeps the rest', async () => {
     const { w, run, problems } = budgeted(
       '<a 1> <a 2>\n?? <add ?n> <b $n>\n! <add 1> ! <add 2> ! <add 3>',
