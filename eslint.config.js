@@ -91,9 +91,12 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
-    // The CLI's shim is CommonJS (bin/package.json): see its header.
-    files: ['bin/limen.js'],
-    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly' } },
+    // The CLI's shim and its code cache are CommonJS (bin/package.json): see their headers.
+    files: ['bin/*.js'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', __dirname: 'readonly' },
+    },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {

@@ -14,7 +14,7 @@
 // (config/, libexec/, the netlink helper), which needs tsc's one-file-per-module
 // layout, and they are slow to start anyway (a daemon, a lab).
 
-import { readdirSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -47,6 +47,8 @@ const common = {
 export async function bundleCli(outdir = join(root, 'dist', 'cli')) {
   const { build } = await import('esbuild');
   const bundled = bundledCommands();
+  // V8's compiled code for the old bundles (bin/code-cache.js): never used again.
+  rmSync(join(outdir, 'code-cache'), { recursive: true, force: true });
   const main = await build({
     ...common,
     entryPoints: ['src/cli/main.ts'],
