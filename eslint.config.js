@@ -16,7 +16,9 @@ const layers = {
   net: ['base', 'platform', 'preserves', 'dataspace'],
   control: ['base', 'platform', 'preserves', 'dataspace', 'script'],
   safety: ['base', 'platform', 'preserves', 'dataspace', 'script'],
-  lab: ['base', 'platform', 'preserves', 'control'],
+  // The lab drives a daemon from outside, and cleans up after one it killed (the
+  // supervisor's process tracking).
+  lab: ['base', 'platform', 'preserves', 'control', 'supervisor'],
   daemon: [
     'base',
     'platform',

@@ -37,6 +37,7 @@ import {
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ControlClient } from '../control/index.ts';
+import { reclaimAbandoned } from '../supervisor/process-tracking.ts';
 import { writeFileAtomicSync } from '../platform/atomic-file.ts';
 import {
   LabCommandError,
@@ -690,6 +691,15 @@ export async function labDown(
       throw new LabError(`cannot delete namespace ${ns}: ${r.stderr.trim()}`);
     }
   }
+  // A router killed rather than stopped leaves its cgroup subtree (its processes died
+  // with the namespaces): remove it, as the next limen on that root would have.
+  const router = join(dir, 'rtr', 'root');
+  const reclaimed = await reclaimAbandoned(
+    join(router, 'var/lib/limen'),
+    join(router, 'run/limen'),
+    3000,
+  );
+  processes += reclaimed.processes;
   for (const node of NODES)
     rmSync(join('/etc/netns', namespaceOf(name, node)), { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });

@@ -15,7 +15,7 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, rmdir, unlink } from 'node:fs/promises';
+import { mkdir, readFile, readdir, realpath, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../platform/atomic-file.ts';
 import { Dict, parse, peel, stringify, sym, type Value } from '../preserves/index.ts';
@@ -643,4 +643,30 @@ export async function openProcessTracking(o: ProcessTrackingOptions): Promise<Pr
   const place = await findCgroupPlace(o.stateDir, env, true);
   if (typeof place === 'string') return new ProcessGroupTracking(records, place);
   return new CgroupTracking(place, records);
+}
+
+/**
+ * Stops what a daemon that is gone left on `stateDir` (its services' processes, in its
+ * cgroup subtree or in process-group records under `runDir`) and removes its subtree:
+ * what the next daemon on that root would do at start, for a root that will have none
+ * (`limen lab down`, a test that killed its daemon). Only once that daemon is gone.
+ */
+export async function reclaimAbandoned(
+  stateDir: string,
+  runDir: string,
+  stopTimeoutMs = RECLAIM_STOP_TIMEOUT_MS,
+): Promise<ReclaimReport> {
+  let real: string;
+  try {
+    // The daemon names its subtree after the real path (daemon.ts).
+    real = await realpath(stateDir);
+  } catch {
+    return { processes: 0, killed: 0, problems: [] };
+  }
+  const tracking = await openProcessTracking({ stateDir: real, runDir, mode: 'off' });
+  try {
+    return await tracking.reclaim({ stopTimeoutMs });
+  } finally {
+    await tracking.close();
+  }
 }

@@ -8,7 +8,9 @@
 // carries a test marker (LIMEN_TEST_…=limen-test-…, test/support/processes.ts)
 // or this test run's mark (LIMEN_TEST_RUN, set by scripts/run-tests.mjs for
 // everything the run starts), and no link in the host's namespace named like
-// one of the lab's or a test's. A lab brought up by hand and left running makes
+// one of the lab's or a test's, and no daemon's cgroup subtree (limen-HASH at the
+// top of a cgroup v2 hierarchy: a daemon killed with SIGKILL leaves it, and the
+// test or lab that killed it removes it). A lab brought up by hand and left running makes
 // this fail too: take it down with `limen lab down --all`.
 
 import { describe, it } from 'node:test';
@@ -16,6 +18,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { labBaseDir, labNames } from '../../src/lab/lab.ts';
 import { namespaces, run } from '../../src/lab/system.ts';
+import { parseCgroup2Mounts } from '../../src/supervisor/cgroup.ts';
 import { TEST_LINK, TEST_NAMESPACE } from '../support/names.ts';
 import { prerequisites } from '../support/prerequisites.ts';
 
@@ -105,5 +108,15 @@ describe('no lab is left behind', { skip }, () => {
       [],
       `host links: ${links.join(', ')}`,
     );
+  });
+
+  it('no cgroup subtree of a limen daemon (limen-HASH at the top of a cgroup v2 hierarchy)', () => {
+    const left: string[] = [];
+    for (const m of parseCgroup2Mounts(readFileSync('/proc/self/mountinfo', 'utf8'))) {
+      for (const name of readdirSync(m.mountPoint)) {
+        if (/^limen-[0-9a-f]{12}$/.test(name)) left.push(`${m.mountPoint}/${name}`);
+      }
+    }
+    assert.deepEqual(left, [], 'left by a daemon killed with SIGKILL and never restarted');
   });
 });
