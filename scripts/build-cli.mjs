@@ -45,7 +45,7 @@ const common = {
 
 /** Bundles the CLI into OUTDIR/main.cjs and OUTDIR/commands/NAME.cjs (default dist/cli). */
 export async function bundleCli(outdir = join(root, 'dist', 'cli')) {
-  const { build } = await import('esbuild');
+  const { build, stop } = await import('esbuild');
   const bundled = bundledCommands();
   // V8's compiled code for the old bundles (bin/code-cache.js): never used again.
   rmSync(join(outdir, 'code-cache'), { recursive: true, force: true });
@@ -85,6 +85,9 @@ export async function bundleCli(outdir = join(root, 'dist', 'cli')) {
     outdir,
     outExtension: { '.js': '.cjs' },
   });
+  // esbuild's service process would otherwise outlive this one for a moment (the leak
+  // check at the end of a test run sees it).
+  await stop();
   return { main, commands };
 }
 

@@ -5,7 +5,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { reclaimAbandoned } from '../../src/supervisor/process-tracking.ts';
+import { removeSubtreeOf } from './cgroups.ts';
 import { until } from './until.ts';
 
 const repo = resolve(import.meta.dirname, '../..');
@@ -32,7 +32,7 @@ export class DaemonProcess {
   readonly stderr: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  /** The --root it was given, if any: where a killed one left its processes' tracking. */
+  /** The --root it was given, if any: names the cgroup subtree a killed one leaves. */
   readonly root: string | undefined;
 
   constructor(args: readonly string[], options: DaemonProcessOptions = {}) {
@@ -171,25 +171,19 @@ export class DaemonProcess {
     return (await this.exited).code;
   }
 
-  /**
-   * SIGKILL (if it still runs) and wait for the exit; then stop what it left and remove
-   * its cgroup subtree, as the next daemon on its root would (none will: the test ends).
-   */
+  /** SIGKILL (if it still runs) and wait for the exit. */
   async kill(): Promise<void> {
     if (this.running) this.child.kill('SIGKILL');
     await this.exited;
-    await this.reclaim();
   }
 
-  /** After a SIGKILL: what it left is stopped, its cgroup subtree removed. */
-  async reclaim(): Promise<void> {
-    if (this.root === undefined) return;
-    const report = await reclaimAbandoned(
-      join(this.root, 'var/lib/limen'),
-      join(this.root, 'run/limen'),
-      3000,
-    );
-    if (report.problems.length > 0) throw new Error(report.problems.join('; '));
+  /**
+   * For a test's cleanup: SIGKILL, then stop what it left and remove its cgroup subtree,
+   * as the next daemon on its root would (none will: the test ends).
+   */
+  async dispose(): Promise<void> {
+    await this.kill();
+    if (this.root !== undefined) await removeSubtreeOf(this.root);
   }
 
   /** SIGTERM (a clean stop) or any other signal; resolves on exit. */

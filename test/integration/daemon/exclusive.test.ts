@@ -33,7 +33,7 @@ describe('one daemon per root and per socket', () => {
   const markers: string[] = [];
   const daemons: DaemonProcess[] = [];
   after(async () => {
-    for (const d of daemons) if (d.running) await d.stop('SIGKILL');
+    for (const d of daemons) await d.dispose();
     for (const m of markers) killMarked(MARK, m);
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });

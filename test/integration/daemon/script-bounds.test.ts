@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { main } from '../../../src/cli/main.ts';
 import { captureIo } from '../../support/cli-io.ts';
+import { removeSubtreeOf } from '../../support/cgroups.ts';
 import { until } from '../../support/until.ts';
 import { describeProcs, killMarked, newMarker, processesWithEnv } from '../../support/processes.ts';
 
@@ -149,6 +150,7 @@ class DaemonProcess {
     if (this.child.exitCode === null) this.child.kill('SIGKILL');
     await this.exited;
     killMarked(MARK, this.marker);
+    await removeSubtreeOf(join(this.dir, 'root'));
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -27,7 +27,7 @@ describe('stale temporaries', () => {
   const dirs: string[] = [];
   const daemons: DaemonProcess[] = [];
   after(async () => {
-    for (const d of daemons) if (d.running) await d.stop('SIGKILL');
+    for (const d of daemons) await d.dispose();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
