@@ -578,9 +578,9 @@ async function measureFirewall(ctx: Ctx): Promise<() => void> {
   for (const line of readFileSync(lab.routerLog, 'utf8').split('\n')) {
     if (!line.includes('firewall applied')) continue;
     try {
-      const j = JSON.parse(line) as { generation?: number; ms?: number };
-      if (typeof j.generation === 'number' && typeof j.ms === 'number')
-        limenNft.set(j.generation, j.ms);
+      const j = JSON.parse(line) as { revision?: number; ms?: number };
+      if (typeof j.revision === 'number' && typeof j.ms === 'number')
+        limenNft.set(j.revision, j.ms);
     } catch {
       // not a JSON line
     }

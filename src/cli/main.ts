@@ -105,6 +105,12 @@ export const commands: readonly CommandEntry[] = [
   entry(['ifdown'], 'take an interface down; answers when it is down', async () => {
     return (await import('./commands/ifupdown.ts')).ifdownCommand;
   }),
+  entry(['generations'], 'list the configuration generations', async () => {
+    return (await import('./commands/generations.ts')).generationsCommand;
+  }),
+  entry(['rollback'], 'go back to an earlier configuration generation', async () => {
+    return (await import('./commands/generations.ts')).rollbackCommand;
+  }),
   entry(['settings', 'list'], 'list the user settings', async () => {
     return (await import('./commands/settings.ts')).settingsListCommand;
   }),

@@ -39,6 +39,7 @@ export {
   ErrorReason,
   PROTOCOL_VERSION,
   answerField,
+  decodeGeneration,
   decodeLogEntry,
   decodeProgress,
   decodeQueryAnswer,
@@ -52,7 +53,14 @@ export {
   type SettingsAnswer,
   type WatchEvent,
 } from './protocol.ts';
-export type { LogEntry, ProcessInfo, ServiceDetail, ServiceInfo } from './providers.ts';
+export type {
+  GenerationSummary,
+  LogEntry,
+  ProcessInfo,
+  RollbackSummary,
+  ServiceDetail,
+  ServiceInfo,
+} from './providers.ts';
 
 /** Responses can be big (a query's matches): the client's line limit is generous. */
 const CLIENT_MAX_LINE_BYTES = 256 * 1024 * 1024;
@@ -437,6 +445,16 @@ export class ControlClient {
 
   settingsList(): Promise<Value> {
     return this.#answer('settings-list', {});
+  }
+
+  /** The configuration generations, oldest first (decodeGeneration reads each). */
+  generations(): Promise<Value> {
+    return this.#answer('generations', {});
+  }
+
+  /** Back to generation `to`, or to the last confirmed one before the current. */
+  rollback(to?: number): Promise<Value> {
+    return this.#answer('rollback', { generation: to });
   }
 
   settingsSet(value: Value): Promise<Value> {

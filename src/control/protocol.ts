@@ -21,7 +21,13 @@ import {
 } from '../preserves/index.ts';
 import { describeEmbedded } from '../script/index.ts';
 import { MessageTooLargeError, ProtocolError } from './errors.ts';
-import type { LogEntry, ProcessInfo, ServiceDetail, ServiceInfo } from './providers.ts';
+import type {
+  GenerationSummary,
+  LogEntry,
+  ProcessInfo,
+  ServiceDetail,
+  ServiceInfo,
+} from './providers.ts';
 
 export const PROTOCOL_VERSION = 1;
 /** The longest line the server accepts (bytes, newline excluded); longer closes the connection. */
@@ -87,6 +93,8 @@ export const COMMANDS = [
   'settings-list',
   'settings-set',
   'settings-unset',
+  'generations',
+  'rollback',
 ] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
@@ -783,4 +791,50 @@ export function dictOf(entries: { readonly [k: string]: Value | undefined }): Di
 /** Reads a field of a dictionary answer (annotations peeled). */
 export function answerField(v: Value, name: string): Value | undefined {
   return field(v, name);
+}
+
+// ---- Generations -----------------------------------------------------------------------------
+
+/** `{number time message who parent? checksum outcome current last-confirmed}`; time in ms. */
+export function encodeGeneration(g: GenerationSummary): Dict {
+  return new Dict([
+    [sym('number'), g.number],
+    [sym('time'), g.time],
+    [sym('message'), g.message],
+    [sym('who'), g.who],
+    ...(g.parent === undefined ? [] : [[sym('parent'), g.parent] as const]),
+    [sym('checksum'), g.checksum],
+    [sym('outcome'), g.outcome],
+    [sym('current'), g.current],
+    [sym('last-confirmed'), g.lastConfirmed],
+  ]);
+}
+
+export function decodeGeneration(v: Value): GenerationSummary {
+  const d = peel(v);
+  if (!(d instanceof Dict))
+    throw new ProtocolError(ErrorReason.BadRequest, 'a generation is a dictionary');
+  const get = (k: string) => {
+    const x = d.get(sym(k));
+    return x === undefined ? undefined : peel(x);
+  };
+  const n = (k: string) => {
+    const x = get(k);
+    return typeof x === 'number' ? x : undefined;
+  };
+  const s = (k: string) => {
+    const x = get(k);
+    return typeof x === 'string' ? x : '';
+  };
+  return {
+    number: n('number') ?? 0,
+    time: n('time') ?? 0,
+    message: s('message'),
+    who: s('who'),
+    parent: n('parent'),
+    checksum: s('checksum'),
+    outcome: s('outcome'),
+    current: get('current') === true,
+    lastConfirmed: get('last-confirmed') === true,
+  };
 }

@@ -89,3 +89,34 @@ export interface InterfaceController {
   up(ifname: string, options: InterfaceRequestOptions): Promise<InterfaceResult>;
   down(ifname: string, options: InterfaceRequestOptions): Promise<InterfaceResult>;
 }
+
+/** One configuration generation, as `limen generations` lists it (docs/safe-change.md). */
+export interface GenerationSummary {
+  readonly number: number;
+  /** Milliseconds since the epoch. */
+  readonly time: number;
+  readonly message: string;
+  readonly who: string;
+  readonly parent?: number | undefined;
+  readonly checksum: string;
+  /** `confirmed`, `trial` or `rolled back: REASON`. */
+  readonly outcome: string;
+  readonly current: boolean;
+  readonly lastConfirmed: boolean;
+}
+
+/** What a rollback did. */
+export interface RollbackSummary {
+  readonly from?: number | undefined;
+  readonly to: number;
+  /** Files written back, and files removed, in the site configuration. */
+  readonly written: number;
+  readonly removed: number;
+}
+
+/** The daemon's configuration generations (the safety layer supplies them). */
+export interface GenerationsProvider {
+  list(): Promise<readonly GenerationSummary[]>;
+  /** Back to generation `to`, or to the last confirmed one before the current. */
+  rollback(to: number | undefined): Promise<RollbackSummary>;
+}

@@ -53,6 +53,7 @@ import {
   encodeServerMessage,
   encodeServiceDetail,
   encodeServiceInfo,
+  encodeGeneration,
   encodeSettingsAnswer,
   encodeWatchEvent,
   isCommandName,
@@ -64,7 +65,12 @@ import {
   writeValue,
   writeValueWithin,
 } from './protocol.ts';
-import type { InterfaceController, InterfaceResult, ServiceView } from './providers.ts';
+import type {
+  GenerationsProvider,
+  InterfaceController,
+  InterfaceResult,
+  ServiceView,
+} from './providers.ts';
 import type { SettingsStore } from './settings-store.ts';
 import { raceAbort, waitForAbort } from './signals.ts';
 import { bindSocketFile, type BoundSocket, type ListeningSocket } from './socket-file.ts';
@@ -101,6 +107,8 @@ export interface ControlServerOptions {
   /** Absent until the network layer exists: ifup/ifdown then answer `unsupported`. */
   readonly interfaces?: InterfaceController | undefined;
   readonly settings: SettingsStore;
+  /** Absent: generations and rollback answer `unsupported`. */
+  readonly generations?: GenerationsProvider | undefined;
   /** What `limen status` shows: a dictionary, by convention. */
   readonly status: () => Value | Promise<Value>;
   readonly logger: Logger;
@@ -425,6 +433,10 @@ class ControlServerImpl implements ControlServer {
         return this.settingsSet(ctx);
       case 'settings-unset':
         return this.settingsUnset(ctx);
+      case 'generations':
+        return this.generationsList(ctx);
+      case 'rollback':
+        return this.rollback(ctx);
     }
   }
 
@@ -722,6 +734,42 @@ class ControlServerImpl implements ControlServer {
     } finally {
       clearTimeout(timer);
       ctx.signal.removeEventListener('abort', forward);
+    }
+  }
+
+  #generations(command: string): GenerationsProvider {
+    const g = this.options.generations;
+    if (g === undefined) {
+      throw new ControlRequestError(
+        ErrorReason.Unsupported,
+        `${command} is not available: this daemon keeps no configuration generations`,
+      );
+    }
+    return g;
+  }
+
+  async generationsList(ctx: RequestContext): Promise<Value> {
+    ctx.args.done();
+    return (await this.#generations('generations').list()).map(encodeGeneration);
+  }
+
+  async rollback(ctx: RequestContext): Promise<Value> {
+    const to = ctx.args.value('generation');
+    if (to !== undefined && !(typeof to === 'number' && Number.isSafeInteger(to) && to > 0)) {
+      ctx.args.problem(`argument generation must be a generation number, got ${label(to)}`);
+    }
+    ctx.args.done();
+    try {
+      const r = await this.#generations('rollback').rollback(to as number | undefined);
+      return dictOf({
+        ...(r.from === undefined ? {} : { from: r.from }),
+        to: r.to,
+        written: r.written,
+        removed: r.removed,
+      });
+    } catch (e) {
+      if (e instanceof UserError) throw new ControlRequestError(ErrorReason.Failed, e.message);
+      throw e;
     }
   }
 

@@ -49,6 +49,13 @@ import { createDaemonLog, type DaemonLog, type LogFormat } from './log.ts';
 import { startSiteRootCheck, type SiteRootCheck } from './site-roots.ts';
 import { prepareStart } from './startup.ts';
 import { startFailureCollector, type FailureCollector } from './failures.ts';
+import {
+  GenerationStore,
+  describeOutcome,
+  startGenerationRecorder,
+  type GenerationRecorder,
+} from '../safety/index.ts';
+import type { GenerationsProvider } from '../control/index.ts';
 
 export interface DaemonOptions extends PathOptions {
   readonly logFormat?: LogFormat;
@@ -72,6 +79,8 @@ export interface Daemon {
   readonly services: ServiceManager;
   readonly logger: DaemonLog;
   readonly control: ControlServer;
+  /** The configuration generations (docs/safe-change.md). */
+  readonly generations: GenerationRecorder;
   /** Rescans every configuration directory (SIGHUP). */
   rescan(): Promise<void>;
   /** Stops every service in reverse dependency order, then everything else. Idempotent. */
@@ -282,6 +291,14 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     });
   });
   await engine.sync();
+  // Every configuration that runs is a generation (docs/safe-change.md).
+  const generations = await startGenerationRecorder({
+    store: await GenerationStore.open(paths.generationsDir),
+    // The site configuration: /etc/limen or the --config roots, not /run/limen/etc
+    // (written at run time, not by the operator).
+    roots: paths.siteConfigDirs.filter((d) => d !== paths.runEtcDir),
+    logger,
+  });
   const startedAt = Date.now();
   const control = await startControlServer({
     socketPath: paths.socket,
@@ -300,6 +317,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
           }),
         }),
     settings: new SettingsDirectory(paths.userSettingsDir),
+    generations: generationsProvider(generations),
     status: () =>
       daemonStatus({
         version: VERSION,
@@ -336,6 +354,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     logger,
     control,
     stopped,
+    generations,
     async rescan() {
       logger.info('rescanning configuration');
       await Promise.all([boot.rescan(), nested.rescan(), siteRoots.rescan()]);
@@ -362,6 +381,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         );
         await supervisor.whenIdle();
         await control.close();
+        generations.close();
+        await generations.idle();
         engine.turn(() => root.stop());
         await supervisor.closed;
         await tracking.close();
@@ -375,4 +396,25 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     },
   };
   return daemon;
+}
+
+/** The control server's view of the generations (control never imports the safety layer). */
+function generationsProvider(recorder: GenerationRecorder): GenerationsProvider {
+  return {
+    async list() {
+      return (await recorder.list()).map((g) => ({
+        number: g.number,
+        time: g.time,
+        message: g.message,
+        who: g.who,
+        parent: g.parent,
+        checksum: g.checksum,
+        outcome: describeOutcome(g.outcome),
+        current: g.current,
+        lastConfirmed: g.lastConfirmed,
+      }));
+    },
+    rollback: (to) =>
+      recorder.rollback(to, to === undefined ? 'limen rollback' : `limen rollback ${to}`),
+  };
 }

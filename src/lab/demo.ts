@@ -85,7 +85,7 @@ export const DEMO_STEPS: readonly StepSpec[] = [
     label: 'firewall applied',
     dataspace: 'config',
     pattern: '<firewall-applied ?gen _>',
-    detail: (c) => `table inet limen, generation ${text(c.get('gen'))}`,
+    detail: (c) => `table inet limen, revision ${text(c.get('gen'))}`,
   },
   {
     key: 'lan-dhcp',

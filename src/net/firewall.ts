@@ -6,9 +6,9 @@
 //
 // Invariants: only `table inet limen` is ever created, replaced or deleted;
 // a ruleset that fails validation or nft's check leaves the previous one in
-// place and is reported as `<firewall-error MESSAGE>`; `<firewall-applied GEN
-// {hash: H}>` is asserted exactly while a table applied by this run (generation
-// GEN, text hash H) is installed; with no zone at all limen installs nothing (a
+// place and is reported as `<firewall-error MESSAGE>`; `<firewall-applied REV
+// {hash: H}>` is asserted exactly while a table applied by this run (revision
+// REV, text hash H) is installed; with no zone at all limen installs nothing (a
 // machine without a firewall configuration is left alone).
 //
 // Kernel state outlives the driver, as addresses and routes do: stopping (daemon
@@ -57,7 +57,7 @@ export interface FirewallOptions {
 }
 
 export interface AppliedRuleset {
-  readonly generation: number;
+  readonly revision: number;
   /** SHA-256 of the script, hex. */
   readonly hash: string;
   readonly text: string;
@@ -97,7 +97,7 @@ class FirewallImpl implements Firewall {
   #dirty = false;
   #idleWaiters: (() => void)[] = [];
   #current: AppliedRuleset | undefined;
-  #generation = 0;
+  #revision = 0;
   /** The hash of the last script nft refused (not retried until the inputs change). */
   #refusedHash: string | undefined;
   /** True once this run may have installed limen's table (so retracting every zone removes it). */
@@ -254,9 +254,9 @@ class FirewallImpl implements Firewall {
       return;
     }
     this.#refusedHash = undefined;
-    this.#current = { generation: ++this.#generation, hash, text };
+    this.#current = { revision: ++this.#revision, hash, text };
     this.#log('info', 'firewall applied', {
-      generation: this.#generation,
+      revision: this.#revision,
       hash: hash.slice(0, 12),
       ms: Math.round(performance.now() - started),
     });
@@ -282,7 +282,7 @@ class FirewallImpl implements Firewall {
       const v =
         applied === undefined
           ? undefined
-          : record('firewall-applied', applied.generation, dict({ hash: applied.hash }));
+          : record('firewall-applied', applied.revision, dict({ hash: applied.hash }));
       this.#appliedHandle = this.facet.replace(this.#appliedHandle, this.#config, v);
       this.#setAll(this.#errors, 'firewall-error', []);
     });

@@ -1,6 +1,6 @@
 // Editing the site configuration while limen runs: a new file under core/ adds
 // a port forward from the WAN to a web server on lan1. Only the firewall is
-// applied again (one new <firewall-applied> generation); every other service
+// applied again (one new <firewall-applied> revision); every other service
 // keeps its process. And the forward works: the ISP reaches lan1's server on the
 // router's WAN address, port 8080, and lan1's server sees the ISP's address (DNAT,
 // no source NAT).
@@ -84,7 +84,7 @@ describe(
           timeoutMs: 20_000,
           intervalMs: 100,
           describe: () =>
-            `a new <firewall-applied> generation after ${generation} (seen: ${seen.join(', ') || 'none'})${routerLogTail(lab)}`,
+            `a new <firewall-applied> revision after ${generation} (seen: ${seen.join(', ') || 'none'})${routerLogTail(lab)}`,
         },
       );
       assert.deepEqual(seen, [generation + 1]);

@@ -1,6 +1,6 @@
 // A site file broken while limen runs (core/firewall.pr with a record left
 // open): `limen status` lists it as a config-error failure with file:line:col, the
-// file's last good version keeps running (same firewall generation, NAT still
+// file's last good version keeps running (same firewall revision, NAT still
 // there, the LAN still reaches the world by name), and fixing the file, with a
 // visible change (a port opened to the WAN), applies it.
 
@@ -93,14 +93,14 @@ describe(
         async () => {
           const gens = await firewallGenerations(lab);
           const errors = await failures(lab, 'config-error');
-          seen = `generations ${gens.join(', ')}; config errors ${errors}`;
+          seen = `revisions ${gens.join(', ')}; config errors ${errors}`;
           return errors === 'none' && gens.length === 1 && gens[0] === generation + 1;
         },
         {
           timeoutMs: 20_000,
           intervalMs: 100,
           describe: () =>
-            `the fixed file applied as generation ${generation + 1} (seen: ${seen})${routerLogTail(lab)}`,
+            `the fixed file applied as revision ${generation + 1} (seen: ${seen})${routerLogTail(lab)}`,
         },
       );
       assert.match(nftChain(lab, 'input_wan'), /tcp dport 2222 accept/);

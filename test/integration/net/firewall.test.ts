@@ -39,8 +39,8 @@ interface Harness {
   readonly logged: string[];
   assert(text: string): Handle;
   retract(h: Handle): void;
-  /** The generation of `<firewall-applied GEN _>`, if asserted. */
-  generation(): number | undefined;
+  /** The revision of `<firewall-applied REV _>`, if asserted. */
+  revision(): number | undefined;
   hash(): string | undefined;
   errors(): string[];
   warnings(): string[];
@@ -95,7 +95,7 @@ function harness(
     retract(handle) {
       engine.turn(() => engine.root.retract(handle));
     },
-    generation() {
+    revision() {
       const a = applied();
       assert.ok(a.length <= 1, 'at most one firewall-applied');
       return a.length === 0 ? undefined : (a[0]!.captures.get('gen') as number);
@@ -108,10 +108,10 @@ function harness(
     errors: () => labelled('firewall-error'),
     warnings: () => labelled('firewall-warning'),
     async waitGeneration(gen) {
-      await until(() => h.generation() === gen, {
+      await until(() => h.revision() === gen, {
         timeoutMs: 10_000,
         describe: () =>
-          `firewall-applied ${gen}; have ${String(h.generation())}, errors ${JSON.stringify(h.errors())}`,
+          `firewall-applied ${gen}; have ${String(h.revision())}, errors ${JSON.stringify(h.errors())}`,
       });
     },
     table: () => inNs(ns, ['nft', 'list', 'table', 'inet', 'limen']),
@@ -185,7 +185,7 @@ describe('firewall (nftables)', { skip }, () => {
     ]);
     inNs(ns, ['nft', 'add', 'table', 'ip', 'limen-other']);
     const h = harness(t, ns);
-    assert.equal(h.generation(), undefined);
+    assert.equal(h.revision(), undefined);
     for (const c of baseConfig) h.assert(c);
     await h.waitGeneration(1);
     const first = h.table();
@@ -286,7 +286,7 @@ describe('firewall (nftables)', { skip }, () => {
 
     // The last zone retracted while running: the table goes, the foreign one stays.
     for (const z of zones) h.retract(z);
-    await until(() => h.generation() === undefined && !/table inet limen\b/.test(h.tables()), {
+    await until(() => h.revision() === undefined && !/table inet limen\b/.test(h.tables()), {
       describe: () => `table inet limen removed; tables ${h.tables()}`,
     });
     assert.match(h.tables(), /table inet foreign/);
@@ -318,7 +318,7 @@ describe('firewall (nftables)', { skip }, () => {
     });
     await h.fw.whenIdle();
     assert.match(h.tables(), /table inet foreign/);
-    assert.equal(h.generation(), undefined);
+    assert.equal(h.revision(), undefined);
     assert.deepEqual(h.errors(), []);
     assert.ok(
       h.logged.some((l) =>
@@ -356,13 +356,13 @@ describe('firewall (nftables)', { skip }, () => {
     await until(() => h.errors().some((e) => /out of range/.test(e)), {
       describe: () => `a firewall-error from nft; errors ${JSON.stringify(h.errors())}`,
     });
-    assert.equal(h.generation(), 1);
+    assert.equal(h.revision(), 1);
     assert.equal(h.table(), good, 'the previous ruleset stays');
     h.retract(bad);
     await until(() => h.errors().length === 0, {
       describe: () => `errors cleared; errors ${JSON.stringify(h.errors())}`,
     });
-    assert.equal(h.generation(), 1, 'the same ruleset as before: nothing to apply');
+    assert.equal(h.revision(), 1, 'the same ruleset as before: nothing to apply');
 
     // Refused by validation, every problem reported.
     const invalid = [
@@ -392,7 +392,7 @@ describe('firewall (nftables)', { skip }, () => {
     // Without any zone, limen's table goes away and firewall-applied with it.
     h.retract(base[0]!);
     h.retract(base[1]!);
-    await until(() => h.generation() === undefined, {
+    await until(() => h.revision() === undefined, {
       describe: () => `no firewall-applied; errors ${JSON.stringify(h.errors())}`,
     });
     assert.doesNotMatch(h.tables(), /table inet limen/);
