@@ -111,6 +111,16 @@ export const commands: readonly CommandEntry[] = [
   entry(['rollback'], 'go back to an earlier configuration generation', async () => {
     return (await import('./commands/generations.ts')).rollbackCommand;
   }),
+  entry(['try'], 'apply a configuration as a trial: kept only if confirmed in time', async () => {
+    return (await import('./commands/generations.ts')).tryCommand;
+  }),
+  entry(
+    ['confirm'],
+    'keep the configuration on trial (with the token limen try printed)',
+    async () => {
+      return (await import('./commands/generations.ts')).confirmCommand;
+    },
+  ),
   entry(['settings', 'list'], 'list the user settings', async () => {
     return (await import('./commands/settings.ts')).settingsListCommand;
   }),

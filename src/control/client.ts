@@ -4,7 +4,7 @@
 // the connection closing), and its abort listener is removed when it does.
 
 import { connect as netConnect, type Socket } from 'node:net';
-import { ValueMap, sym, type Dict, type Value } from '../preserves/index.ts';
+import { Bytes, Dict, ValueMap, sym, type Value } from '../preserves/index.ts';
 import {
   ControlClosedError,
   ControlConnectError,
@@ -457,6 +457,29 @@ export class ControlClient {
     return this.#answer('rollback', { generation: to });
   }
 
+  /**
+   * Tries a candidate site configuration (docs/safe-change.md): events are progress and,
+   * first, `{generation token deadline}`; answers once it is confirmed or rolled back.
+   */
+  try(candidate: TrialCandidate, options: TrialOptions = {}): Promise<Value> {
+    return this.#answer(
+      'try',
+      {
+        files: new Dict([...candidate.files].map(([p, c]) => [p, new Bytes(c)] as const)),
+        source: candidate.source,
+        timeout: options.timeoutMs,
+        message: options.message,
+        'auto-confirm': options.autoConfirm,
+      },
+      { signal: options.signal, onEvent: options.onEvent },
+    );
+  }
+
+  /** Keeps the running trial, given the token `try` printed. */
+  confirm(token: string): Promise<Value> {
+    return this.#answer('confirm', { token });
+  }
+
   settingsSet(value: Value): Promise<Value> {
     return this.#answer('settings-set', { value });
   }
@@ -464,6 +487,21 @@ export class ControlClient {
   settingsUnset(value: Value): Promise<Value> {
     return this.#answer('settings-unset', { value });
   }
+}
+
+export interface TrialCandidate {
+  /** Relative path → content. */
+  readonly files: ReadonlyMap<string, Uint8Array>;
+  /** The candidate's directory, for messages. */
+  readonly source: string;
+}
+
+export interface TrialOptions {
+  readonly timeoutMs?: number | undefined;
+  readonly message?: string | undefined;
+  readonly autoConfirm?: boolean | undefined;
+  readonly signal?: AbortSignal | undefined;
+  readonly onEvent?: ((event: Value) => void) | undefined;
 }
 
 export interface InterfaceOptions {

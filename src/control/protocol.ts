@@ -95,6 +95,8 @@ export const COMMANDS = [
   'settings-unset',
   'generations',
   'rollback',
+  'try',
+  'confirm',
 ] as const;
 export type CommandName = (typeof COMMANDS)[number];
 

@@ -114,9 +114,45 @@ export interface RollbackSummary {
   readonly removed: number;
 }
 
+/** A candidate configuration to try (limen try). */
+export interface TrialRequest {
+  /** Relative path → content: the candidate for the first site root. */
+  readonly files: ReadonlyMap<string, Uint8Array>;
+  /** How the candidate's files are named in messages (the client's directory). */
+  readonly source: string;
+  readonly timeoutMs: number;
+  readonly message: string;
+  readonly who: string;
+  readonly autoConfirm: boolean;
+  readonly onProgress: (text: string) => void;
+  /** Told once the trial is recorded, before its files are applied. */
+  readonly onStarted?: (t: {
+    readonly generation: number;
+    readonly token: string;
+    readonly deadline: number;
+  }) => void;
+}
+
+export interface TrialStart {
+  readonly generation: number;
+  readonly token: string;
+  /** Milliseconds since the epoch. */
+  readonly deadline: number;
+  /** Settles when the trial is confirmed or rolled back. */
+  readonly done: Promise<{
+    readonly generation: number;
+    readonly confirmed: boolean;
+    readonly reason?: string | undefined;
+  }>;
+}
+
 /** The daemon's configuration generations (the safety layer supplies them). */
 export interface GenerationsProvider {
   list(): Promise<readonly GenerationSummary[]>;
-  /** Back to generation `to`, or to the last confirmed one before the current. */
+  /** Back to generation `to`, or to the last confirmed one before the current (ending a trial). */
   rollback(to: number | undefined): Promise<RollbackSummary>;
+  /** Checks and applies a candidate as a trial; throws (a UserError) when it is refused. */
+  try(request: TrialRequest): Promise<TrialStart>;
+  /** Keeps the running trial; throws when there is none or the token is not its. */
+  confirm(token: string): Promise<number>;
 }

@@ -26,7 +26,16 @@ import {
   type Pattern,
   type Ref,
 } from '../dataspace/index.ts';
-import { ValueMap, compare, record, stringify, type Value } from '../preserves/index.ts';
+import {
+  Bytes,
+  Dict,
+  ValueMap,
+  compare,
+  peel,
+  record,
+  stringify,
+  type Value,
+} from '../preserves/index.ts';
 import {
   ControlRequestError,
   InvalidSettingError,
@@ -437,6 +446,10 @@ class ControlServerImpl implements ControlServer {
         return this.generationsList(ctx);
       case 'rollback':
         return this.rollback(ctx);
+      case 'try':
+        return this.tryCandidate(ctx);
+      case 'confirm':
+        return this.confirm(ctx);
     }
   }
 
@@ -753,6 +766,83 @@ class ControlServerImpl implements ControlServer {
     return (await this.#generations('generations').list()).map(encodeGeneration);
   }
 
+  /**
+   * `try {files: {PATH: #[CONTENT]} source timeout message auto-confirm}`: streams the
+   * trial's progress (the first event holds its token), and answers once it is confirmed
+   * or rolled back. A client that goes away leaves the trial running: it is confirmed
+   * with the token from anywhere, or rolled back at its deadline.
+   */
+  async tryCandidate(ctx: RequestContext): Promise<Value> {
+    const files = new Map<string, Uint8Array>();
+    const given = ctx.args.value('files', true);
+    if (!(given instanceof Dict))
+      ctx.args.problem('argument files must be a dictionary {PATH: #[CONTENT]}');
+    else {
+      if (given.size > MAX_TRIAL_FILES)
+        ctx.args.problem(
+          `a candidate has at most ${MAX_TRIAL_FILES} files, this one ${given.size}`,
+        );
+      for (const [k, v] of given) {
+        const path = peel(k);
+        const content = peel(v);
+        if (typeof path !== 'string' || !isCandidatePath(path))
+          ctx.args.problem(
+            `${label(k)} is not a relative path of the site configuration (no '..', no dot-files, no absolute paths)`,
+          );
+        else if (!(content instanceof Bytes))
+          ctx.args.problem(`the content of ${path} must be a byte string`);
+        else files.set(path, content.bytes);
+      }
+    }
+    const source = ctx.args.string('source') ?? 'candidate';
+    const timeoutMs = ctx.args.count('timeout', DEFAULT_TRIAL_TIMEOUT_MS);
+    if (timeoutMs < 1000 || timeoutMs > MAX_TRIAL_TIMEOUT_MS)
+      ctx.args.problem(
+        `argument timeout must be from 1 s to ${formatSeconds(MAX_TRIAL_TIMEOUT_MS)}`,
+      );
+    const message = ctx.args.string('message') ?? 'limen try';
+    const autoConfirm = ctx.args.boolean('auto-confirm', false);
+    ctx.args.done();
+    const provider = this.#generations('try');
+    let started;
+    try {
+      started = await provider.try({
+        files,
+        source,
+        timeoutMs,
+        message,
+        who: 'limen try',
+        autoConfirm,
+        onProgress: (text) => ctx.event(encodeProgress(text)),
+        onStarted: (t) =>
+          ctx.event(dictOf({ generation: t.generation, token: t.token, deadline: t.deadline })),
+      });
+    } catch (e) {
+      if (e instanceof UserError) throw new ControlRequestError(ErrorReason.Failed, e.message);
+      throw e;
+    }
+    const result = await raceAbort(started.done, ctx.signal);
+    return dictOf({
+      generation: result.generation,
+      confirmed: result.confirmed,
+      outcome: result.confirmed ? 'confirmed' : `rolled back: ${result.reason ?? ''}`,
+    });
+  }
+
+  async confirm(ctx: RequestContext): Promise<Value> {
+    const token = ctx.args.string('token', true);
+    ctx.args.done();
+    try {
+      return dictOf({
+        generation: await this.#generations('confirm').confirm(token),
+        confirmed: true,
+      });
+    } catch (e) {
+      if (e instanceof UserError) throw new ControlRequestError(ErrorReason.Failed, e.message);
+      throw e;
+    }
+  }
+
   async rollback(ctx: RequestContext): Promise<Value> {
     const to = ctx.args.value('generation');
     if (to !== undefined && !(typeof to === 'number' && Number.isSafeInteger(to) && to > 0)) {
@@ -794,6 +884,18 @@ class ControlServerImpl implements ControlServer {
     }
     return dictOf({ value, file: r.file, removed: true });
   }
+}
+
+/** Files one candidate may have. */
+const MAX_TRIAL_FILES = 10_000;
+const DEFAULT_TRIAL_TIMEOUT_MS = 120_000;
+const MAX_TRIAL_TIMEOUT_MS = 24 * 3600_000;
+
+/** A path inside the site configuration: relative, no '..' or '.', no dot-files. */
+function isCandidatePath(path: string): boolean {
+  if (path === '' || path.length > 4096 || path.includes('\0') || path.startsWith('/'))
+    return false;
+  return path.split('/').every((seg) => seg !== '' && !seg.startsWith('.'));
 }
 
 function formatSeconds(ms: number): string {

@@ -62,6 +62,8 @@ export interface StatusSources {
   readonly processTracking?: string;
   /** The current failures (failures.ts). */
   readonly failures: () => readonly Failure[];
+  /** The configuration generation running, in words (docs/safe-change.md). */
+  readonly configuration?: string | undefined;
 }
 
 /** At most this many failures are listed; `failures-omitted` counts the rest. */
@@ -86,6 +88,7 @@ export function daemonStatus(s: StatusSources): Value {
     services: `${services.length} (${count('ready')} ready, ${count('started')} started, ${count('complete')} complete, ${count('failed')} failed)`,
     milestones: milestones.length === 0 ? 'none' : milestones.join(', '),
     'process-tracking': s.processTracking ?? 'unknown',
+    ...(s.configuration === undefined ? {} : { configuration: s.configuration }),
     failures: listed,
     ...(failures.length > listed.length
       ? { 'failures-omitted': failures.length - listed.length }

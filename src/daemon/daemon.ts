@@ -51,9 +51,12 @@ import { prepareStart } from './startup.ts';
 import { startFailureCollector, type FailureCollector } from './failures.ts';
 import {
   GenerationStore,
+  TrialManager,
   describeOutcome,
+  recoverInterruptedTrial,
   startGenerationRecorder,
   type GenerationRecorder,
+  type Outcome,
 } from '../safety/index.ts';
 import type { GenerationsProvider } from '../control/index.ts';
 
@@ -209,6 +212,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     });
   }
 
+  // A trial the previous daemon left unconfirmed is rolled back before anything
+  // loads the site configuration (docs/safe-change.md).
+  const generationStore = await GenerationStore.open(paths.generationsDir);
+  await recoverInterruptedTrial(generationStore, logger);
+
   const engine = new Engine({ logger });
   const config = new Dataspace(engine, 'config');
   const machine = new Dataspace(engine, 'machine');
@@ -293,10 +301,18 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   await engine.sync();
   // Every configuration that runs is a generation (docs/safe-change.md).
   const generations = await startGenerationRecorder({
-    store: await GenerationStore.open(paths.generationsDir),
+    store: generationStore,
     // The site configuration: /etc/limen or the --config roots, not /run/limen/etc
     // (written at run time, not by the operator).
     roots: paths.siteConfigDirs.filter((d) => d !== paths.runEtcDir),
+    logger,
+  });
+  const trials = new TrialManager({
+    store: generationStore,
+    recorder: generations,
+    roots: paths.siteConfigDirs.filter((d) => d !== paths.runEtcDir),
+    config,
+    failures: () => failures.current().map((f) => f.text),
     logger,
   });
   const startedAt = Date.now();
@@ -317,8 +333,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
           }),
         }),
     settings: new SettingsDirectory(paths.userSettingsDir),
-    generations: generationsProvider(generations),
-    status: () =>
+    generations: generationsProvider(generations, trials),
+    status: async () =>
       daemonStatus({
         version: VERSION,
         startedAt,
@@ -327,6 +343,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         socket: paths.socket,
         processTracking: tracking.describe(),
         failures: () => failures.current(),
+        configuration: describeConfiguration(await generations.list(), trials),
       }),
     logger,
   });
@@ -381,6 +398,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         );
         await supervisor.whenIdle();
         await control.close();
+        trials.close();
         generations.close();
         await generations.idle();
         engine.turn(() => root.stop());
@@ -398,8 +416,29 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   return daemon;
 }
 
+/** `limen status`'s configuration line: the generation running, a trial, the last rollback. */
+function describeConfiguration(
+  list: readonly { number: number; outcome: Outcome; current: boolean }[],
+  trials: TrialManager,
+): string {
+  const current = list.find((g) => g.current);
+  if (current === undefined) return 'no generation recorded';
+  const trial = trials.running;
+  let text =
+    trial !== undefined && trial.generation === current.number
+      ? `generation ${current.number} ON TRIAL until ${new Date(trial.deadline).toISOString()} (rolled back to ${trial.previous} unless confirmed)`
+      : `generation ${current.number} (${describeOutcome(current.outcome)})`;
+  const newest = list.at(-1);
+  if (newest !== undefined && newest.outcome.kind === 'rolled-back')
+    text += `; generation ${newest.number} ${describeOutcome(newest.outcome)}`;
+  return text;
+}
+
 /** The control server's view of the generations (control never imports the safety layer). */
-function generationsProvider(recorder: GenerationRecorder): GenerationsProvider {
+function generationsProvider(
+  recorder: GenerationRecorder,
+  trials: TrialManager,
+): GenerationsProvider {
   return {
     async list() {
       return (await recorder.list()).map((g) => ({
@@ -414,7 +453,21 @@ function generationsProvider(recorder: GenerationRecorder): GenerationsProvider 
         lastConfirmed: g.lastConfirmed,
       }));
     },
-    rollback: (to) =>
-      recorder.rollback(to, to === undefined ? 'limen rollback' : `limen rollback ${to}`),
+    async rollback(to) {
+      const why = to === undefined ? 'limen rollback' : `limen rollback ${to}`;
+      // During a trial, a plain rollback ends it; to a given generation, after it.
+      const ended = await trials.rollBack(why);
+      if (ended !== undefined && to === undefined) {
+        return {
+          from: ended.generation,
+          to: ended.previous,
+          written: ended.written,
+          removed: ended.removed,
+        };
+      }
+      return recorder.rollback(to, why);
+    },
+    try: (request) => trials.start(request),
+    confirm: (token) => trials.confirm(token),
   };
 }

@@ -20,9 +20,10 @@
 
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join } from 'node:path';
 import { UserError } from '../base/errors.ts';
 import { syncDirectory, writeFileAtomic } from '../platform/atomic-file.ts';
+import { FileTreeTooLargeError, readFileTree } from '../platform/file-tree.ts';
 import {
   Bytes,
   Dict,
@@ -111,33 +112,17 @@ function checksumOf(files: ReadonlyMap<string, ReadonlyMap<string, Uint8Array>>)
     .digest('hex');
 }
 
-/** Every regular file under `root` that is not a dot-file or in a dot-directory. */
-async function readTree(root: string, into: Map<string, Uint8Array>, budget: { bytes: number }) {
-  const walk = async (dir: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw e;
-    }
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const e of entries) {
-      if (e.name.startsWith('.')) continue;
-      const path = join(dir, e.name);
-      if (e.isDirectory()) await walk(path);
-      else if (e.isFile()) {
-        const content = await readFile(path);
-        budget.bytes += content.length;
-        if (budget.bytes > MAX_SNAPSHOT_BYTES)
-          throw new GenerationError(
-            `the site configuration is larger than ${MAX_SNAPSHOT_BYTES / 1024 / 1024} MiB; it is not recorded as a generation`,
-          );
-        into.set(relative(root, path).split(sep).join('/'), new Uint8Array(content));
-      }
-    }
-  };
-  await walk(root);
+/** `snap` with root `root`'s files replaced by `files` (a candidate for that root). */
+export function withRootFiles(
+  snap: Snapshot,
+  root: string,
+  files: ReadonlyMap<string, Uint8Array>,
+): Snapshot {
+  const all = new Map(snap.files);
+  all.set(root, files);
+  let bytes = 0;
+  for (const entries of all.values()) for (const c of entries.values()) bytes += c.length;
+  return { roots: snap.roots, files: all, checksum: checksumOf(all), bytes };
 }
 
 /** Reads the site roots as they are now. */
@@ -146,7 +131,14 @@ export async function snapshot(roots: readonly string[]): Promise<Snapshot> {
   const budget = { bytes: 0 };
   for (const root of roots) {
     const entries = new Map<string, Uint8Array>();
-    await readTree(root, entries, budget);
+    try {
+      await readFileTree(root, entries, budget, MAX_SNAPSHOT_BYTES);
+    } catch (e) {
+      if (!(e instanceof FileTreeTooLargeError)) throw e;
+      throw new GenerationError(
+        `the site configuration is larger than ${MAX_SNAPSHOT_BYTES / 1024 / 1024} MiB; it is not recorded as a generation`,
+      );
+    }
     files.set(root, entries);
   }
   return { roots: [...roots], files, checksum: checksumOf(files), bytes: budget.bytes };
@@ -469,7 +461,7 @@ export async function restoreFiles(g: Generation): Promise<{ written: number; re
   for (const root of g.roots) {
     const want = g.files.get(root) ?? new Map<string, Uint8Array>();
     const have = new Map<string, Uint8Array>();
-    await readTree(root, have, { bytes: -Infinity });
+    await readFileTree(root, have, { bytes: 0 });
     for (const [path, content] of want) {
       const old = have.get(path);
       if (old !== undefined && Buffer.compare(Buffer.from(old), Buffer.from(content)) === 0)

@@ -3,3 +3,4 @@
 
 export * from './generations.ts';
 export * from './recorder.ts';
+export * from './trial.ts';

@@ -38,6 +38,8 @@ export interface RollbackResult {
 export interface GenerationRecorder {
   /** Resolves once nothing is waiting to be recorded (for tests and `rollback`). */
   idle(): Promise<void>;
+  /** Runs `f` with the store to itself: after, and before, every recording and rollback. */
+  exclusive<T>(f: () => Promise<T>): Promise<T>;
   list(): Promise<GenerationInfo[]>;
   /** Puts generation `to` (default: the last confirmed before the current) back in place. */
   rollback(to: number | undefined, reason: string): Promise<RollbackResult>;
@@ -138,6 +140,7 @@ export async function startGenerationRecorder(
       await chain;
     },
     list: () => serial(() => store.list()),
+    exclusive: serial,
     rollback(to, reason) {
       return serial(async () => {
         const from = store.current;

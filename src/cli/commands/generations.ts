@@ -1,8 +1,12 @@
 // `limen generations` (every configuration the daemon ran, as numbered generations)
 // and `limen rollback [GEN]` (put one back in place). docs/safe-change.md.
 
-import { answerField, decodeGeneration } from '../../control/client.ts';
+import { resolve } from 'node:path';
+import { answerField, decodeGeneration, decodeProgress } from '../../control/client.ts';
+import { readFileTree } from '../../platform/file-tree.ts';
+import { Dict, dict, peel } from '../../preserves/index.ts';
 import type { Value } from '../../preserves/index.ts';
+import { paint } from '../table.ts';
 import { UsageError } from '../args.ts';
 import { controlCommand } from '../control-command.ts';
 import { jsonLine, plain, showTime } from '../format.ts';
@@ -83,6 +87,119 @@ Examples:
       `rolled back${from === undefined ? '' : ` from generation ${from}`} to generation ${f('to')}` +
         ` (${f('written')} file(s) written, ${f('removed')} removed)\n`,
     );
+    return ExitCode.Ok;
+  },
+});
+
+function seconds(v: string | boolean | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v === 'string' && /^\d+(\.\d+)?$/.test(v) && Number(v) >= 1)
+    return Math.round(Number(v) * 1000);
+  throw new UsageError(`--timeout must be a number of seconds, at least 1 (got '${String(v)}')`);
+}
+
+export const tryCommand = controlCommand({
+  path: ['try'],
+  summary: 'apply a configuration as a trial: kept only if confirmed in time',
+  usage:
+    'limen try DIR [--timeout SECONDS] [--message TEXT] [--auto-confirm] [--json] [--socket PATH]',
+  help: `Sends the site configuration in DIR (every file, as /etc/limen would hold it) to
+the daemon, which checks it (nothing is applied if a script has a problem, and
+every problem is printed as file:line:col), records it as a generation in state
+trial, applies it, and checks it: every required service up, no new failure.
+The trial is kept only when confirmed before the timeout, with the token printed
+here, from any session (limen confirm TOKEN); otherwise, or when a check fails, the
+previous configuration is put back. If the daemon dies during the trial, its next
+start puts the previous configuration back. Exit 0 only when confirmed.
+
+Options:
+  --timeout SECONDS   how long the trial may wait for its confirmation (default 120)
+  --message TEXT      recorded with the generation (default: limen try DIR)
+  --auto-confirm      confirm as soon as every check passes
+
+Examples:
+  limen try ./candidate
+  limen try ./candidate --auto-confirm --timeout 60`,
+  options: {
+    timeout: { type: 'string' },
+    message: { type: 'string' },
+    'auto-confirm': { type: 'boolean' },
+  },
+  positionals: [1, 1],
+  async run(ctx) {
+    const dir = resolve(ctx.args.positionals[0]!);
+    const timeoutMs = seconds(ctx.args.options.get('timeout'), 120_000);
+    const message = ctx.args.options.get('message');
+    const files = new Map<string, Uint8Array>();
+    try {
+      await readFileTree(dir, files, { bytes: 0 });
+    } catch (e) {
+      ctx.io.err(`${ctx.name}: cannot read ${dir}: ${(e as Error).message}\n`);
+      return ExitCode.Failed;
+    }
+    if (files.size === 0) {
+      ctx.io.err(
+        `${ctx.name}: ${dir} holds no files: a trial of an empty configuration is refused\n`,
+      );
+      return ExitCode.Failed;
+    }
+    const client = await ctx.client();
+    const onEvent = (event: Value): void => {
+      const e = peel(event);
+      if (ctx.json) {
+        ctx.io.out(
+          jsonLine(e instanceof Dict ? e : dict({ progress: decodeProgress(event) ?? e })),
+        );
+        return;
+      }
+      if (e instanceof Dict) {
+        const token = plain(answerField(e, 'token') ?? '');
+        const deadline = answerField(e, 'deadline');
+        ctx.io.out(
+          `trial: generation ${plain(answerField(e, 'generation') ?? '?')}, until ` +
+            `${typeof deadline === 'number' ? new Date(deadline).toISOString() : '?'}\n` +
+            `to keep it, from any session: limen confirm ${token}\n`,
+        );
+        return;
+      }
+      const p = decodeProgress(event);
+      if (p !== undefined) ctx.io.out(`${paint('try', 'dim', ctx.color)}: ${plain(p)}\n`);
+    };
+    const answer = await client.try(
+      { files, source: dir },
+      {
+        timeoutMs,
+        message: typeof message === 'string' ? message : `limen try ${dir}`,
+        autoConfirm: ctx.args.options.get('auto-confirm') === true,
+        signal: ctx.signal,
+        onEvent,
+      },
+    );
+    const confirmed = answerField(answer, 'confirmed') === true;
+    if (ctx.json) ctx.io.out(jsonLine(answer));
+    else
+      ctx.io.out(
+        `generation ${plain(answerField(answer, 'generation') ?? '?')}: ${plain(answerField(answer, 'outcome') ?? '')}\n`,
+      );
+    return confirmed ? ExitCode.Ok : ExitCode.Failed;
+  },
+});
+
+export const confirmCommand = controlCommand({
+  path: ['confirm'],
+  summary: 'keep the configuration on trial (with the token limen try printed)',
+  usage: 'limen confirm TOKEN [--json] [--socket PATH]',
+  help: `Keeps the running trial: its generation becomes the last confirmed one. TOKEN
+is the one limen try printed; it works from any session.
+
+Examples:
+  limen confirm 3f9c0e5d9a7b4c1e8f2a6b0d4e7c9a15`,
+  positionals: [1, 1],
+  async run(ctx) {
+    const client = await ctx.client();
+    const answer = await client.confirm(ctx.args.positionals[0]!);
+    if (ctx.json) ctx.io.out(jsonLine(answer));
+    else ctx.io.out(`confirmed generation ${plain(answerField(answer, 'generation') ?? '?')}\n`);
     return ExitCode.Ok;
   },
 });
