@@ -4,12 +4,14 @@
 // with `limen try --auto-confirm` (until confirmed: the checks' settling second
 // and passing second are most of it), and a trial whose required service fails
 // (from `try` until the previous generation's service is up again, i.e. rolled
-// back and running). The daemon runs in-process with --no-network and a
+// back and running), and one whose probe fails (until the previous files are
+// applied again). The daemon runs in-process with --no-network and a
 // `sleep` service, so the figures are limen's own, not a network's.
 //
 //   npx tsx bench/try.ts [--rounds N]
 
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -46,6 +48,14 @@ async function waitFor(pred: () => Promise<boolean>, what: string): Promise<void
 }
 
 async function run(): Promise<void> {
+  const broken = createServer((_req, res) => {
+    res.statusCode = 503;
+    res.end();
+  });
+  const port = await new Promise<number>((r) =>
+    broken.listen(0, '127.0.0.1', () => r((broken.address() as { port: number }).port)),
+  );
+  const brokenUrl = `http://127.0.0.1:${port}/`;
   mkdirSync(join(site, 'services'), { recursive: true });
   writeFileSync(join(site, 'services/web.pr'), web('sleep 1000'));
   writeFileSync(join(site, 'services/value.pr'), '<bench-value 0>\n');
@@ -63,6 +73,7 @@ async function run(): Promise<void> {
     const edit: number[] = [];
     const tried: number[] = [];
     const rolledBack: number[] = [];
+    const probeRolledBack: number[] = [];
     let n = 0;
     for (let r = 0; r < ROUNDS; r++) {
       // By hand.
@@ -92,12 +103,25 @@ async function run(): Promise<void> {
       if (failed.code === 0) throw new Error('a failing trial was confirmed');
       await waitFor(webUp, 'web up again');
       rolledBack.push(performance.now() - t);
+
+      // A trial whose probe fails (an HTTP server on loopback answering 503): until
+      // the previous generation's files are back in place and applied.
+      const probe = join(dir, `probe-${n}`);
+      cpSync(site, probe, { recursive: true });
+      writeFileSync(join(probe, 'services/probe.pr'), `<probe web <http "${brokenUrl}">>\n`);
+      writeFileSync(join(probe, 'services/value.pr'), `<bench-value ${n + 1000}>\n`);
+      t = performance.now();
+      const probeFailed = await cli('try', probe, '--auto-confirm', '--timeout', '60');
+      if (probeFailed.code === 0) throw new Error('a trial with a failing probe was confirmed');
+      await waitFor(async () => !(await value(n + 1000)), 'the old value back');
+      probeRolledBack.push(performance.now() - t);
     }
     const e = summarize(edit);
     const rows = [
       ['hand edit, until the daemon has the value (baseline)', e, 1],
       ['limen try --auto-confirm, until confirmed', summarize(tried), 0],
-      ['failing trial, until rolled back and the old service up', summarize(rolledBack), 0],
+      ['failing service, until rolled back and the old service up', summarize(rolledBack), 0],
+      ['failing probe, until rolled back and applied', summarize(probeRolledBack), 0],
     ] as const;
     console.log(
       formatTable(
@@ -107,10 +131,13 @@ async function run(): Promise<void> {
     );
     console.log(
       `${ROUNDS} round(s). A trial waits a settling second and a passing second before it is confirmed; ` +
-        'the failing one is a crash loop given up (backoff 250+500+1000+2000 ms) before it rolls back.',
+        'the failing service is a crash loop given up (backoff 250+500+1000+2000 ms) before it rolls back; ' +
+        'a failing probe rolls back once it has failed for 2 s after the settling second.',
     );
   } finally {
     await daemon.shutdown('bench over');
+    broken.closeAllConnections();
+    broken.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

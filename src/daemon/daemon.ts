@@ -43,6 +43,7 @@ import { startKernelFeatures } from '../net/kernel-features.ts';
 import { startLinkAdmin } from '../net/link-admin.ts';
 import { startResolver } from '../net/resolver.ts';
 import { startStaticConfig } from '../net/static-config.ts';
+import { startProbes } from '../net/probes.ts';
 import { interfaceController } from './interfaces.ts';
 import { resolvePaths, type DaemonPaths, type PathOptions } from './paths.ts';
 import { createDaemonLog, type DaemonLog, type LogFormat } from './log.ts';
@@ -246,6 +247,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       tracking,
     });
     services = startServiceManager(root, { config: config.ref });
+    startProbes(root, { config: config.ref });
     nested = startConfigWatcherService(root, config.ref);
     if (opts.network !== false) {
       // The network drivers: each reads and writes assertions, none imports another.
@@ -313,6 +315,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     roots: paths.siteConfigDirs.filter((d) => d !== paths.runEtcDir),
     config,
     failures: () => failures.current().map((f) => f.text),
+    rerunProbes: () => engine.turn(() => root.send(config.ref, record('probes-rerun'))),
     logger,
   });
   const startedAt = Date.now();

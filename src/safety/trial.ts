@@ -186,6 +186,8 @@ export interface TrialManagerOptions {
   readonly config: Dataspace;
   /** The current failures, in words (the daemon's failure collector). */
   readonly failures: () => readonly string[];
+  /** Runs every probe again now, their old results withdrawn (`<probes-rerun>`). */
+  readonly rerunProbes?: () => void;
   readonly logger: Logger;
 }
 
@@ -323,6 +325,7 @@ export class TrialManager {
     // The checks.
     const started = Date.now();
     let passingSince: number | undefined;
+    let probesRerun = false;
     let announced = false;
     const newSince = new Map<string, number>();
     const pending = { text: 'the checks had not run' };
@@ -343,6 +346,11 @@ export class TrialManager {
         return;
       }
       if (now - started >= SETTLE_MS) {
+        if (!probesRerun) {
+          // The new configuration has been applied: what the probes say from now on is its.
+          probesRerun = true;
+          this.#o.rerunProbes?.();
+        }
         const verdict = this.#evaluate(baseline, newSince, now, pending);
         if (verdict !== undefined) {
           void running.finish(false, verdict);
@@ -352,7 +360,9 @@ export class TrialManager {
           passingSince ??= now;
           if (!announced && now - passingSince >= PASS_FOR_MS) {
             announced = true;
-            req.onProgress('checks passed: every required service is up, no new failure');
+            req.onProgress(
+              'checks passed: every required service is up, every probe passed, no new failure',
+            );
             if (req.autoConfirm) {
               void running.finish(true);
               return;
@@ -400,8 +410,36 @@ export class TrialManager {
       if (!st.has('up') && !st.has('complete'))
         waiting.push(`${key} ${st.size === 0 ? 'not started' : [...st].join('/')}`);
     }
+    // Probes: each must have passed since the rerun; one failed for 2 s rolls back.
+    const probes = config
+      .query(P.rec('probe', P.bind('name'), P._))
+      .map((r) => r.captures.get('name')!);
+    const results = new Map<string, { state: string; detail: string }>();
+    for (const r of config.query(
+      P.rec('probe-state', P.bind('name'), P.bind('state'), P.bind('detail')),
+    )) {
+      const st = peel(r.captures.get('state')!);
+      const d = peel(r.captures.get('detail')!);
+      results.set(stringify(r.captures.get('name')!), {
+        state: st instanceof Sym ? st.name : stringify(st),
+        detail: typeof d === 'string' ? d : stringify(d),
+      });
+    }
+    for (const name of probes) {
+      const key = stringify(name);
+      const r = results.get(key);
+      const tag = `probe ${key}`;
+      if (r?.state === 'failed') {
+        const since = newSince.get(tag) ?? now;
+        newSince.set(tag, since);
+        if (now - since >= NEW_FAILURE_FOR_MS) return `probe ${key} failed: ${r.detail}`;
+      } else newSince.delete(tag);
+      if (r?.state !== 'passed')
+        waiting.push(`probe ${key} ${r === undefined ? 'not run yet' : 'failed'}`);
+    }
     const current = new Set(this.#o.failures());
-    for (const k of [...newSince.keys()]) if (!current.has(k)) newSince.delete(k);
+    for (const k of [...newSince.keys()])
+      if (!k.startsWith('probe ') && !current.has(k)) newSince.delete(k);
     for (const f of current) {
       if (baseline.has(f)) continue;
       const since = newSince.get(f) ?? now;
@@ -411,8 +449,8 @@ export class TrialManager {
     pending.text =
       waiting.length > 0
         ? `waiting for ${waiting.join(', ')}`
-        : newSince.size > 0
-          ? `a new failure: ${[...newSince.keys()][0]}`
+        : [...newSince.keys()].some((k) => !k.startsWith('probe '))
+          ? `a new failure: ${[...newSince.keys()].find((k) => !k.startsWith('probe '))}`
           : '';
     return undefined;
   }

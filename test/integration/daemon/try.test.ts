@@ -10,6 +10,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../../../src/daemon/daemon.ts';
@@ -101,7 +102,10 @@ describe('limen try and limen confirm', () => {
       'the token comes before the change',
     );
     assert.match(r.out, /try: checked: 2 file\(s\), no problems\n/);
-    assert.match(r.out, /try: checks passed: every required service is up, no new failure\n/);
+    assert.match(
+      r.out,
+      /try: checks passed: every required service is up, every probe passed, no new failure\n/,
+    );
     assert.match(r.out, /generation 2: confirmed\n$/);
     assert.equal(readFileSync(join(site, 'services/extra.pr'), 'utf8'), '<greeting "tried">\n');
     const gens = await listed();
@@ -203,6 +207,40 @@ describe('limen try and limen confirm', () => {
     assert.equal(none.code, 1);
     assert.match(none.err, /no trial is running/);
     assert.equal((await listed()).at(-1)!.outcome, 'confirmed');
+  });
+
+  it('rolls back a trial whose probe fails, naming the probe; keeps one whose probe passes', async () => {
+    const server = createHttpServer((req, res) => {
+      res.statusCode = req.url === '/broken' ? 503 : 200;
+      res.end();
+    });
+    const port = await new Promise<number>((r) =>
+      server.listen(0, '127.0.0.1', () => r((server.address() as { port: number }).port)),
+    );
+    try {
+      const before = (await listed()).at(-1)!.number;
+      const bad = candidate('probe-bad', {
+        'services/probe.pr': `<probe web <http "http://127.0.0.1:${port}/broken">>\n`,
+      });
+      const r = await cli('try', bad, '--auto-confirm', '--timeout', '60');
+      assert.equal(r.code, 1, r.out);
+      assert.match(
+        r.out,
+        new RegExp(
+          `rolled back: probe web failed: HTTP 503 from http://127\\.0\\.0\\.1:${port}/broken\\n$`,
+        ),
+      );
+      const good = candidate('probe-good', {
+        'services/probe.pr': `<probe web <http "http://127.0.0.1:${port}/">>\n`,
+      });
+      const ok = await cli('try', good, '--auto-confirm', '--timeout', '60');
+      assert.equal(ok.code, 0, ok.out + ok.err);
+      assert.equal((await listed()).at(-1)!.number, before + 2);
+      assert.match((await cli('query', '<probe-state web ?s ?d>')).out, /passed/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('refuses candidate paths outside the site configuration', async () => {
