@@ -50,6 +50,7 @@ import { createDaemonLog, type DaemonLog, type LogFormat } from './log.ts';
 import { startSiteRootCheck, type SiteRootCheck } from './site-roots.ts';
 import { prepareStart } from './startup.ts';
 import { startFailureCollector, type FailureCollector } from './failures.ts';
+import { startSystemdNotify } from './sd-notify.ts';
 import {
   GenerationStore,
   TrialManager,
@@ -350,6 +351,9 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       }),
     logger,
   });
+  // Under systemd (Type=notify): READY=1 now, WATCHDOG=1 from the event loop.
+  const systemd = startSystemdNotify(process.env, logger);
+  systemd.ready();
   logger.info('limen daemon started', {
     pid: process.pid,
     run: paths.runDir,
@@ -382,6 +386,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     shutdown(reason: string) {
       stopping ??= (async () => {
         logger.info('shutting down', { reason });
+        systemd.stopping();
         // Drivers and services going away withdraw their failures: that is no fix.
         engine.turn(() => failures.stop());
         // Kernel state stays as it is across a restart (no traffic dropped): stop the
@@ -409,6 +414,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         await tracking.close();
         if (opts.network !== false) await netlinkHelpersExited();
         await engine.sync();
+        systemd.close();
         started.lock.release();
         logger.info('stopped');
         resolveStopped();
