@@ -37,6 +37,7 @@ export {
   DATASPACES,
   DEFAULT_SOCKET_PATH,
   ErrorReason,
+  MAX_LINE_BYTES,
   PROTOCOL_VERSION,
   answerField,
   decodeGeneration,

@@ -2,7 +2,12 @@
 // and `limen rollback [GEN]` (put one back in place). docs/safe-change.md.
 
 import { resolve } from 'node:path';
-import { answerField, decodeGeneration, decodeProgress } from '../../control/client.ts';
+import {
+  MAX_LINE_BYTES,
+  answerField,
+  decodeGeneration,
+  decodeProgress,
+} from '../../control/client.ts';
 import { readFileTree } from '../../platform/file-tree.ts';
 import { Dict, dict, peel } from '../../preserves/index.ts';
 import type { Value } from '../../preserves/index.ts';
@@ -140,6 +145,18 @@ Examples:
     if (files.size === 0) {
       ctx.io.err(
         `${ctx.name}: ${dir} holds no files: a trial of an empty configuration is refused\n`,
+      );
+      return ExitCode.Failed;
+    }
+    // The candidate travels in one request line: its bytes as base64, its paths, a
+    // little framing. Said here rather than as the daemon's line-too-long.
+    let size = 1024;
+    for (const [path, content] of files)
+      size += path.length + 16 + Math.ceil(content.length / 3) * 4;
+    if (size > MAX_LINE_BYTES) {
+      ctx.io.err(
+        `${ctx.name}: the files in ${dir} take about ${size} bytes as a request, over the ` +
+          `${MAX_LINE_BYTES}-byte limit of one request (docs/safe-change.md, "Limits"); nothing was sent\n`,
       );
       return ExitCode.Failed;
     }

@@ -243,6 +243,22 @@ describe('limen try and limen confirm', () => {
     }
   });
 
+  it('refuses an empty candidate and one too large for a request, and changes nothing', async () => {
+    const before = await listed();
+    const empty = join(dir, 'empty');
+    mkdirSync(empty, { recursive: true });
+    const e = await cli('try', empty);
+    assert.equal(e.code, 1, e.err);
+    assert.match(e.err, /holds no files: a trial of an empty configuration is refused/);
+    const big = candidate('big', {
+      'services/big.pr': `<blob "${'x'.repeat(2 * 1024 * 1024)}">\n`,
+    });
+    const b = await cli('try', big);
+    assert.equal(b.code, 1, b.err);
+    assert.match(b.err, /over the 1048576-byte limit of one request .*nothing was sent\n$/);
+    assert.deepEqual(await listed(), before);
+  });
+
   it('refuses candidate paths outside the site configuration', async () => {
     const c = await ControlClient.connect(socketPathFor(root));
     try {
