@@ -121,6 +121,9 @@ export const commands: readonly CommandEntry[] = [
       return (await import('./commands/generations.ts')).confirmCommand;
     },
   ),
+  entry(['maintenance'], 'maintenance mode on or off: only the recovery bundle runs', async () => {
+    return (await import('./commands/generations.ts')).maintenanceCommand;
+  }),
   entry(['settings', 'list'], 'list the user settings', async () => {
     return (await import('./commands/settings.ts')).settingsListCommand;
   }),

@@ -476,6 +476,11 @@ export class ControlClient {
     );
   }
 
+  /** Maintenance mode on or off (undefined: only asks). */
+  maintenance(on?: boolean): Promise<Value> {
+    return this.#answer('maintenance', { on });
+  }
+
   /** Keeps the running trial, given the token `try` printed. */
   confirm(token: string): Promise<Value> {
     return this.#answer('confirm', { token });

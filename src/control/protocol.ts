@@ -97,6 +97,7 @@ export const COMMANDS = [
   'rollback',
   'try',
   'confirm',
+  'maintenance',
 ] as const;
 export type CommandName = (typeof COMMANDS)[number];
 

@@ -156,3 +156,11 @@ export interface GenerationsProvider {
   /** Keeps the running trial; throws when there is none or the token is not its. */
   confirm(token: string): Promise<number>;
 }
+
+/** Maintenance mode (docs/safe-change.md): only the recovery bundle runs. */
+export interface MaintenanceControl {
+  /** Why it is on, or undefined. */
+  reason(): string | undefined;
+  /** Turns it on or off, durably; the reason when on. */
+  set(on: boolean): Promise<string | undefined>;
+}

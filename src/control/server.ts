@@ -76,6 +76,7 @@ import {
 } from './protocol.ts';
 import type {
   GenerationsProvider,
+  MaintenanceControl,
   InterfaceController,
   InterfaceResult,
   ServiceView,
@@ -118,6 +119,8 @@ export interface ControlServerOptions {
   readonly settings: SettingsStore;
   /** Absent: generations and rollback answer `unsupported`. */
   readonly generations?: GenerationsProvider | undefined;
+  /** Absent: maintenance answers `unsupported`. */
+  readonly maintenance?: MaintenanceControl | undefined;
   /** What `limen status` shows: a dictionary, by convention. */
   readonly status: () => Value | Promise<Value>;
   readonly logger: Logger;
@@ -450,6 +453,8 @@ class ControlServerImpl implements ControlServer {
         return this.tryCandidate(ctx);
       case 'confirm':
         return this.confirm(ctx);
+      case 'maintenance':
+        return this.setMaintenance(ctx);
     }
   }
 
@@ -827,6 +832,19 @@ class ControlServerImpl implements ControlServer {
       confirmed: result.confirmed,
       outcome: result.confirmed ? 'confirmed' : `rolled back: ${result.reason ?? ''}`,
     });
+  }
+
+  /** `maintenance {on: BOOL}` (without `on`: just the state): `{on: BOOL reason: "…"}`. */
+  async setMaintenance(ctx: RequestContext): Promise<Value> {
+    const on = ctx.args.value('on');
+    if (on !== undefined && typeof on !== 'boolean')
+      ctx.args.problem('argument on must be #t or #f');
+    ctx.args.done();
+    const m = this.options.maintenance;
+    if (m === undefined)
+      throw new ControlRequestError(ErrorReason.Unsupported, 'this daemon has no maintenance mode');
+    const reason = typeof on === 'boolean' ? await m.set(on) : m.reason();
+    return dictOf({ on: reason !== undefined, ...(reason === undefined ? {} : { reason }) });
   }
 
   async confirm(ctx: RequestContext): Promise<Value> {

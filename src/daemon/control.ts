@@ -64,6 +64,8 @@ export interface StatusSources {
   readonly failures: () => readonly Failure[];
   /** The configuration generation running, in words (docs/safe-change.md). */
   readonly configuration?: string | undefined;
+  /** Why maintenance mode is on; undefined when it is off. */
+  readonly maintenance?: string | undefined;
 }
 
 /** At most this many failures are listed; `failures-omitted` counts the rest. */
@@ -89,6 +91,11 @@ export function daemonStatus(s: StatusSources): Value {
     milestones: milestones.length === 0 ? 'none' : milestones.join(', '),
     'process-tracking': s.processTracking ?? 'unknown',
     ...(s.configuration === undefined ? {} : { configuration: s.configuration }),
+    ...(s.maintenance === undefined
+      ? {}
+      : {
+          maintenance: `ON: ${s.maintenance} (only the recovery bundle runs; limen maintenance off)`,
+        }),
     failures: listed,
     ...(failures.length > listed.length
       ? { 'failures-omitted': failures.length - listed.length }

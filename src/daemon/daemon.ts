@@ -10,7 +10,7 @@
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Dict, Sym, dict, peel, record, stringify, sym, type Value } from '../preserves/index.ts';
-import { Dataspace, Engine, P, type Facet } from '../dataspace/index.ts';
+import { Dataspace, Engine, P, type Facet, type Handle } from '../dataspace/index.ts';
 import {
   ConfigWatcher,
   bindingsOf,
@@ -55,7 +55,12 @@ import {
   GenerationStore,
   TrialManager,
   describeOutcome,
+  countStart,
+  readMaintenance,
   recoverInterruptedTrial,
+  requiredServices,
+  writeMaintenance,
+  writeStartAttempts,
   startGenerationRecorder,
   type GenerationRecorder,
   type Outcome,
@@ -218,6 +223,14 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   // loads the site configuration (docs/safe-change.md).
   const generationStore = await GenerationStore.open(paths.generationsDir);
   await recoverInterruptedTrial(generationStore, logger);
+  // Maintenance mode, as left, or entered now after three starts that failed.
+  let maintenanceReason = await readMaintenance(paths.stateDir);
+  const bootLoop = await countStart(paths.stateDir);
+  if (maintenanceReason === undefined && bootLoop !== undefined) {
+    maintenanceReason = bootLoop;
+    await writeMaintenance(paths.stateDir, bootLoop);
+    logger.error('entering maintenance mode: only the recovery bundle runs', { reason: bootLoop });
+  }
 
   const engine = new Engine({ logger });
   const config = new Dataspace(engine, 'config');
@@ -238,8 +251,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   let markBootLoaded!: () => void;
   const bootLoaded = new Promise<void>((r) => (markBootLoaded = r));
   const resolvConf = started.resolvConf;
+  let maintenanceHandle: Handle | undefined;
   engine.turn(() => {
     mirrorToLog(root, { config, log }, logger);
+    if (maintenanceReason !== undefined)
+      maintenanceHandle = root.assert(config.ref, record('maintenance', maintenanceReason));
     failures = startFailureCollector(root, { config: config.ref, logger });
     supervisor = startSupervisor(root, {
       config: config.ref,
@@ -319,6 +335,38 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     rerunProbes: () => engine.turn(() => root.send(config.ref, record('probes-rerun'))),
     logger,
   });
+  // A start counts as good once every required service is up (outside maintenance).
+  const cameUp = setInterval(() => {
+    if (maintenanceReason !== undefined) return;
+    const r = requiredServices(config);
+    if (r.failed !== undefined || r.waiting.length > 0) return;
+    clearInterval(cameUp);
+    void writeStartAttempts(paths.stateDir, 0).catch((e: Error) =>
+      logger.warn('cannot reset the start counter', { error: e.message }),
+    );
+  }, 1000);
+  cameUp.unref();
+  const maintenance = {
+    reason: () => maintenanceReason,
+    async set(on: boolean): Promise<string | undefined> {
+      const reason = on ? (maintenanceReason ?? 'limen maintenance on') : undefined;
+      await writeMaintenance(paths.stateDir, reason);
+      if (!on) await writeStartAttempts(paths.stateDir, 0);
+      maintenanceReason = reason;
+      engine.turn(() => {
+        if (maintenanceHandle !== undefined) root.retract(maintenanceHandle);
+        maintenanceHandle =
+          reason === undefined ? undefined : root.assert(config.ref, record('maintenance', reason));
+      });
+      logger.warn(
+        on ? 'maintenance mode on: only the recovery bundle runs' : 'maintenance mode off',
+        {
+          ...(reason === undefined ? {} : { reason }),
+        },
+      );
+      return reason;
+    },
+  };
   const startedAt = Date.now();
   const control = await startControlServer({
     socketPath: paths.socket,
@@ -338,6 +386,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         }),
     settings: new SettingsDirectory(paths.userSettingsDir),
     generations: generationsProvider(generations, trials),
+    maintenance,
     status: async () =>
       daemonStatus({
         version: VERSION,
@@ -348,6 +397,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         processTracking: tracking.describe(),
         failures: () => failures.current(),
         configuration: describeConfiguration(await generations.list(), trials),
+        maintenance: maintenanceReason,
       }),
     logger,
   });
@@ -415,6 +465,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         if (opts.network !== false) await netlinkHelpersExited();
         await engine.sync();
         systemd.close();
+        clearInterval(cameUp);
         started.lock.release();
         logger.info('stopped');
         resolveStopped();

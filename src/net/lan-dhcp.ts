@@ -729,6 +729,8 @@ class LanInterface {
       this.o.config,
       record('require-service', this.service!),
     );
+    // The LAN's DHCP and DNS keep running in maintenance mode (docs/safe-change.md).
+    this.facet.assert(this.o.config, record('recovery-service', this.service!));
     // Leases are published while limen runs a DHCP server here, not before.
     this.#watchLeases();
   }

@@ -147,6 +147,34 @@ export function checkCandidate(
 }
 
 /**
+ * The required services (`<require-service S>`) that are not up or complete yet,
+ * and the first that failed, if any.
+ */
+export function requiredServices(config: Dataspace): { waiting: string[]; failed?: string } {
+  const required = config
+    .query(P.rec('require-service', P.bind('s')))
+    .map((r) => r.captures.get('s')!);
+  // A service has several states at once (ready, then up as well).
+  const states = new Map<string, Set<string>>();
+  for (const r of config.query(P.rec('service-state', P.bind('s'), P.bind('state')))) {
+    const st = peel(r.captures.get('state')!);
+    const key = stringify(r.captures.get('s')!);
+    let set = states.get(key);
+    if (set === undefined) states.set(key, (set = new Set()));
+    set.add(st instanceof Sym ? st.name : stringify(st));
+  }
+  const waiting: string[] = [];
+  for (const s of required) {
+    const key = stringify(s);
+    const st = states.get(key) ?? new Set<string>();
+    if (st.has('failed')) return { waiting, failed: key };
+    if (!st.has('up') && !st.has('complete'))
+      waiting.push(`${key} ${st.size === 0 ? 'not started' : [...st].join('/')}`);
+  }
+  return { waiting };
+}
+
+/**
  * Before the daemon loads the site configuration: a trial that was running when the
  * daemon died is rolled back (its previous generation's files written back), whatever
  * its deadline. Returns the trial's generation, if there was one.
@@ -390,26 +418,9 @@ export class TrialManager {
     pending: { text: string },
   ): string | undefined {
     const { config } = this.#o;
-    const required = config
-      .query(P.rec('require-service', P.bind('s')))
-      .map((r) => r.captures.get('s')!);
-    // A service has several states at once (ready, then up as well).
-    const states = new Map<string, Set<string>>();
-    for (const r of config.query(P.rec('service-state', P.bind('s'), P.bind('state')))) {
-      const st = peel(r.captures.get('state')!);
-      const key = stringify(r.captures.get('s')!);
-      let set = states.get(key);
-      if (set === undefined) states.set(key, (set = new Set()));
-      set.add(st instanceof Sym ? st.name : stringify(st));
-    }
-    const waiting: string[] = [];
-    for (const s of required) {
-      const key = stringify(s);
-      const st = states.get(key) ?? new Set<string>();
-      if (st.has('failed')) return `service ${key} failed`;
-      if (!st.has('up') && !st.has('complete'))
-        waiting.push(`${key} ${st.size === 0 ? 'not started' : [...st].join('/')}`);
-    }
+    const services = requiredServices(config);
+    if (services.failed !== undefined) return `service ${services.failed} failed`;
+    const waiting = [...services.waiting];
     // Probes: each must have passed since the rerun; one failed for 2 s rolls back.
     const probes = config
       .query(P.rec('probe', P.bind('name'), P._))

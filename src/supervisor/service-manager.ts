@@ -33,6 +33,8 @@ interface Required {
   readonly facet: Facet;
   readonly deps: ValueMap<{ satisfied: boolean }>;
   runHandle: Handle | undefined;
+  /** Starts or stops it as its dependencies (and maintenance mode) now say. */
+  update(): void;
 }
 
 const serviceState = 'service-state';
@@ -70,6 +72,10 @@ export class ServiceManager {
   readonly #states = new ValueMap<number>();
   readonly #stateWaiters: (() => void)[] = [];
   #shuttingDown = false;
+  /** `<maintenance REASON>` is asserted: only the recovery bundle's daemons run. */
+  #maintenance = false;
+  /** `<recovery-service S>`, counted. */
+  readonly #recovery = new ValueMap<number>();
   readonly #pendingStarts = new Set<Required>();
   #settling = false;
 
@@ -97,6 +103,43 @@ export class ServiceManager {
       'service-manager: require-service',
     );
 
+    // Maintenance mode (docs/safe-change.md): every `<daemon …>` service outside the
+    // recovery bundle is held down; loaders, milestones and the bundle run as usual.
+    facet.observe(
+      config,
+      P.rec('maintenance', P._),
+      {
+        onAdd: () => {
+          this.#maintenance = true;
+          for (const e of this.#required.values()) e.update();
+        },
+        onRemove: () => {
+          this.#maintenance = false;
+          for (const e of this.#required.values()) e.update();
+        },
+      },
+      'service-manager: maintenance',
+    );
+    facet.observe(
+      config,
+      P.rec('recovery-service', P.bind('s')),
+      {
+        onAdd: (_v, c) => {
+          const s = c.get('s')!;
+          this.#recovery.set(s, (this.#recovery.get(s) ?? 0) + 1);
+          this.#required.get(s)?.update();
+        },
+        onRemove: (_v, c) => {
+          const s = c.get('s')!;
+          const n = (this.#recovery.get(s) ?? 0) - 1;
+          if (n <= 0) this.#recovery.delete(s);
+          else this.#recovery.set(s, n);
+          this.#required.get(s)?.update();
+        },
+      },
+      'service-manager: recovery-service',
+    );
+
     // Milestones are pseudo-services: ready as soon as they run.
     during(
       facet,
@@ -116,6 +159,11 @@ export class ServiceManager {
       await engine.sync();
       if (!this.#settling && this.#pendingStarts.size === 0 && engine.isQuiescent) return;
     }
+  }
+
+  /** True while maintenance mode holds the service down (a daemon outside the bundle). */
+  #held(service: Value): boolean {
+    return this.#maintenance && isKind(service, 'daemon') && !this.#recovery.has(service);
   }
 
   /** True while `<service-state S _>` is asserted for the service. */
@@ -152,7 +200,7 @@ export class ServiceManager {
         this.#pendingStarts.clear();
         for (const e of starts) {
           if (this.#shuttingDown || !e.facet.isAlive || e.runHandle !== undefined) continue;
-          if (![...e.deps.values()].every((d) => d.satisfied)) continue;
+          if (![...e.deps.values()].every((d) => d.satisfied) || this.#held(e.service)) continue;
           e.runHandle = e.facet.assert(this.#config, record('run-service', e.service));
         }
       }, this.#facet);
@@ -175,6 +223,7 @@ export class ServiceManager {
       facet: f,
       deps: new ValueMap(),
       runHandle: undefined,
+      update: () => update(),
     };
     this.#required.set(service, entry);
     // A milestone marks how far the system has come: once up it stays up while it is
@@ -186,10 +235,11 @@ export class ServiceManager {
     const update = () => {
       // During shutdown only shutdown() starts or stops anything, so the order holds.
       if (this.#shuttingDown) return;
-      const ready = [...entry.deps.values()].every((d) => d.satisfied);
+      const ready = [...entry.deps.values()].every((d) => d.satisfied) && !this.#held(service);
       if (ready && entry.runHandle === undefined) {
         this.#startWhenSettled(entry);
       } else if (!ready && entry.runHandle !== undefined && !milestone) {
+        // (A held daemon goes down like one whose dependency went.)
         f.retract(entry.runHandle);
         entry.runHandle = undefined;
       }

@@ -220,3 +220,40 @@ Examples:
     return ExitCode.Ok;
   },
 });
+
+export const maintenanceCommand = controlCommand({
+  path: ['maintenance'],
+  summary: 'maintenance mode on or off: only the recovery bundle runs',
+  usage: 'limen maintenance [on|off] [--json] [--socket PATH]',
+  help: `Maintenance mode stops every service outside the recovery bundle and keeps the
+bundle running: the network core (links, addresses, the WAN's DHCP client, the
+LAN's DHCP and DNS), sshd if configured, the firewall and the control socket; a
+configuration adds to it with <recovery-service S>. It stays on across restarts
+until turned off; off brings every service back. The daemon turns it on by
+itself when three starts in a row did not bring the configuration up. Without
+an argument, says whether it is on.
+
+Examples:
+  limen maintenance on
+  limen maintenance off`,
+  positionals: [0, 1],
+  async run(ctx) {
+    const arg = ctx.args.positionals[0];
+    if (arg !== undefined && arg !== 'on' && arg !== 'off')
+      throw new UsageError(`expected on or off, got '${arg}'`);
+    const client = await ctx.client();
+    const answer = await client.maintenance(arg === undefined ? undefined : arg === 'on');
+    if (ctx.json) {
+      ctx.io.out(jsonLine(answer));
+      return ExitCode.Ok;
+    }
+    const on = answerField(answer, 'on') === true;
+    const reason = answerField(answer, 'reason');
+    ctx.io.out(
+      on
+        ? `maintenance mode is on (${reason === undefined ? '' : plain(reason)}): only the recovery bundle runs\n`
+        : 'maintenance mode is off\n',
+    );
+    return ExitCode.Ok;
+  },
+});
