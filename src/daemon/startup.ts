@@ -9,6 +9,7 @@
 import { chmod, mkdir, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { LimenError } from '../base/errors.ts';
+import { isDirectory } from '../platform/file-tree.ts';
 import { removeStaleTemporaries } from '../platform/atomic-file.ts';
 import { acquireStateLock, type StateLock } from '../platform/state-lock.ts';
 import {
@@ -117,13 +118,6 @@ async function realResolvConf(path: string): Promise<string> {
   } catch {
     return path;
   }
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  return stat(path).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
 }
 
 /** Names older versions gave their temporaries, by the file they were for. */

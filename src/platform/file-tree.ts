@@ -3,7 +3,7 @@
 // temporaries), keyed by its path relative to the root with '/' separators, in
 // name order. What a configuration generation holds, and what `limen try` sends.
 
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 
 /** Thrown when the files under a root add up to more than the limit. */
@@ -46,4 +46,12 @@ export async function readFileTree(
     }
   };
   await walk(root);
+}
+
+/** True if `path` is a directory (false when it is anything else or missing). */
+export async function isDirectory(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }

@@ -19,11 +19,12 @@
 // confirmed one.
 
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UserError } from '../base/errors.ts';
 import { syncDirectory, writeFileAtomic } from '../platform/atomic-file.ts';
 import { FileTreeTooLargeError, readFileTree } from '../platform/file-tree.ts';
+export { isDirectory } from '../platform/file-tree.ts';
 import {
   Bytes,
   Dict,
@@ -490,12 +491,4 @@ async function modeOf(path: string): Promise<number> {
   } catch {
     return 0o644;
   }
-}
-
-/** True if `path` is a directory (a site root that exists). */
-export async function isDirectory(path: string): Promise<boolean> {
-  return stat(path).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
 }
