@@ -80,8 +80,6 @@ export interface Snapshot {
   readonly roots: readonly string[];
   readonly files: ReadonlyMap<string, ReadonlyMap<string, Uint8Array>>;
   readonly checksum: string;
-  /** Bytes of all the files. */
-  readonly bytes: number;
 }
 
 /** A snapshot larger than this is not recorded (the watchers load at most 4 MiB a layer). */
@@ -121,9 +119,7 @@ export function withRootFiles(
 ): Snapshot {
   const all = new Map(snap.files);
   all.set(root, files);
-  let bytes = 0;
-  for (const entries of all.values()) for (const c of entries.values()) bytes += c.length;
-  return { roots: snap.roots, files: all, checksum: checksumOf(all), bytes };
+  return { roots: snap.roots, files: all, checksum: checksumOf(all) };
 }
 
 /** Reads the site roots as they are now. */
@@ -142,7 +138,7 @@ export async function snapshot(roots: readonly string[]): Promise<Snapshot> {
     }
     files.set(root, entries);
   }
-  return { roots: [...roots], files, checksum: checksumOf(files), bytes: budget.bytes };
+  return { roots: [...roots], files, checksum: checksumOf(files) };
 }
 
 function outcomeValue(o: Outcome): Value {
