@@ -34,20 +34,40 @@ const MARKER_VALUE = /^[A-Z0-9_]+=limen-test-/;
 // The lab's link names, but eth0 (the host's own) and br0 (a common host bridge).
 const LAB_LINK = /^(?:to-world|to-rtr|wan0|lan0|p-rtr|p-lan\d+|limen-.*)$/;
 
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
 /** This process and its ancestors (a test run may be started with LIMEN_LAB_DIR set). */
 function ancestry(): Set<number> {
   const out = new Set<number>();
-  let pid = process.pid;
-  while (pid > 1 && !out.has(pid)) {
+  let pid: number | undefined = process.pid;
+  while (pid !== undefined && pid > 1 && !out.has(pid)) {
     out.add(pid);
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    } catch {
-      break;
-    }
+    pid = parentOf(pid);
   }
   return out;
+}
+
+/**
+ * Whether PID descends from this process or its parent (node's test runner):
+ * tsx starts esbuild's service as a child of the process that loads it when its
+ * transform cache is cold (a fresh clone, as in CI), and that child carries the run's
+ * mark without being anything a test left behind. What a finished test left is
+ * reparented away from this chain, to init or a subreaper, and is still found.
+ */
+function descendsFrom(pid: number, chain: Set<number>): boolean {
+  const seen = new Set<number>();
+  for (let p = parentOf(pid); p !== undefined && p > 1 && !seen.has(p); p = parentOf(p)) {
+    if (chain.has(p)) return true;
+    seen.add(p);
+  }
+  return false;
 }
 
 function procText(pid: string, file: 'cmdline' | 'environ'): string {
@@ -75,9 +95,10 @@ describe('no lab is left behind', { skip }, () => {
   it("no process names the lab directory or a lab namespace, or carries a test's marker", () => {
     const base = labBaseDir();
     const mine = ancestry();
+    const runner = new Set([process.pid, process.ppid]);
     const found: string[] = [];
     for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-      if (mine.has(Number(pid))) continue;
+      if (mine.has(Number(pid)) || descendsFrom(Number(pid), runner)) continue;
       const cmdline = procText(pid, 'cmdline').replace(/\0/g, ' ').trim();
       const variables = procText(pid, 'environ').split('\0');
       const marker = variables.find((v) => MARKER_VALUE.test(v));
