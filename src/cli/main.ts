@@ -114,6 +114,9 @@ export const commands: readonly CommandEntry[] = [
   entry(['try'], 'apply a configuration as a trial: kept only if confirmed in time', async () => {
     return (await import('./commands/generations.ts')).tryCommand;
   }),
+  entry(['diff'], 'show what a change of configuration does, without applying it', async () => {
+    return (await import('./commands/diff.ts')).diffCommand;
+  }),
   entry(
     ['confirm'],
     'keep the configuration on trial (with the token limen try printed)',

@@ -42,6 +42,7 @@ export {
   answerField,
   decodeGeneration,
   decodeLogEntry,
+  decodePlan,
   decodeProgress,
   decodeQueryAnswer,
   decodeServiceDetail,
@@ -57,6 +58,7 @@ export {
 export type {
   GenerationSummary,
   LogEntry,
+  PlanAnswer,
   ProcessInfo,
   RollbackSummary,
   ServiceDetail,
@@ -474,6 +476,23 @@ export class ControlClient {
       },
       { signal: options.signal, onEvent: options.onEvent },
     );
+  }
+
+  /**
+   * What going from one configuration to another would do (decodePlan reads it): each
+   * side a generation number or a candidate's files (named `source`); PlanRequest has
+   * the defaults. Nothing is applied.
+   */
+  diff(
+    from: number | ReadonlyMap<string, Uint8Array> | undefined,
+    to: number | ReadonlyMap<string, Uint8Array> | undefined,
+    source?: string,
+  ): Promise<Value> {
+    const side = (x: typeof from): Value | undefined =>
+      x === undefined || typeof x === 'number'
+        ? x
+        : new Dict([...x].map(([p, c]) => [p, new Bytes(c)] as const));
+    return this.#answer('diff', { from: side(from), to: side(to), source });
   }
 
   /** Maintenance mode on or off (undefined: only asks). */

@@ -23,6 +23,7 @@ import { describeEmbedded } from '../script/index.ts';
 import { MessageTooLargeError, ProtocolError } from './errors.ts';
 import type {
   GenerationSummary,
+  PlanAnswer,
   LogEntry,
   ProcessInfo,
   ServiceDetail,
@@ -96,6 +97,7 @@ export const COMMANDS = [
   'generations',
   'rollback',
   'try',
+  'diff',
   'confirm',
   'maintenance',
 ] as const;
@@ -839,5 +841,74 @@ export function decodeGeneration(v: Value): GenerationSummary {
     outcome: s('outcome'),
     current: get('current') === true,
     lastConfirmed: get('last-confirmed') === true,
+  };
+}
+
+// ---- Plans (diff) ----------------------------------------------------------------------------
+
+/** The most entries of one list of a plan that an answer carries; the rest are counted in a note. */
+export const MAX_PLAN_ENTRIES = 1000;
+
+/**
+ * `{from to appear disappear start stop restart: [{service changes: [{key from? to?}]}]
+ * notes}`: FROM and TO in words, the lists of values, NOTES strings.
+ */
+export function encodePlan(p: PlanAnswer): Dict {
+  const notes = [...p.notes];
+  const cap = <T>(list: readonly T[], what: string): T[] => {
+    if (list.length > MAX_PLAN_ENTRIES)
+      notes.push(`${list.length - MAX_PLAN_ENTRIES} more ${what} not shown`);
+    return list.slice(0, MAX_PLAN_ENTRIES);
+  };
+  return dictOf({
+    from: p.from,
+    to: p.to,
+    appear: cap(p.appear, 'assertions that appear'),
+    disappear: cap(p.disappear, 'assertions that disappear'),
+    start: cap(p.start, 'services that start'),
+    stop: cap(p.stop, 'services that stop'),
+    restart: cap(p.restart, 'services that restart').map((r) =>
+      dictOf({
+        service: r.service,
+        changes: r.changes.map((c) => dictOf({ key: c.key, from: c.from, to: c.to })),
+      }),
+    ),
+    notes,
+  });
+}
+
+export function decodePlan(v: Value): PlanAnswer {
+  const d = peel(v);
+  if (!(d instanceof Dict))
+    throw new ProtocolError(ErrorReason.BadRequest, 'a plan is a dictionary');
+  const get = (x: Value, k: string): Value | undefined => {
+    const p = peel(x);
+    const y = p instanceof Dict ? p.get(sym(k)) : undefined;
+    return y === undefined ? undefined : peel(y);
+  };
+  const list = (x: Value, k: string): Value[] => {
+    const y = get(x, k);
+    return Array.isArray(y) ? (y as Value[]) : [];
+  };
+  const text = (x: Value, k: string): string => {
+    const y = get(x, k);
+    return typeof y === 'string' ? y : '';
+  };
+  return {
+    from: text(d, 'from'),
+    to: text(d, 'to'),
+    appear: list(d, 'appear'),
+    disappear: list(d, 'disappear'),
+    start: list(d, 'start'),
+    stop: list(d, 'stop'),
+    restart: list(d, 'restart').map((r) => ({
+      service: get(r, 'service') ?? false,
+      changes: list(r, 'changes').map((c) => ({
+        key: text(c, 'key'),
+        from: get(c, 'from'),
+        to: get(c, 'to'),
+      })),
+    })),
+    notes: list(d, 'notes').filter((n): n is string => typeof n === 'string'),
   };
 }

@@ -146,8 +146,52 @@ export interface TrialStart {
   }>;
 }
 
+/** A configuration to plan with: a generation, or a candidate for the first site root. */
+export type ConfigurationChoice =
+  | { readonly generation: number }
+  | {
+      readonly files: ReadonlyMap<string, Uint8Array>;
+      /** How the candidate's files are named in messages (the client's directory). */
+      readonly source: string;
+    };
+
+/**
+ * `limen diff` and `limen try --dry-run`: neither side given, the current generation's
+ * parent to the current; only `from`, from it to the current; only `to`, from the
+ * current to it.
+ */
+export interface PlanRequest {
+  readonly from?: ConfigurationChoice | undefined;
+  readonly to?: ConfigurationChoice | undefined;
+}
+
+/** What a change of configuration does (docs/safe-change.md, "A plan before applying"). */
+export interface PlanAnswer {
+  /** The two configurations, in words (`generation 12`, `candidate ./new`). */
+  readonly from: string;
+  readonly to: string;
+  /** Assertions in $config that appear and disappear. */
+  readonly appear: readonly Value[];
+  readonly disappear: readonly Value[];
+  /** Services that start, stop, and restart (a daemon whose spec changed). */
+  readonly start: readonly Value[];
+  readonly stop: readonly Value[];
+  readonly restart: readonly {
+    readonly service: Value;
+    readonly changes: readonly {
+      readonly key: string;
+      readonly from: Value | undefined;
+      readonly to: Value | undefined;
+    }[];
+  }[];
+  /** What the reader should know: an evaluation that did not settle, maintenance mode. */
+  readonly notes: readonly string[];
+}
+
 /** The daemon's configuration generations (the safety layer supplies them). */
 export interface GenerationsProvider {
+  /** What going from one configuration to another would do; nothing is applied. */
+  plan(request: PlanRequest): Promise<PlanAnswer>;
   list(): Promise<readonly GenerationSummary[]>;
   /** Back to generation `to`, or to the last confirmed one before the current (ending a trial). */
   rollback(to: number | undefined): Promise<RollbackSummary>;

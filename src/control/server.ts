@@ -63,6 +63,7 @@ import {
   encodeServiceDetail,
   encodeServiceInfo,
   encodeGeneration,
+  encodePlan,
   encodeSettingsAnswer,
   encodeWatchEvent,
   isCommandName,
@@ -75,6 +76,7 @@ import {
   writeValueWithin,
 } from './protocol.ts';
 import type {
+  ConfigurationChoice,
   GenerationsProvider,
   MaintenanceControl,
   InterfaceController,
@@ -451,6 +453,8 @@ class ControlServerImpl implements ControlServer {
         return this.rollback(ctx);
       case 'try':
         return this.tryCandidate(ctx);
+      case 'diff':
+        return this.diff(ctx);
       case 'confirm':
         return this.confirm(ctx);
       case 'maintenance':
@@ -778,27 +782,7 @@ class ControlServerImpl implements ControlServer {
    * with the token from anywhere, or rolled back at its deadline.
    */
   async tryCandidate(ctx: RequestContext): Promise<Value> {
-    const files = new Map<string, Uint8Array>();
-    const given = ctx.args.value('files', true);
-    if (!(given instanceof Dict))
-      ctx.args.problem('argument files must be a dictionary {PATH: #[CONTENT]}');
-    else {
-      if (given.size > MAX_TRIAL_FILES)
-        ctx.args.problem(
-          `a candidate has at most ${MAX_TRIAL_FILES} files, this one ${given.size}`,
-        );
-      for (const [k, v] of given) {
-        const path = peel(k);
-        const content = peel(v);
-        if (typeof path !== 'string' || !isCandidatePath(path))
-          ctx.args.problem(
-            `${label(k)} is not a relative path of the site configuration (no '..', no dot-files, no absolute paths)`,
-          );
-        else if (!(content instanceof Bytes))
-          ctx.args.problem(`the content of ${path} must be a byte string`);
-        else files.set(path, content.bytes);
-      }
-    }
+    const files = candidateFiles(ctx, 'files', ctx.args.value('files', true));
     const source = ctx.args.string('source') ?? 'candidate';
     const timeoutMs = ctx.args.count('timeout', DEFAULT_TRIAL_TIMEOUT_MS);
     if (timeoutMs < 1000 || timeoutMs > MAX_TRIAL_TIMEOUT_MS)
@@ -832,6 +816,34 @@ class ControlServerImpl implements ControlServer {
       confirmed: result.confirmed,
       outcome: result.confirmed ? 'confirmed' : `rolled back: ${result.reason ?? ''}`,
     });
+  }
+
+  /**
+   * `diff {from? to? source?}`: FROM and TO are each a generation number or a candidate's
+   * files `{PATH: #[CONTENT]}` (named SOURCE); answers what going from one to the other
+   * would do (PlanRequest has the defaults). Nothing is applied.
+   */
+  async diff(ctx: RequestContext): Promise<Value> {
+    const source = ctx.args.string('source') ?? 'candidate';
+    const choice = (key: 'from' | 'to'): ConfigurationChoice | undefined => {
+      const v = ctx.args.value(key);
+      if (v === undefined) return undefined;
+      if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) return { generation: v };
+      if (v instanceof Dict) return { files: candidateFiles(ctx, key, v), source };
+      ctx.args.problem(
+        `argument ${key} must be a generation number or a dictionary of files, got ${label(v)}`,
+      );
+      return undefined;
+    };
+    const from = choice('from');
+    const to = choice('to');
+    ctx.args.done();
+    try {
+      return encodePlan(await this.#generations('diff').plan({ from, to }));
+    } catch (e) {
+      if (e instanceof UserError) throw new ControlRequestError(ErrorReason.Failed, e.message);
+      throw e;
+    }
   }
 
   /** `maintenance {on: BOOL}` (without `on`: just the state): `{on: BOOL reason: "…"}`. */
@@ -908,6 +920,32 @@ class ControlServerImpl implements ControlServer {
 const MAX_TRIAL_FILES = 10_000;
 const DEFAULT_TRIAL_TIMEOUT_MS = 120_000;
 const MAX_TRIAL_TIMEOUT_MS = 24 * 3600_000;
+
+/**
+ * A candidate's files from argument `key` (`{PATH: #[CONTENT]}`), each path checked;
+ * every problem is reported on the request's arguments.
+ */
+function candidateFiles(ctx: RequestContext, key: string, given: Value): Map<string, Uint8Array> {
+  const files = new Map<string, Uint8Array>();
+  if (!(given instanceof Dict)) {
+    ctx.args.problem(`argument ${key} must be a dictionary {PATH: #[CONTENT]}`);
+    return files;
+  }
+  if (given.size > MAX_TRIAL_FILES)
+    ctx.args.problem(`a candidate has at most ${MAX_TRIAL_FILES} files, this one ${given.size}`);
+  for (const [k, v] of given) {
+    const path = peel(k);
+    const content = peel(v);
+    if (typeof path !== 'string' || !isCandidatePath(path))
+      ctx.args.problem(
+        `${label(k)} is not a relative path of the site configuration (no '..', no dot-files, no absolute paths)`,
+      );
+    else if (!(content instanceof Bytes))
+      ctx.args.problem(`the content of ${path} must be a byte string`);
+    else files.set(path, content.bytes);
+  }
+  return files;
+}
 
 /** A path inside the site configuration: relative, no '..' or '.', no dot-files. */
 function isCandidatePath(path: string): boolean {

@@ -9,7 +9,7 @@
 
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Dict, Sym, dict, peel, record, stringify, sym, type Value } from '../preserves/index.ts';
+import { Dict, Sym, peel, record, stringify, sym, type Value } from '../preserves/index.ts';
 import { Dataspace, Engine, P, type Facet, type Handle } from '../dataspace/index.ts';
 import {
   ConfigWatcher,
@@ -45,12 +45,13 @@ import { startResolver } from '../net/resolver.ts';
 import { startStaticConfig } from '../net/static-config.ts';
 import { startProbes } from '../net/probes.ts';
 import { interfaceController } from './interfaces.ts';
-import { resolvePaths, type DaemonPaths, type PathOptions } from './paths.ts';
+import { limenPathsRecord, resolvePaths, type DaemonPaths, type PathOptions } from './paths.ts';
 import { createDaemonLog, type DaemonLog, type LogFormat } from './log.ts';
 import { startSiteRootCheck, type SiteRootCheck } from './site-roots.ts';
 import { prepareStart } from './startup.ts';
 import { startFailureCollector, type FailureCollector } from './failures.ts';
 import { startSystemdNotify } from './sd-notify.ts';
+import { Planner } from './plan.ts';
 import {
   GenerationStore,
   TrialManager,
@@ -296,19 +297,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         settled: loaded,
       });
     }
-    root.assert(
-      config.ref,
-      record(
-        'limen-paths',
-        dict({
-          shipped: paths.shippedConfigDir,
-          libexec: paths.libexecDir,
-          state: paths.stateDir,
-          run: paths.runDir,
-          socket: paths.socket,
-        }),
-      ),
-    );
+    root.assert(config.ref, limenPathsRecord(paths));
     for (const dir of paths.siteConfigDirs) root.assert(config.ref, record('site-config-dir', dir));
     siteRoots = startSiteRootCheck(root, { config: config.ref, roots: paths.siteConfigDirs });
     boot = new ConfigWatcher(root, {
@@ -318,18 +307,19 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     });
   });
   await engine.sync();
+  // The site configuration: /etc/limen or the --config roots, not /run/limen/etc
+  // (written at run time, not by the operator).
+  const generationRoots = paths.siteConfigDirs.filter((d) => d !== paths.runEtcDir);
   // Every configuration that runs is a generation (docs/safe-change.md).
   const generations = await startGenerationRecorder({
     store: generationStore,
-    // The site configuration: /etc/limen or the --config roots, not /run/limen/etc
-    // (written at run time, not by the operator).
-    roots: paths.siteConfigDirs.filter((d) => d !== paths.runEtcDir),
+    roots: generationRoots,
     logger,
   });
   const trials = new TrialManager({
     store: generationStore,
     recorder: generations,
-    roots: paths.siteConfigDirs.filter((d) => d !== paths.runEtcDir),
+    roots: generationRoots,
     config,
     failures: () => failures.current().map((f) => f.text),
     rerunProbes: () => engine.turn(() => root.send(config.ref, record('probes-rerun'))),
@@ -385,7 +375,20 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
           }),
         }),
     settings: new SettingsDirectory(paths.userSettingsDir),
-    generations: generationsProvider(generations, trials),
+    generations: generationsProvider(
+      generations,
+      trials,
+      new Planner({
+        paths,
+        config,
+        machine,
+        logger,
+        network: opts.network !== false,
+        store: generationStore,
+        roots: generationRoots,
+        maintenance: () => maintenanceReason,
+      }),
+    ),
     maintenance,
     status: async () =>
       daemonStatus({
@@ -498,8 +501,10 @@ function describeConfiguration(
 function generationsProvider(
   recorder: GenerationRecorder,
   trials: TrialManager,
+  planner: Planner,
 ): GenerationsProvider {
   return {
+    plan: (request) => planner.plan(request),
     async list() {
       return (await recorder.list()).map((g) => ({
         number: g.number,

@@ -4,6 +4,7 @@
 
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dict, record, type Value } from '../preserves/index.ts';
 
 export interface DaemonPaths {
   /** /run/limen: volatile state. */
@@ -65,4 +66,18 @@ export function resolvePaths(opts: PathOptions = {}): DaemonPaths {
         ? opts.configDirs.map((d) => resolve(d))
         : [etcDir, runEtcDir],
   };
+}
+
+/** `<limen-paths {shipped libexec state run socket}>`: what the boot layer reads (config/boot). */
+export function limenPathsRecord(paths: DaemonPaths): Value {
+  return record(
+    'limen-paths',
+    dict({
+      shipped: paths.shippedConfigDir,
+      libexec: paths.libexecDir,
+      state: paths.stateDir,
+      run: paths.runDir,
+      socket: paths.socket,
+    }),
+  );
 }

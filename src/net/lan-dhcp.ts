@@ -428,6 +428,11 @@ export interface LanDhcpOptions {
   readonly user?: string;
   /** How long lease-file changes are collected before it is read (ms); default 20. */
   readonly leaseDebounceMs?: number;
+  /**
+   * A plan (`limen diff`): assert what the driver would (dnsmasq's daemon spec, errors)
+   * and nothing more: no file written, no lease file watched.
+   */
+  readonly dryRun?: boolean;
 }
 
 export interface LanDhcp {
@@ -602,6 +607,15 @@ class LanInterface {
           : renderDnsmasqConf(this.running, this.paths(), { user: this.o.user }),
       resolv: renderResolv(servers),
     };
+    if (this.o.dryRun === true) {
+      const conf = this.#want.conf;
+      this.#want = undefined;
+      if (conf !== undefined && conf !== this.#writtenConf) {
+        this.#writtenConf = conf;
+        this.#assertDaemon(hashOf(conf));
+      }
+      return;
+    }
     void this.#sync();
   }
 
@@ -732,7 +746,7 @@ class LanInterface {
     // The LAN's DHCP and DNS keep running in maintenance mode (docs/safe-change.md).
     this.facet.assert(this.o.config, record('recovery-service', this.service!));
     // Leases are published while limen runs a DHCP server here, not before.
-    this.#watchLeases();
+    if (this.o.dryRun !== true) this.#watchLeases();
   }
 
   #watchLeases(): void {

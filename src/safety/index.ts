@@ -5,3 +5,4 @@ export * from './generations.ts';
 export * from './recorder.ts';
 export * from './trial.ts';
 export * from './maintenance.ts';
+export * from './plan.ts';

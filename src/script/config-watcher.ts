@@ -55,6 +55,7 @@ import {
   readProblem,
   readScriptText,
   scanScriptTree,
+  type ScriptSource,
   type ScriptTree,
 } from './files.ts';
 import { runScript, type ScriptBindings } from './interpreter.ts';
@@ -92,6 +93,11 @@ export interface ConfigWatcherOptions {
    * `config` may be attenuated (user settings rewrite everything into `<user-setting X>`).
    */
   readonly statusRef?: Ref;
+  /**
+   * Where the scripts are read from instead of the file system (a SnapshotSource): read
+   * once, as they are, never watched and never waited for.
+   */
+  readonly source?: ScriptSource;
 }
 
 interface FileState {
@@ -159,6 +165,7 @@ export class ConfigWatcher {
   readonly #incompleteMs: number;
   readonly #maxFileBytes: number;
   readonly #maxTotalBytes: number;
+  readonly #source: ScriptSource | undefined;
   readonly #files = new Map<string, FileState>();
   /** Files still being written, and since when (ms) we have been waiting for each. */
   readonly #waiting = new Map<string, number>();
@@ -188,6 +195,7 @@ export class ConfigWatcher {
     this.#incompleteMs = options.incompleteMs ?? DEFAULT_INCOMPLETE_MS;
     this.#maxFileBytes = options.maxFileBytes ?? MAX_SCRIPT_BYTES;
     this.#maxTotalBytes = options.maxTotalBytes ?? MAX_TREE_BYTES;
+    this.#source = options.source;
     this.serviceName = options.serviceName ?? configWatcherName(options.path, options.env);
     this.facet = parent.spawn((f) => {
       f.onStop(() => this.#close());
@@ -266,10 +274,16 @@ export class ConfigWatcher {
         for (const st of this.#files.values())
           if (st.stopped !== undefined) st.stamp = st.seen = undefined;
       }
-      const tree = await scanScriptTree(this.path, this.facet.signal);
+      const source = this.#source;
+      const tree = await (source ?? { scan: scanScriptTree }).scan(this.path, this.facet.signal);
       // One at a time: each read holds a whole file (up to the size limit) in memory.
       const reads: Read[] = [];
-      for (const f of tree.files) reads.push(await this.#read(f, forced));
+      for (const f of tree.files)
+        reads.push(await (source === undefined ? this.#read(f, forced) : this.#take(source, f)));
+      if (source !== undefined) {
+        if (this.facet.isAlive) this.facet.turn(() => this.#apply(reads));
+        return;
+      }
       const watchRoot = tree.missing ? await nearestExisting(this.path) : undefined;
       if (!this.facet.isAlive) return;
       this.facet.turn(() => this.#apply(reads));
@@ -340,6 +354,24 @@ export class ConfigWatcher {
     this.#waiting.delete(path);
     const digest = createHash('sha256').update(text).digest('base64');
     return { path, size, kind: 'text', stamp, digest, compiled };
+  }
+
+  /** Reads one file of a source given instead of the file system, as it is. */
+  async #take(source: ScriptSource, path: string): Promise<Read> {
+    let text: string;
+    try {
+      text = await source.read(path, this.#maxFileBytes);
+    } catch (e) {
+      if (isMissing(e)) return { path, size: 0, kind: 'missing' };
+      if (e instanceof ScriptTooLargeError)
+        return { path, size: e.size, kind: 'too-big', stamp: 'too-big' };
+      return { path, size: 0, kind: 'error', error: e };
+    }
+    const digest = createHash('sha256').update(text).digest('base64');
+    if (this.#files.get(path)?.seen === digest)
+      return { path, size: Buffer.byteLength(text), kind: 'unchanged' };
+    const compiled = compileScript(text, { source: path, names: this.#names });
+    return { path, size: Buffer.byteLength(text), kind: 'text', stamp: digest, digest, compiled };
   }
 
   /** Applies one scan in one turn: new versions start first, then old ones stop. */
@@ -555,6 +587,8 @@ export function defaultEnvFor(envdict: Value): Map<string, Value> {
 
 export interface ConfigWatcherServiceOptions {
   readonly debounceMs?: number;
+  /** Every watcher reads its scripts from here (ConfigWatcherOptions.source). */
+  readonly source?: ScriptSource;
 }
 
 /** The running `<config-watcher ...>` driver. */
@@ -598,6 +632,7 @@ export function startConfigWatcherService(
         serviceName: captures.get('service')!,
         statusRef: config,
         ...(options.debounceMs === undefined ? {} : { debounceMs: options.debounceMs }),
+        ...(options.source === undefined ? {} : { source: options.source }),
       });
       running.add(watcher);
       child.onStop(() => running.delete(watcher));

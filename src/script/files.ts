@@ -119,6 +119,82 @@ export async function scanScriptTree(root: string, signal?: AbortSignal): Promis
   return { files, dirs, missing: false, isFile: false };
 }
 
+/**
+ * Where a config watcher finds its scripts. The default is the file system, watched
+ * for changes; a source given instead (a snapshot) is read once and never watched.
+ */
+export interface ScriptSource {
+  /** Lists the scripts under `root` as scanScriptTree does. */
+  scan(root: string, signal?: AbortSignal): Promise<ScriptTree>;
+  /** A script's text; ScriptTooLargeError past `maxBytes`, an ENOENT error when missing. */
+  read(path: string, maxBytes: number): Promise<string>;
+}
+
+/** A path component by component, for the order scanScriptTree visits files in. */
+function compareComponents(a: readonly string[], b: readonly string[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const c = compareNames(a[i]!, b[i]!);
+    if (c !== 0) return c;
+  }
+  return a.length - b.length;
+}
+
+function missingError(path: string): Error {
+  return Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), {
+    code: 'ENOENT',
+  });
+}
+
+/**
+ * Fixed files in place of some directories (a configuration generation, a candidate):
+ * under each of `trees`' roots, only its files exist (root → path relative to it, with
+ * '/' separators → content); any other path is read from the file system. `limen diff`
+ * evaluates a configuration that is not on disk with it.
+ */
+export class SnapshotSource implements ScriptSource {
+  readonly #roots: readonly string[];
+  /** Absolute path → content, for every file of every tree. */
+  readonly #files = new Map<string, Uint8Array>();
+
+  constructor(trees: ReadonlyMap<string, ReadonlyMap<string, Uint8Array>>) {
+    this.#roots = [...trees.keys()];
+    for (const [root, files] of trees)
+      for (const [rel, content] of files) this.#files.set(join(root, rel), content);
+  }
+
+  #covered(path: string): boolean {
+    return this.#roots.some((r) => path === r || path.startsWith(r.endsWith('/') ? r : `${r}/`));
+  }
+
+  async scan(root: string, signal?: AbortSignal): Promise<ScriptTree> {
+    if (!this.#covered(root)) return scanScriptTree(root, signal);
+    if (this.#files.has(root)) return { files: [root], dirs: [], missing: false, isFile: true };
+    const prefix = root.endsWith('/') ? root : `${root}/`;
+    const found: string[][] = [];
+    for (const path of this.#files.keys()) {
+      if (!path.startsWith(prefix)) continue;
+      const parts = path.slice(prefix.length).split('/');
+      if (parts.some((p) => p.startsWith('.')) || !path.endsWith(SCRIPT_EXTENSION)) continue;
+      found.push(parts);
+    }
+    found.sort(compareComponents);
+    return {
+      files: found.map((parts) => prefix + parts.join('/')),
+      dirs: [],
+      missing: found.length === 0,
+      isFile: false,
+    };
+  }
+
+  async read(path: string, maxBytes: number): Promise<string> {
+    if (!this.#covered(path)) return readScriptText(path, maxBytes);
+    const content = this.#files.get(path);
+    if (content === undefined) throw missingError(path);
+    if (content.length > maxBytes) throw new ScriptTooLargeError(content.length, maxBytes);
+    return Buffer.from(content.buffer, content.byteOffset, content.length).toString('utf8');
+  }
+}
+
 export function isMissing(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code;
   return code === 'ENOENT' || code === 'ENOTDIR';

@@ -35,12 +35,14 @@ export {
 export { FacetRef, facetValue } from './facet-ref.ts';
 export {
   SCRIPT_EXTENSION,
+  SnapshotSource,
   checkScriptFile,
   checkScriptFiles,
   listScriptFiles,
   runScripts,
   scanScriptTree,
   type CheckedFile,
+  type ScriptSource,
   type ScriptTree,
 } from './files.ts';
 export { bindingsOf, runScript, type RunResult, type ScriptBindings } from './interpreter.ts';

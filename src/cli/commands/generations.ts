@@ -2,13 +2,8 @@
 // and `limen rollback [GEN]` (put one back in place). docs/safe-change.md.
 
 import { resolve } from 'node:path';
-import {
-  MAX_LINE_BYTES,
-  answerField,
-  decodeGeneration,
-  decodeProgress,
-} from '../../control/client.ts';
-import { readFileTree } from '../../platform/file-tree.ts';
+import { answerField, decodeGeneration, decodeProgress } from '../../control/client.ts';
+import { printPlan, readCandidate } from './diff.ts';
 import { Dict, dict, peel } from '../../preserves/index.ts';
 import type { Value } from '../../preserves/index.ts';
 import { paint } from '../table.ts';
@@ -107,7 +102,7 @@ export const tryCommand = controlCommand({
   path: ['try'],
   summary: 'apply a configuration as a trial: kept only if confirmed in time',
   usage:
-    'limen try DIR [--timeout SECONDS] [--message TEXT] [--auto-confirm] [--json] [--socket PATH]',
+    'limen try DIR [--dry-run] [--timeout SECONDS] [--message TEXT] [--auto-confirm] [--json] [--socket PATH]',
   help: `Sends the site configuration in DIR (every file, as /etc/limen would hold it) to
 the daemon, which checks it (nothing is applied if a script has a problem, and
 every problem is printed as file:line:col), records it as a generation in state
@@ -117,15 +112,22 @@ here, from any session (limen confirm TOKEN); otherwise, or when a check fails, 
 previous configuration is put back. If the daemon dies during the trial, its next
 start puts the previous configuration back. Exit 0 only when confirmed.
 
+With --dry-run nothing is recorded or applied: the candidate is checked, and what
+trying it would do is printed as limen diff prints it (assertions that appear and
+disappear, services that start, stop or restart).
+
 Options:
+  --dry-run           print the plan only
   --timeout SECONDS   how long the trial may wait for its confirmation (default 120)
   --message TEXT      recorded with the generation (default: limen try DIR)
   --auto-confirm      confirm as soon as every check passes
 
 Examples:
   limen try ./candidate
+  limen try ./candidate --dry-run
   limen try ./candidate --auto-confirm --timeout 60`,
   options: {
+    'dry-run': { type: 'boolean' },
     timeout: { type: 'string' },
     message: { type: 'string' },
     'auto-confirm': { type: 'boolean' },
@@ -135,30 +137,11 @@ Examples:
     const dir = resolve(ctx.args.positionals[0]!);
     const timeoutMs = seconds(ctx.args.options.get('timeout'), 120_000);
     const message = ctx.args.options.get('message');
-    const files = new Map<string, Uint8Array>();
-    try {
-      await readFileTree(dir, files, { bytes: 0 });
-    } catch (e) {
-      ctx.io.err(`${ctx.name}: cannot read ${dir}: ${(e as Error).message}\n`);
-      return ExitCode.Failed;
-    }
-    if (files.size === 0) {
-      ctx.io.err(
-        `${ctx.name}: ${dir} holds no files: a trial of an empty configuration is refused\n`,
-      );
-      return ExitCode.Failed;
-    }
-    // The candidate travels in one request line: its bytes as base64, its paths, a
-    // little framing. Said here rather than as the daemon's line-too-long.
-    let size = 1024;
-    for (const [path, content] of files)
-      size += path.length + 16 + Math.ceil(content.length / 3) * 4;
-    if (size > MAX_LINE_BYTES) {
-      ctx.io.err(
-        `${ctx.name}: the files in ${dir} take about ${size} bytes as a request, over the ` +
-          `${MAX_LINE_BYTES}-byte limit of one request (docs/safe-change.md, "Limits"); nothing was sent\n`,
-      );
-      return ExitCode.Failed;
+    const files = await readCandidate(ctx, dir);
+    if (files === undefined) return ExitCode.Failed;
+    if (ctx.args.options.get('dry-run') === true) {
+      printPlan(ctx, await (await ctx.client()).diff(undefined, files, dir));
+      return ExitCode.Ok;
     }
     const client = await ctx.client();
     const onEvent = (event: Value): void => {

@@ -20,10 +20,9 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../../../src/daemon/daemon.ts';
-import { main } from '../../../src/cli/main.ts';
+import type { Daemon } from '../../../src/daemon/daemon.ts';
+import { SiteDaemon } from '../../support/site-daemon.ts';
 import { GenerationStore, snapshot } from '../../../src/safety/index.ts';
-import { captureIo } from '../../support/cli-io.ts';
 import { until } from '../../support/until.ts';
 
 interface Listed {
@@ -38,25 +37,15 @@ interface Listed {
 }
 
 describe('configuration generations', () => {
-  let dir: string;
+  let t: SiteDaemon;
   let site: string;
   let root: string;
   let daemon: Daemon | undefined;
 
   const start = async () => {
-    daemon = await startDaemon({
-      root,
-      configDirs: [site],
-      network: false,
-      logFormat: 'json',
-      write: () => undefined,
-    });
+    daemon = await t.start();
   };
-  const cli = async (...args: string[]) => {
-    const io = captureIo();
-    const code = await main([...args, '--root', root], io);
-    return { code, out: io.stdout(), err: io.stderr() };
-  };
+  const cli = (...args: string[]) => t.cli(...args);
   const listed = async (): Promise<Listed[]> => {
     const r = await cli('generations', '--json');
     assert.equal(r.code, 0, r.err);
@@ -67,19 +56,17 @@ describe('configuration generations', () => {
     writeFileSync(join(site, 'services', name), text);
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'limen-generations-'));
-    site = join(dir, 'site');
-    root = join(dir, 'root');
-    mkdirSync(join(site, 'services'), { recursive: true });
-    siteFile('hello.pr', '<greeting "one">\n');
     // Editors' swap files and other dot-files are not configuration.
-    siteFile('.hello.pr.swp', 'junk');
+    t = new SiteDaemon('limen-generations-', {
+      'services/hello.pr': '<greeting "one">\n',
+      'services/.hello.pr.swp': 'junk',
+    });
+    ({ site, root } = t);
     await start();
   });
 
   after(async () => {
-    await daemon?.shutdown('test over');
-    rmSync(dir, { recursive: true, force: true });
+    await t?.close();
   });
 
   it('records the configuration it starts with as generation 1, confirmed and current', async () => {

@@ -9,11 +9,10 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../../../src/daemon/daemon.ts';
 import { main } from '../../../src/cli/main.ts';
 import {
   ControlClient,
@@ -22,6 +21,7 @@ import {
   socketPathFor,
 } from '../../../src/control/index.ts';
 import { captureIo } from '../../support/cli-io.ts';
+import { SiteDaemon, type FileChanges } from '../../support/site-daemon.ts';
 import { DaemonProcess } from '../../support/daemon-process.ts';
 import { killMarked, newMarker } from '../../support/processes.ts';
 import { until } from '../../support/until.ts';
@@ -40,56 +40,25 @@ const service = (name: string, argv: string) =>
 const marker = newMarker();
 
 describe('limen try and limen confirm', () => {
+  let t: SiteDaemon;
   let dir: string;
   let site: string;
   let root: string;
-  let daemon: Daemon;
-
-  const cli = async (...args: string[]) => {
-    const io = captureIo();
-    const code = await main([...args, '--root', root], io);
-    return { code, out: io.stdout(), err: io.stderr() };
-  };
+  const cli = (...args: string[]) => t.cli(...args);
+  const candidate = (name: string, files: FileChanges) => t.candidate(name, files);
   const listed = async (): Promise<Listed[]> =>
     JSON.parse((await cli('generations', '--json')).out) as Listed[];
-  /** A candidate directory: the current site with `files` changed. */
-  const candidate = (name: string, files: { [path: string]: string | undefined }) => {
-    const c = join(dir, name);
-    rmSync(c, { recursive: true, force: true });
-    cpSync(site, c, { recursive: true });
-    for (const [p, text] of Object.entries(files)) {
-      if (text === undefined) rmSync(join(c, p), { force: true });
-      else {
-        mkdirSync(join(c, p, '..'), { recursive: true });
-        writeFileSync(join(c, p), text);
-      }
-    }
-    return c;
-  };
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'limen-try-'));
-    site = join(dir, 'site');
-    root = join(dir, 'root');
-    mkdirSync(join(site, 'services'), { recursive: true });
-    writeFileSync(join(site, 'services/web.pr'), service('web', 'sleep 1000'));
-    daemon = await startDaemon({
-      root,
-      configDirs: [site],
-      network: false,
-      logFormat: 'json',
-      write: () => undefined,
-    });
-    await until(async () => /<daemon web> +ready/.test((await cli('services')).out), {
-      timeoutMs: 10_000,
-      describe: () => 'web ready',
-    });
+    t = new SiteDaemon('limen-try-', { 'services/web.pr': service('web', 'sleep 1000') });
+    ({ dir, site, root } = t);
+    await t.start();
+    await t.ready('web');
   });
 
   after(async () => {
-    await daemon?.shutdown('test over');
+    await t?.close();
     killMarked(MARK, marker);
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('confirms a good candidate once its checks pass (--auto-confirm), and keeps it', async () => {
@@ -249,7 +218,7 @@ describe('limen try and limen confirm', () => {
     mkdirSync(empty, { recursive: true });
     const e = await cli('try', empty);
     assert.equal(e.code, 1, e.err);
-    assert.match(e.err, /holds no files: a trial of an empty configuration is refused/);
+    assert.match(e.err, /holds no files: an empty configuration is refused/);
     const big = candidate('big', {
       'services/big.pr': `<blob "${'x'.repeat(2 * 1024 * 1024)}">\n`,
     });
