@@ -6,7 +6,8 @@
 // interpreter, static addressing, the LAN driver (dry: no file written) and the
 // kernel-feature check. In place of the supervisor, every daemon that would run is
 // taken to be ready at once, with the outputs (a DHCP lease) that the running daemon
-// of that name has now. Nothing touches the kernel, the files or any process.
+// of that name has now; in place of the address reconciler, every address asked for
+// is installed. Nothing touches the kernel, the files or any process.
 
 import { join } from 'node:path';
 import { record, sym, ValueMap, type Value } from '../preserves/index.ts';
@@ -103,6 +104,17 @@ export async function evaluateConfiguration(
       for (const o of outputs.get(s) ?? []) f.assert(config.ref, o);
     });
     if (ctx.network) {
+      // The address reconciler's stand-in: every address asked for is installed.
+      during(
+        root,
+        config.ref,
+        P.rec('ip-address', P.bind('if'), P.bind('addr'), P._),
+        (f, c) =>
+          void f.assert(
+            config.ref,
+            record('ip-address-state', c.get('if')!, c.get('addr')!, sym('installed'), ''),
+          ),
+      );
       startDhcpClient(root, { config: config.ref });
       startStaticConfig(root, { config: config.ref });
       startLanDhcp(root, {

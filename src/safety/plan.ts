@@ -31,6 +31,8 @@ const RUNTIME_LABELS: ReadonlySet<string> = new Set([
   'limen-paths',
   'site-config-dir',
   'maintenance',
+  'ip-address-state',
+  'ip-route-state',
 ]);
 
 /** Services that only load configuration: their starts and stops are not the change. */
