@@ -5,7 +5,8 @@
 // and passing second are most of it), and a trial whose required service fails
 // (from `try` until the previous generation's service is up again, i.e. rolled
 // back and running), and one whose probe fails (until the previous files are
-// applied again). The daemon runs in-process with --no-network and a
+// applied again); and, beside them, how long `limen try --dry-run` takes to print
+// the same change's plan (two configurations evaluated). The daemon runs in-process with --no-network and a
 // `sleep` service, so the figures are limen's own, not a network's.
 //
 //   npx tsx bench/try.ts [--rounds N]
@@ -74,6 +75,7 @@ async function run(): Promise<void> {
     const tried: number[] = [];
     const rolledBack: number[] = [];
     const probeRolledBack: number[] = [];
+    const planned: number[] = [];
     let n = 0;
     for (let r = 0; r < ROUNDS; r++) {
       // By hand.
@@ -84,11 +86,16 @@ async function run(): Promise<void> {
       edit.push(performance.now() - t);
       await daemon.generations.idle();
 
-      // limen try --auto-confirm, the same kind of change.
+      // limen try --auto-confirm, the same kind of change, and its plan first.
       n++;
       const cand = join(dir, `cand-${n}`);
       cpSync(site, cand, { recursive: true });
       writeFileSync(join(cand, 'services/value.pr'), `<bench-value ${n}>\n`);
+      t = performance.now();
+      const plan = await cli('try', cand, '--dry-run');
+      if (plan.code !== 0 || !plan.text.includes(`+ <bench-value ${n}>`))
+        throw new Error(`dry run failed: ${plan.text}`);
+      planned.push(performance.now() - t);
       t = performance.now();
       const ok = await cli('try', cand, '--auto-confirm', '--timeout', '60');
       if (ok.code !== 0) throw new Error(`try failed: ${ok.text}`);
@@ -119,6 +126,7 @@ async function run(): Promise<void> {
     const e = summarize(edit);
     const rows = [
       ['hand edit, until the daemon has the value (baseline)', e, 1],
+      ['limen try --dry-run, until the plan is printed', summarize(planned), 0],
       ['limen try --auto-confirm, until confirmed', summarize(tried), 0],
       ['failing service, until rolled back and the old service up', summarize(rolledBack), 0],
       ['failing probe, until rolled back and applied', summarize(probeRolledBack), 0],
