@@ -1,5 +1,5 @@
-// Safe change in the lab (issue 12, its tests 1, 5 and 6; docs/safe-change.md), on
-// one lab running examples/home-router:
+// Safe change in the lab (issue 12, its tests 1, 2, 3, 5 and 6; docs/safe-change.md),
+// on one lab running examples/home-router:
 // - `limen diff` with the network drivers: a candidate that only adds a port forward
 //   names that one assertion and no service; one that gives the WAN's DHCP client a
 //   hostname names udhcpc's restart and its argv; one that replaces the DHCP WAN by a
@@ -7,6 +7,10 @@
 // - Maintenance mode: only the recovery bundle runs (udhcpc, dnsmasq, sshd), ntpd is
 //   stopped, and a LAN client still reaches the router's SSH; off brings everything
 //   back on the same generation.
+// - A good trial whose `limen try` process is killed, confirmed with its token by a
+//   second CLI process: kept, and still current after the daemon restarts.
+// - The daemon killed with SIGKILL during a trial: started again, it runs the previous
+//   generation, and the trial is recorded as rolled back because the daemon restarted.
 // - A trial that breaks the WAN: the candidate replaces the DHCP WAN with a wrong
 //   static address and carries a probe of the world's web server. `limen try
 //   --auto-confirm` applies it, the probe fails from the router, and the trial is
@@ -20,7 +24,8 @@ import assert from 'node:assert/strict';
 import { cpSync, existsSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from '../../src/lab/lab.ts';
-import { LAN_ROUTER_ADDRESS, WORLD_ADDRESS } from '../../src/lab/lab.ts';
+import { LAN_ROUTER_ADDRESS, WORLD_ADDRESS, repoRoot } from '../../src/lab/lab.ts';
+import { spawn, spawnSync } from 'node:child_process';
 import { main } from '../../src/cli/main.ts';
 import { captureIo } from '../support/cli-io.ts';
 import {
@@ -30,9 +35,11 @@ import {
   cliOk,
   fetchUntil,
   labSkip,
+  query,
   routerLogTail,
   services,
   showServices,
+  waitUntilUp,
   wanLeaseAddress,
   withLab,
   writeSiteFile,
@@ -172,6 +179,103 @@ describe('safe change in the lab', { skip: labSkip(), timeout: 400_000 }, () => 
     const status = await cliOk(lab, 'status');
     assert.doesNotMatch(status, /^maintenance/m);
     assert.equal(status.match(/^configuration +(.*)$/m)?.[1], generation, 'the same configuration');
+    await fetchUntil(lab, 'lan1', 'http://world.test/');
+  });
+
+  /** `limen try CAND …` as a process of its own, with its output as it comes. */
+  const tryProcess = (cand: string, timeoutS: number) => {
+    const child = spawn(
+      process.execPath,
+      [
+        join(repoRoot(), 'bin', 'limen.js'),
+        'try',
+        cand,
+        '--timeout',
+        String(timeoutS),
+        '--socket',
+        lab.socket,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    return { child, exited, output: () => out };
+  };
+  const generationsNow = async () =>
+    JSON.parse(await cliOk(lab, 'generations', '--json')) as {
+      number: number;
+      outcome: string;
+      current: boolean;
+    }[];
+  const greeting = async () => (await query(lab, '<greeting _>')).join(' ');
+
+  it('keeps a trial confirmed from a second CLI after the first was killed, across a daemon restart', async () => {
+    const cand = candidate('kept', { 'services/greeting.pr': '<greeting "kept">\n' });
+    const t = tryProcess(cand, 120);
+    try {
+      const token = await until(() => /limen confirm ([0-9a-f]{32})\n/.exec(t.output())?.[1], {
+        timeoutMs: 15_000,
+        describe: () => `the token: ${t.output()}`,
+      });
+      await until(() => /try: applied generation \d+/.test(t.output()), {
+        timeoutMs: 15_000,
+        describe: () => `applied: ${t.output()}`,
+      });
+      t.child.kill('SIGKILL');
+      await t.exited;
+      const confirm = spawnSync(
+        process.execPath,
+        [join(repoRoot(), 'bin', 'limen.js'), 'confirm', token, '--socket', lab.socket],
+        { encoding: 'utf8', timeout: 30_000 },
+      );
+      assert.equal(confirm.status, 0, confirm.stdout + confirm.stderr);
+      assert.match(confirm.stdout, /^confirmed generation \d+\n$/);
+    } finally {
+      t.child.kill('SIGKILL');
+      await t.exited;
+    }
+    const kept = (await generationsNow()).at(-1)!;
+    assert.deepEqual([kept.outcome, kept.current], ['confirmed', true]);
+    assert.equal(await lab.stopRouter(), true);
+    await lab.startRouter();
+    await waitUntilUp(lab);
+    const after = (await generationsNow()).find((g) => g.current);
+    assert.deepEqual([after?.number, after?.outcome], [kept.number, 'confirmed']);
+    assert.equal(await greeting(), '<greeting "kept">');
+  });
+
+  it('comes back on the previous generation when the daemon is killed with SIGKILL during a trial', async () => {
+    const previous = (await generationsNow()).find((g) => g.current)!;
+    const cand = candidate('unconfirmed', { 'services/greeting.pr': '<greeting "unconfirmed">\n' });
+    const t = tryProcess(cand, 600);
+    try {
+      await until(() => /try: applied generation \d+/.test(t.output()), {
+        timeoutMs: 15_000,
+        describe: () => `applied: ${t.output()}`,
+      });
+      await until(async () => (await greeting()) === '<greeting "unconfirmed">', {
+        timeoutMs: 15_000,
+        describe: () => 'the trial applied',
+      });
+      assert.equal(await lab.stopRouter('SIGKILL'), true);
+      await t.exited; // its connection went with the daemon
+    } finally {
+      t.child.kill('SIGKILL');
+      await t.exited;
+    }
+    await lab.startRouter();
+    await waitUntilUp(lab);
+    const gens = await generationsNow();
+    const trial = gens.at(-1)!;
+    assert.equal(trial.outcome, 'rolled back: the daemon restarted during the trial');
+    assert.equal(gens.find((g) => g.current)?.number, previous.number);
+    assert.equal(await greeting(), '<greeting "kept">');
+    assert.equal(
+      readFileSync(join(lab.siteDir, 'services/greeting.pr'), 'utf8'),
+      '<greeting "kept">\n',
+    );
     await fetchUntil(lab, 'lan1', 'http://world.test/');
   });
 
