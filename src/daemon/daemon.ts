@@ -36,15 +36,14 @@ import {
   type InterfaceMonitor,
   type SysctlDriver,
 } from '../net/index.ts';
-import { startDhcpClient } from '../net/dhcp-client.ts';
 import { startFirewall, type Firewall } from '../net/firewall.ts';
 import { startLanDhcp } from '../net/lan-dhcp.ts';
 import { startKernelFeatures } from '../net/kernel-features.ts';
 import { startLinkAdmin } from '../net/link-admin.ts';
 import { startResolver } from '../net/resolver.ts';
-import { startStaticConfig } from '../net/static-config.ts';
+import { startInterfaceControl } from '../net/interface-control.ts';
+import { startInterfaceProtocols } from '../net/protocols.ts';
 import { startProbes } from '../net/probes.ts';
-import { interfaceController } from './interfaces.ts';
 import { limenPathsRecord, resolvePaths, type DaemonPaths, type PathOptions } from './paths.ts';
 import { createDaemonLog, type DaemonLog, type LogFormat } from './log.ts';
 import { startSiteRootCheck, type SiteRootCheck } from './site-roots.ts';
@@ -285,8 +284,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       );
       startLinkAdmin(root, { config: config.ref, machine: machine.ref });
       startKernelFeatures(root, { config: config.ref, machine: machine.ref });
-      startDhcpClient(root, { config: config.ref });
-      startStaticConfig(root, { config: config.ref });
+      startInterfaceProtocols(root, { config: config.ref, machine: machine.ref });
       startResolver(root, { config: config.ref, path: resolvConf });
       startLanDhcp(root, { config: config.ref, machine: machine.ref, runDir: paths.runDir });
       // A table left by an earlier run is kept until the whole configuration (services
@@ -367,7 +365,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     ...(opts.network === false
       ? {}
       : {
-          interfaces: interfaceController({
+          interfaces: startInterfaceControl({
             facet: root,
             config: config.ref,
             machine: machine.ref,

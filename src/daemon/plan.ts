@@ -19,8 +19,7 @@ import {
   startConfigWatcherService,
 } from '../script/index.ts';
 import { startServiceManager } from '../supervisor/service-manager.ts';
-import { startDhcpClient } from '../net/dhcp-client.ts';
-import { startStaticConfig } from '../net/static-config.ts';
+import { startInterfaceProtocols } from '../net/protocols.ts';
 import { startLanDhcp } from '../net/lan-dhcp.ts';
 import { startKernelFeatures } from '../net/kernel-features.ts';
 import {
@@ -115,8 +114,7 @@ export async function evaluateConfiguration(
             record('ip-address-state', c.get('if')!, c.get('addr')!, sym('installed'), ''),
           ),
       );
-      startDhcpClient(root, { config: config.ref });
-      startStaticConfig(root, { config: config.ref });
+      startInterfaceProtocols(root, { config: config.ref, machine: machine.ref });
       startLanDhcp(root, {
         config: config.ref,
         machine: machine.ref,

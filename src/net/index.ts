@@ -18,12 +18,12 @@ export { startSysctl, type SysctlDriver, type SysctlOptions } from './sysctl.ts'
 export { NetlinkUnavailableError } from './netlink-socket.ts';
 export { netlinkHelpersExited } from './netlink-proxy.ts';
 export {
-  startDhcpClient,
+  startDhcpLeases,
   interpretLease,
-  type DhcpClient,
-  type DhcpClientOptions,
+  type DhcpLeases,
+  type DhcpLeasesOptions,
   type DhcpLease,
-} from './dhcp-client.ts';
+} from './dhcp-lease.ts';
 export {
   startStaticConfig,
   interpretStatic,

@@ -20,6 +20,7 @@ import {
   printable,
 } from './inet-values.ts';
 import { editDistance } from '../base/suggest.ts';
+import { providedAssertions } from './provided.ts';
 
 export interface StaticConfigOptions {
   readonly config: Ref;
@@ -152,23 +153,19 @@ export function interpretStatic(
       problems,
     };
   }
-  const out: Value[] = [record('ip-address', ifname, address.text, new Dict())];
-  if (gateway !== undefined) {
-    out.push(
-      record(
-        'ip-route',
-        sym(ipFamily(gateway)!),
-        'default',
-        new Dict([
-          [sym('via'), gateway],
-          [sym('dev'), ifname],
-          [sym('metric'), routeMetric],
-        ]),
-      ),
-    );
-  }
-  for (const a of dns) out.push(record('dns-server', a, sym('static')));
-  for (const d of search) out.push(record('dns-search', d, sym('static')));
+  const family = gateway === undefined ? undefined : ipFamily(gateway);
+  const out = providedAssertions({
+    ifname,
+    source: sym('static'),
+    addresses: [{ cidr: address.text }],
+    routes:
+      gateway === undefined || family === undefined
+        ? []
+        : [{ family, destination: 'default', via: gateway, metric: routeMetric }],
+    dns,
+    domains: search,
+    ntp: [],
+  });
   return { assertions: out, problems };
 }
 

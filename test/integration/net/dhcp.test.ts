@@ -34,7 +34,7 @@ import {
   type Pattern,
 } from '../../../src/dataspace/index.ts';
 import { OutputsDir } from '../../../src/supervisor/outputs-dir.ts';
-import { interpretLease, startDhcpClient } from '../../../src/net/dhcp-client.ts';
+import { interpretLease, startDhcpLeases } from '../../../src/net/dhcp-lease.ts';
 import { describeProcs, killMarked, newMarker, processesWithEnv } from '../../support/processes.ts';
 import { prng } from '../../support/random.ts';
 import { prerequisites } from '../../support/prerequisites.ts';
@@ -181,8 +181,8 @@ describe('interpreting lease outputs', () => {
 function driverWorld(t: TestContext) {
   const { engine, log } = checkedEngine(t);
   const config = new Dataspace(engine, 'config');
-  let client!: ReturnType<typeof startDhcpClient>;
-  engine.turn(() => (client = startDhcpClient(engine.root, { config: config.ref })));
+  let client!: ReturnType<typeof startDhcpLeases>;
+  engine.turn(() => (client = startDhcpLeases(engine.root, { config: config.ref })));
   t.after(() => engine.turn(() => engine.root.stop()));
   t.after(() => log.check());
   const service = (ifname: string) => record('daemon', record('udhcpc', ifname));

@@ -13,7 +13,7 @@ import { Dataspace, Engine, P, type Handle } from '../../../src/dataspace/index.
 import { ConfigWatcher, bindingsOf, presentable } from '../../../src/script/index.ts';
 import { startSupervisor } from '../../../src/supervisor/supervisor.ts';
 import { startServiceManager } from '../../../src/supervisor/service-manager.ts';
-import { startDhcpClient } from '../../../src/net/dhcp-client.ts';
+import { startDhcpLeases } from '../../../src/net/dhcp-lease.ts';
 import { startResolver } from '../../../src/net/resolver.ts';
 
 const repo = resolve(import.meta.dirname, '../../..');
@@ -59,7 +59,7 @@ engine.turn(() => {
       }),
     ),
   );
-  startDhcpClient(root, { config: config.ref });
+  startDhcpLeases(root, { config: config.ref });
   startResolver(root, { config: config.ref, path: settings.resolvConf, debounceMs: 20 });
   new ConfigWatcher(root, {
     path: join(repo, 'config/core/network-dhcp.pr'),

@@ -1,9 +1,11 @@
-// The DHCPv4 client driver: turns the lease outputs that libexec/udhcpc-script
-// writes for `<daemon <udhcpc IF>>` (`<output <daemon <udhcpc IF>> KEY VALUE>`
-// in $config) into desired state: the address (its lifetime refreshed on every
-// renew), the default route, DNS servers and search domains, NTP servers, and
-// `<dhcp-lease IF {…}>` for status. (Running udhcpc while IF has carrier is
-// config/core/network-dhcp.pr's job.)
+// The `dhcp` interface protocol's lease interpreter (the WAN side; a LAN client's
+// lease is `<dhcp-client IF MAC IP …>`, lan-dhcp.ts): turns the lease outputs that
+// libexec/udhcpc-script writes for `<daemon <udhcpc IF>>` (`<output <daemon <udhcpc
+// IF>> KEY VALUE>` in $config) into the protocol's provided configuration
+// (provided.ts: the address, its lifetime refreshed on every renew, the default
+// route, DNS servers and search domains, NTP servers), and `<dhcp-lease IF {…}>` for
+// status. (Running udhcpc while IF has carrier is config/core/network-dhcp.pr's job;
+// releasing the lease on ifdown is described in protocols.ts.)
 //
 // Invariants: nothing is asserted until the `event` output exists (the script
 // writes it last and removes it first, so a lease is never used half-written);
@@ -33,8 +35,9 @@ import {
   prefixFromMask,
   printable,
 } from './inet-values.ts';
+import { providedAssertions } from './provided.ts';
 
-export interface DhcpClientOptions {
+export interface DhcpLeasesOptions {
   /** Where the outputs are read and the desired state is asserted. */
   readonly config: Ref;
   /** The metric of the default route a lease gives. Default 100. */
@@ -68,7 +71,7 @@ export interface LeaseInterpretation {
   readonly problems: readonly string[];
 }
 
-export interface DhcpClient {
+export interface DhcpLeases {
   /** The facet that owns the driver; stopping it withdraws everything it asserted. */
   readonly facet: Facet;
   /** The usable leases now, by interface. */
@@ -81,7 +84,7 @@ export const INFINITE_LEASE = 4294967295;
 export const DEFAULT_DHCP_ROUTE_METRIC = 100;
 
 /** Starts the driver in a child facet of `parent`. */
-export function startDhcpClient(parent: Facet, options: DhcpClientOptions): DhcpClient {
+export function startDhcpLeases(parent: Facet, options: DhcpLeasesOptions): DhcpLeases {
   const metric = options.routeMetric ?? DEFAULT_DHCP_ROUTE_METRIC;
   if (!Number.isSafeInteger(metric) || metric < 0 || metric > 0xffffffff)
     throw new RangeError(`routeMetric must be an integer from 0 to 4294967295, got ${metric}`);
@@ -102,9 +105,9 @@ export function startDhcpClient(parent: Facet, options: DhcpClientOptions): Dhcp
         if (typeof ifname !== 'string') return;
         followLease(child, config, svc, ifname, metric, leases);
       },
-      'dhcp-client: outputs',
+      'dhcp-lease: outputs',
     );
-  }, 'dhcp-client');
+  }, 'dhcp-lease');
   return {
     facet,
     leases: () => leases,
@@ -174,7 +177,7 @@ function followLease(
         schedule();
       },
     },
-    `dhcp-client: ${ifname}`,
+    `dhcp-lease: ${ifname}`,
   );
 }
 
@@ -314,38 +317,25 @@ export function leaseAssertions(
   routeMetric = DEFAULT_DHCP_ROUTE_METRIC,
 ): Value[] {
   const { ifname } = lease;
-  const source = dhcpSource(ifname);
-  const lifetime: [Value, Value][] =
-    lease.leaseSeconds === undefined
-      ? []
-      : [
-          [sym('valid'), lease.leaseSeconds],
-          [sym('preferred'), lease.leaseSeconds],
-        ];
-  const out: Value[] = [
-    record(
-      'ip-address',
-      ifname,
-      `${lease.address}/${lease.prefix}`,
-      new Dict([...lifetime, [sym('renewed'), lease.event]]),
-    ),
-  ];
-  if (lease.router !== undefined)
-    out.push(
-      record(
-        'ip-route',
-        sym('ipv4'),
-        'default',
-        new Dict([
-          [sym('via'), lease.router],
-          [sym('dev'), ifname],
-          [sym('metric'), routeMetric],
-        ]),
-      ),
-    );
-  for (const a of lease.dns) out.push(record('dns-server', a, source));
-  for (const d of lease.domains) out.push(record('dns-search', d, source));
-  for (const a of lease.ntp) out.push(record('ntp-server', a, source));
+  const out = providedAssertions({
+    ifname,
+    source: dhcpSource(ifname),
+    addresses: [
+      {
+        cidr: `${lease.address}/${lease.prefix}`,
+        validSeconds: lease.leaseSeconds,
+        preferredSeconds: lease.leaseSeconds,
+        renewed: lease.event,
+      },
+    ],
+    routes:
+      lease.router === undefined
+        ? []
+        : [{ family: 'ipv4', destination: 'default', via: lease.router, metric: routeMetric }],
+    dns: lease.dns,
+    domains: lease.domains,
+    ntp: lease.ntp,
+  });
   const status: [Value, Value][] = [
     [sym('ip'), lease.address],
     [sym('prefix'), lease.prefix],
