@@ -11,7 +11,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { repoRoot } from '../src/lab/lab.ts';
+import { packageRoot } from '../src/lab/lab.ts';
 
 const { values: opts } = parseArgs({ options: { rounds: { type: 'string', default: '200' } } });
 const rounds = Number(opts.rounds);
@@ -54,12 +54,12 @@ try {
       process.execPath,
       '--import',
       'tsx',
-      join(repoRoot(), 'bench', 'fixtures', 'route-latency.ts'),
+      join(packageRoot(), 'bench', 'fixtures', 'route-latency.ts'),
       String(rounds),
       'v0',
       '198.51.100.2',
     ],
-    { cwd: repoRoot(), encoding: 'utf8', timeout: 300_000 },
+    { cwd: packageRoot(), encoding: 'utf8', timeout: 300_000 },
   );
   if (r.status !== 0) throw new Error(`route-latency.ts: exit ${r.status}: ${r.stderr}`);
   const got = JSON.parse(r.stdout.trim().split('\n').pop()!) as { limen: number[]; bare: number[] };

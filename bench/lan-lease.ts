@@ -19,7 +19,7 @@ import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ControlClient, decodeWatchEvent } from '../src/control/index.ts';
-import { type Lab, labDown, labPreflight, labUp, repoRoot } from '../src/lab/lab.ts';
+import { type Lab, labDown, labPreflight, labUp, packageRoot } from '../src/lab/lab.ts';
 import { run } from '../src/lab/system.ts';
 import { parse, stringify } from '../src/preserves/index.ts';
 import { MeasureError, formatTable, ms, summarize } from './support/lab-timing.ts';
@@ -41,7 +41,7 @@ const sleep = (msec: number) => new Promise((r) => setTimeout(r, msec));
 /** The shipped lan.pr with `ping-check` set to `value`. */
 function lanFile(value: '#t' | '#f'): string {
   const shipped = readFileSync(
-    join(repoRoot(), 'examples', 'home-router', 'core', 'lan.pr'),
+    join(packageRoot(), 'examples', 'home-router', 'core', 'lan.pr'),
     'utf8',
   );
   // In the <lan-dhcp …> line itself: the comments above it mention the key too.
@@ -129,7 +129,7 @@ async function round(lab: Lab, pingCheck: '#t' | '#f', signal: AbortSignal): Pro
 }
 
 function distIsStale(): boolean {
-  const built = join(repoRoot(), 'dist', 'cli', 'main.js');
+  const built = join(packageRoot(), 'dist', 'cli', 'main.js');
   if (!existsSync(built)) return true;
   const newest = (dir: string): number =>
     Math.max(
@@ -138,7 +138,7 @@ function distIsStale(): boolean {
         e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
       ),
     );
-  return newest(join(repoRoot(), 'src')) > statSync(built).mtimeMs;
+  return newest(join(packageRoot(), 'src')) > statSync(built).mtimeMs;
 }
 
 async function main(signal: AbortSignal): Promise<number> {

@@ -50,7 +50,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ControlClient, decodeWatchEvent } from '../src/control/index.ts';
-import { type Lab, labDown, labPreflight, labUp, repoRoot } from '../src/lab/lab.ts';
+import { type Lab, labDown, labPreflight, labUp, packageRoot } from '../src/lab/lab.ts';
 import { isAlive, run, tryRun } from '../src/lab/system.ts';
 import { parse, peel, stringify, type Value } from '../src/preserves/index.ts';
 import { outputsDirName } from '../src/supervisor/service-names.ts';
@@ -272,7 +272,7 @@ function dhcpTrigger(): 'renew' | 'restart' {
   const forced = opts['dhcp-trigger'];
   if (forced === 'renew' || forced === 'restart') return forced;
   if (forced !== undefined) throw new MeasureError(`--dhcp-trigger ${forced}: renew or restart`);
-  const text = readFileSync(join(repoRoot(), 'config/core/network-dhcp.pr'), 'utf8');
+  const text = readFileSync(join(packageRoot(), 'config/core/network-dhcp.pr'), 'utf8');
   return text.includes('<dhcp-renew ') && text.includes('<dhcp-release ') ? 'renew' : 'restart';
 }
 
@@ -783,7 +783,7 @@ async function measureColdStart(ctx: Ctx): Promise<() => void> {
       ctx.client = undefined;
       if (!isAlive(p)) throw new MeasureError(w('limen exited'));
       // The baseline: a Node start of the same CLI, and of node itself.
-      const v = await timedRun([join(repoRoot(), 'bin', 'limen.js'), '--version']);
+      const v = await timedRun([join(packageRoot(), 'bin', 'limen.js'), '--version']);
       signal.throwIfAborted();
       if (v.status !== 0) throw new MeasureError(`bin/limen.js --version: exit ${v.status}`);
       version.push(v.ms);
@@ -831,7 +831,7 @@ async function measureColdStart(ctx: Ctx): Promise<() => void> {
 const failures: string[] = [];
 
 function distIsStale(): boolean {
-  const built = join(repoRoot(), 'dist', 'cli', 'main.js');
+  const built = join(packageRoot(), 'dist', 'cli', 'main.js');
   if (!existsSync(built)) return true;
   const t = statSync(built).mtimeMs;
   const newest = (dir: string): number =>
@@ -841,7 +841,7 @@ function distIsStale(): boolean {
         e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
       ),
     );
-  return newest(join(repoRoot(), 'src')) > t;
+  return newest(join(packageRoot(), 'src')) > t;
 }
 
 async function main(signal: AbortSignal): Promise<number> {

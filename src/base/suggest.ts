@@ -45,3 +45,22 @@ export function nearest(word: string, candidates: Iterable<string>): string | un
   }
   return best;
 }
+
+/**
+ * The known key (an option, a field) that `name` most likely meant: compared without
+ * case (`Argv` is `argv`), within a distance that scales with the name's length (1 to
+ * 3 edits), if any.
+ */
+export function nearestKey(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const d = editDistance(name.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  const limit = Math.max(1, Math.min(3, Math.floor(name.length / 3)));
+  return bestDistance <= limit ? best : undefined;
+}

@@ -2,8 +2,8 @@
 // them under DIR (the lab and the tests never touch the real system); the
 // defaults are the FHS locations from DESIGN.md section 10.
 
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { packageRoot } from '../platform/package-root.ts';
 import { dict, record, type Value } from '../preserves/index.ts';
 
 export interface DaemonPaths {
@@ -37,10 +37,7 @@ export interface PathOptions {
   readonly resolvConf?: string | undefined;
 }
 
-/** The package root: src/daemon/ or dist/daemon/ is two levels below it. */
-export function packageRoot(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-}
+export { packageRoot } from '../platform/package-root.ts';
 
 export function resolvePaths(opts: PathOptions = {}): DaemonPaths {
   const root = opts.root === undefined ? '/' : resolve(opts.root);

@@ -22,7 +22,7 @@ import {
   labPreflight,
   labUp,
   limenInvocation,
-  repoRoot,
+  packageRoot,
   tail,
 } from './lab.ts';
 import { LabError, waitFor } from './system.ts';
@@ -183,7 +183,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       onStep: (s) => o.out(`  ${s}\n`),
     });
     const l = lab;
-    cpSync(join(repoRoot(), 'examples', 'home-router'), l.siteDir, { recursive: true });
+    cpSync(join(packageRoot(), 'examples', 'home-router'), l.siteDir, { recursive: true });
     o.out(`  rtr: limen with examples/home-router (log: ${l.routerLog})\n`);
     const router = await l.startRouter({ wait: false });
     const t0 = router.startedAt;

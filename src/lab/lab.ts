@@ -34,8 +34,8 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { isAbsolute, join, resolve } from 'node:path';
+import { packageRoot } from '../platform/package-root.ts';
 import { ControlClient } from '../control/index.ts';
 import { reclaimAbandoned } from '../supervisor/process-tracking.ts';
 import { writeFileAtomicSync } from '../platform/atomic-file.ts';
@@ -67,10 +67,7 @@ const NAME_RE = /^[a-z][a-z0-9]{0,11}$/;
 const NS_RE = new RegExp(`^limen-([a-z][a-z0-9]{0,11})-(${NODES.join('|')})$`);
 const PROGRAMS = ['ip', 'busybox', 'dnsmasq', 'nft'] as const;
 
-/** The package root: src/lab/ or dist/lab/ is two levels below it. */
-export function repoRoot(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-}
+export { packageRoot };
 
 /**
  * How a person at a shell runs this checkout's CLI, for the commands the lab and the
@@ -84,7 +81,7 @@ export function limenInvocation(
   cwd: string = process.cwd(),
 ): string {
   const sudo = process.getuid?.() === 0 && (env['SUDO_USER'] ?? 'root') !== 'root' ? 'sudo ' : '';
-  const script = join(repoRoot(), 'bin', 'limen.js');
+  const script = join(packageRoot(), 'bin', 'limen.js');
   const real = (p: string): string | undefined => {
     try {
       return realpathSync(p);
@@ -99,7 +96,7 @@ export function limenInvocation(
     if (found !== undefined) return found === target ? `${sudo}limen` : `${sudo}node ${script}`;
   }
   const here = env['INIT_CWD'] ?? cwd;
-  return `${sudo}node ${resolve(here) === repoRoot() ? join('bin', 'limen.js') : script}`;
+  return `${sudo}node ${resolve(here) === packageRoot() ? join('bin', 'limen.js') : script}`;
 }
 
 export function labBaseDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -220,7 +217,7 @@ export class Lab {
   env(): NodeJS.ProcessEnv {
     return {
       ...process.env,
-      PATH: `${join(repoRoot(), 'bin')}:${process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
+      PATH: `${join(packageRoot(), 'bin')}:${process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
       LIMEN_SOCKET: this.socket,
     };
   }
@@ -380,7 +377,7 @@ export class Lab {
         '-i',
         'eth0',
         '-s',
-        join(repoRoot(), 'libexec', 'lab-dhcp-client'),
+        join(packageRoot(), 'libexec', 'lab-dhcp-client'),
         '-t',
         '60',
         '-T',
@@ -410,7 +407,7 @@ export class Lab {
       'rtr/limen',
       'rtr',
       [
-        join(repoRoot(), 'bin', 'limen.js'),
+        join(packageRoot(), 'bin', 'limen.js'),
         'daemon',
         '--root',
         this.routerRoot,
@@ -586,7 +583,7 @@ export async function labUp(options: LabUpOptions): Promise<Lab> {
   const siteSource =
     options.config === false
       ? undefined
-      : resolve(options.config ?? join(repoRoot(), 'examples', 'home-router'));
+      : resolve(options.config ?? join(packageRoot(), 'examples', 'home-router'));
   if (siteSource !== undefined && !existsSync(siteSource)) {
     throw new LabError(`site configuration ${siteSource} does not exist`);
   }

@@ -55,6 +55,7 @@ import {
 import type { Transport } from './netlink-proxy.ts';
 import { NetlinkClosedError, NetlinkRequestError } from './netlink-socket.ts';
 import { KernelWatcher } from './netlink-watcher.ts';
+import { INTERFACE_NAME_RULE, isInterfaceName } from '../base/interface-name.ts';
 
 /** limen's mark on the routes and addresses it installs ('L'); see docs/vocabulary.md. */
 export const LIMEN_PROTOCOL = 76;
@@ -132,7 +133,6 @@ export interface RouteSpec {
   readonly priority: number;
 }
 
-const IFNAME = /^[^\s/:]{1,15}$/;
 const MAX_U32 = 0xffffffff;
 
 function text(v: Value | undefined): string {
@@ -141,8 +141,8 @@ function text(v: Value | undefined): string {
 
 function checkIfname(v: Value | undefined, what: string, errors: string[]): string | undefined {
   const s = v === undefined ? undefined : peel(v);
-  if (typeof s === 'string' && IFNAME.test(s)) return s;
-  errors.push(`${what} must be an interface name (a string of 1 to 15 characters), not ${text(v)}`);
+  if (isInterfaceName(s)) return s;
+  errors.push(`${what} must be ${INTERFACE_NAME_RULE} as a string, not ${text(v)}`);
   return undefined;
 }
 

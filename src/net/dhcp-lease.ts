@@ -33,8 +33,8 @@ import {
   parseIpv4,
   parsePrefix,
   prefixFromMask,
-  printable,
 } from './inet-values.ts';
+import { printable } from '../preserves/index.ts';
 import { providedAssertions } from './provided.ts';
 
 export interface DhcpLeasesOptions {

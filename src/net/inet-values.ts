@@ -132,9 +132,3 @@ export function parseDomainName(text: string): string | undefined {
   }
   return name;
 }
-
-/** Text safe to quote in a message or a comment: printable ASCII only, shortened. */
-export function printable(text: string, max = 64): string {
-  const s = text.replace(/[^\x20-\x7e]/g, '?');
-  return s.length > max ? `${s.slice(0, max - 3)}...` : s;
-}

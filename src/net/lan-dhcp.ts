@@ -32,8 +32,10 @@ import {
   type Record,
   type Value,
 } from '../preserves/index.ts';
-import { isIpv6, parseDomainName, parseIpv4, printable } from './inet-values.ts';
-import { editDistance } from '../base/suggest.ts';
+import { isIpv6, parseDomainName, parseIpv4 } from './inet-values.ts';
+import { showValue } from '../preserves/index.ts';
+import { nearestKey } from '../base/suggest.ts';
+import { isInterfaceName } from '../base/interface-name.ts';
 
 // ---- The spec --------------------------------------------------------------------------
 
@@ -88,36 +90,17 @@ export const MIN_LEASE_SECONDS = 120;
 export const DEFAULT_LEASE_SECONDS = 43_200;
 const MAX_LEASE_SECONDS = 2 ** 31 - 1;
 
-const IFNAME = /^[A-Za-z0-9_.@+-]{1,15}$/;
 const MAC = /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/;
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-
-function show(v: Value): string {
-  return printable(stringify(strip(v)), 80);
-}
-
-/** The closest known key, if it is close enough to be what was meant. */
-function closest(name: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const k of known) {
-    const d = editDistance(name, k);
-    if (d < bestDistance) {
-      best = k;
-      bestDistance = d;
-    }
-  }
-  return bestDistance <= Math.max(1, Math.min(3, Math.floor(name.length / 3))) ? best : undefined;
-}
 
 /** The interface name of `<lan-dhcp IF …>`, or why it is not one. */
 export function readIfname(v: Value): string | { readonly problem: string } {
   const x = peel(v);
-  if (typeof x === 'string' && IFNAME.test(x)) return x;
+  if (isInterfaceName(x)) return x;
   return {
     problem:
       `IF must be an interface name as a string (1 to 15 letters, digits, '_', '.', '@', ` +
-      `'+' or '-'), got ${show(v)}`,
+      `'+' or '-'), got ${showValue(v)}`,
   };
 }
 
@@ -130,7 +113,7 @@ export function readLanDhcp(ifnameValue: Value, specValue: Value): LanDhcpReadRe
   if (!(spec instanceof Dict)) {
     problems.push(
       `the spec must be a dictionary {range: ["START" "END"] lease: SECONDS dns: […] ` +
-        `static-leases: [[MAC IP HOSTNAME] …] domain: "lan"}, got ${show(specValue)}`,
+        `static-leases: [[MAC IP HOSTNAME] …] domain: "lan"}, got ${showValue(specValue)}`,
     );
     return { ok: false, problems };
   }
@@ -140,11 +123,11 @@ export function readLanDhcp(ifnameValue: Value, specValue: Value): LanDhcpReadRe
     const name = key instanceof Sym ? key.name : undefined;
     if (name === undefined) {
       const hint = typeof key === 'string' ? ` (write ${key}: without quotes)` : '';
-      problems.push(`keys must be symbols, got ${show(k)}${hint}`);
+      problems.push(`keys must be symbols, got ${showValue(k)}${hint}`);
       continue;
     }
     if (!(LAN_DHCP_KEYS as readonly string[]).includes(name)) {
-      const s = closest(name, LAN_DHCP_KEYS);
+      const s = nearestKey(name, LAN_DHCP_KEYS);
       problems.push(
         `unknown key '${name}'` +
           (s !== undefined
@@ -160,7 +143,7 @@ export function readLanDhcp(ifnameValue: Value, specValue: Value): LanDhcpReadRe
     const s = peel(v);
     if (typeof s === 'string' && parseIpv4(s) !== undefined) return s;
     problems.push(
-      `${what} must be an IPv4 address as a string, like "192.168.1.100", got ${show(v)}`,
+      `${what} must be an IPv4 address as a string, like "192.168.1.100", got ${showValue(v)}`,
     );
     return undefined;
   };
@@ -172,7 +155,7 @@ export function readLanDhcp(ifnameValue: Value, specValue: Value): LanDhcpReadRe
   else {
     const r = peel(rangeValue);
     if (!Array.isArray(r) || r.length !== 2)
-      problems.push(`range must be ["START" "END"], got ${show(rangeValue)}`);
+      problems.push(`range must be ["START" "END"], got ${showValue(rangeValue)}`);
     else {
       const seq = r as readonly Value[];
       const start = ipv4(seq[0]!, 'the range START');
@@ -196,7 +179,7 @@ export function readLanDhcp(ifnameValue: Value, specValue: Value): LanDhcpReadRe
     else
       problems.push(
         `lease must be a number of seconds from ${MIN_LEASE_SECONDS} to ${MAX_LEASE_SECONDS}, ` +
-          `or infinite, got ${show(leaseValue)}`,
+          `or infinite, got ${showValue(leaseValue)}`,
       );
   }
 
@@ -206,7 +189,7 @@ export function readLanDhcp(ifnameValue: Value, specValue: Value): LanDhcpReadRe
     const d = peel(dnsValue);
     if (!Array.isArray(d))
       problems.push(
-        `dns must be a sequence of IPv4 addresses, like ["192.168.1.1"], got ${show(dnsValue)}`,
+        `dns must be a sequence of IPv4 addresses, like ["192.168.1.1"], got ${showValue(dnsValue)}`,
       );
     else
       for (const a of d as readonly Value[]) {
@@ -221,7 +204,7 @@ export function readLanDhcp(ifnameValue: Value, specValue: Value): LanDhcpReadRe
     const ls = peel(leasesValue);
     if (!Array.isArray(ls))
       problems.push(
-        `static-leases must be a sequence of [MAC IP HOSTNAME], got ${show(leasesValue)}`,
+        `static-leases must be a sequence of [MAC IP HOSTNAME], got ${showValue(leasesValue)}`,
       );
     else
       for (const item of ls as readonly Value[]) {
@@ -243,7 +226,7 @@ export function readLanDhcp(ifnameValue: Value, specValue: Value): LanDhcpReadRe
     const parsed = typeof d === 'string' ? parseDomainName(d) : undefined;
     if (parsed === undefined)
       problems.push(
-        `domain must be a domain name as a string, like "lan", got ${show(domainValue)}`,
+        `domain must be a domain name as a string, like "lan", got ${showValue(domainValue)}`,
       );
     else domain = parsed;
   }
@@ -253,7 +236,7 @@ export function readLanDhcp(ifnameValue: Value, specValue: Value): LanDhcpReadRe
   if (pingValue !== undefined) {
     const p = peel(pingValue);
     if (typeof p === 'boolean') pingCheck = p;
-    else problems.push(`ping-check must be #t or #f, got ${show(pingValue)}`);
+    else problems.push(`ping-check must be #t or #f, got ${showValue(pingValue)}`);
   }
 
   if (problems.length > 0 || range === undefined || typeof ifname !== 'string')
@@ -272,7 +255,7 @@ function readStaticLease(item: Value, problems: string[]): StaticLease | undefin
   const usage = `each static lease is ["MAC" "IP" "HOSTNAME"] (HOSTNAME may be #f)`;
   const l = peel(item);
   if (!Array.isArray(l) || (l.length !== 3 && l.length !== 2)) {
-    problems.push(`${usage}, got ${show(item)}`);
+    problems.push(`${usage}, got ${showValue(item)}`);
     return undefined;
   }
   const [macV, ipV, hostV] = l as readonly Value[];
@@ -282,17 +265,17 @@ function readStaticLease(item: Value, problems: string[]): StaticLease | undefin
   let ok = true;
   if (typeof mac !== 'string' || !MAC.test(mac)) {
     problems.push(
-      `static lease ${show(item)}: ${show(macV!)} is not a MAC address like "02:00:5e:10:00:01"`,
+      `static lease ${showValue(item)}: ${showValue(macV!)} is not a MAC address like "02:00:5e:10:00:01"`,
     );
     ok = false;
   }
   if (typeof ip !== 'string' || parseIpv4(ip) === undefined) {
-    problems.push(`static lease ${show(item)}: ${show(ipV!)} is not an IPv4 address`);
+    problems.push(`static lease ${showValue(item)}: ${showValue(ipV!)} is not an IPv4 address`);
     ok = false;
   }
   if (host !== false && (typeof host !== 'string' || !HOSTNAME.test(host))) {
     problems.push(
-      `static lease ${show(item)}: the hostname must be one DNS label (letters, digits, '-'), ` +
+      `static lease ${showValue(item)}: the hostname must be one DNS label (letters, digits, '-'), ` +
         `or #f`,
     );
     ok = false;
@@ -403,10 +386,6 @@ export function dhcpClientValue(ifname: string, l: Lease): Value {
 /** The service that runs dnsmasq for an interface. */
 export function dnsmasqService(ifname: string): Record {
   return record('daemon', record('dnsmasq', ifname));
-}
-
-function writeAtomically(path: string, text: string, signal: AbortSignal): Promise<void> {
-  return writeFileAtomic(path, text, { mode: 0o644, signal });
 }
 
 function hashOf(text: string): string {
@@ -564,7 +543,7 @@ class LanInterface {
   reconcile(): void {
     const problems: string[] = [];
     for (const [v] of this.malformed)
-      problems.push(`${show(v)}: expected <lan-dhcp "IF" {range: ["START" "END"] …}>`);
+      problems.push(`${showValue(v)}: expected <lan-dhcp "IF" {range: ["START" "END"] …}>`);
     let config: LanDhcpConfig | undefined;
     if (this.specs.size > 1) {
       problems.push(
@@ -681,11 +660,14 @@ class LanInterface {
         this.#want = undefined;
         const { resolvFile } = this.paths();
         if (want.resolv !== this.#writtenResolv) {
-          await writeAtomically(resolvFile, want.resolv, signal);
+          await writeFileAtomic(resolvFile, want.resolv, { mode: 0o644, signal });
           this.#writtenResolv = want.resolv;
         }
         if (want.conf !== undefined && want.conf !== this.#writtenConf) {
-          await writeAtomically(join(this.dir!, 'dnsmasq.conf'), want.conf, signal);
+          await writeFileAtomic(join(this.dir!, 'dnsmasq.conf'), want.conf, {
+            mode: 0o644,
+            signal,
+          });
           this.#writtenConf = want.conf;
           const hash = hashOf(want.conf);
           this.#turn(() => this.#assertDaemon(hash));
@@ -834,7 +816,7 @@ class LanInterface {
   #log(level: 'warn' | 'error', message: string): void {
     try {
       this.facet.engine.logger[level](
-        `lan-dhcp ${this.ifname ?? show(this.ifnameValue)}: ${message}`,
+        `lan-dhcp ${this.ifname ?? showValue(this.ifnameValue)}: ${message}`,
       );
     } catch {
       // A broken logger must not break the driver.

@@ -11,8 +11,10 @@
 // are confined to one rule in one chain of limen's table).
 
 import { LimenError, UserError } from '../base/errors.ts';
-import { Record, Sym, peel, stringify, strip, type Value } from '../preserves/index.ts';
-import { parseIpv4, printable } from './inet-values.ts';
+import { Record, Sym, peel, type Value } from '../preserves/index.ts';
+import { parseIpv4 } from './inet-values.ts';
+import { showValue } from '../preserves/index.ts';
+import { firewallInterfaceProblem } from '../base/interface-name.ts';
 
 export const FIREWALL_TABLE = 'limen';
 export const FIREWALL_FAMILY = 'inet';
@@ -136,13 +138,6 @@ export class NftError extends LimenError {
 // ---- Reading ---------------------------------------------------------------------------
 
 const ZONE_NAME = /^[a-z][a-z0-9_]{0,23}$/;
-// Linux refuses '/', ':' and whitespace in names; we also keep quotes, backslashes
-// and anything else nft might read specially out. A trailing '*' is nft's wildcard.
-const IFNAME = /^[A-Za-z0-9_.@+-]{1,15}\*?$/;
-
-function show(v: Value): string {
-  return printable(stringify(strip(v)), 120);
-}
 
 function symbolName(v: Value): string | undefined {
   const x = peel(v);
@@ -202,7 +197,7 @@ class Reader {
   readonly references = new Map<string, string>();
 
   problem(code: FirewallProblemCode, at: Value, message: string): void {
-    this.problems.push({ code, message: `${show(at)}: ${message}` });
+    this.problems.push({ code, message: `${showValue(at)}: ${message}` });
   }
 
   read(v: Value): void {
@@ -255,7 +250,7 @@ class Reader {
       this.problem(
         FirewallProblemCode.Value,
         at,
-        `${what} ${show(v)} is not a zone name: use a symbol of lower-case letters, digits ` +
+        `${what} ${showValue(v)} is not a zone name: use a symbol of lower-case letters, digits ` +
           `and '_', starting with a letter, at most 24 characters (e.g. lan, wan, guest)`,
       );
       return undefined;
@@ -265,7 +260,7 @@ class Reader {
 
   zoneRef(at: Value, v: Value, what: string): string | undefined {
     const name = this.zoneName(at, v, what);
-    if (name !== undefined && !this.references.has(name)) this.references.set(name, show(at));
+    if (name !== undefined && !this.references.has(name)) this.references.set(name, showValue(at));
     return name;
   }
 
@@ -284,11 +279,11 @@ class Reader {
     for (const m of members as readonly Value[]) {
       const x = peel(m);
       const ifname = typeof x === 'string' ? x : x instanceof Sym ? x.name : undefined;
-      if (ifname === undefined || !IFNAME.test(ifname)) {
+      if (ifname === undefined || firewallInterfaceProblem(ifname) !== undefined) {
         this.problem(
           FirewallProblemCode.Value,
           at,
-          `${show(m)} is not an interface name: 1 to 15 letters, digits, '_', '.', '@', '+' ` +
+          `${showValue(m)} is not an interface name: 1 to 15 letters, digits, '_', '.', '@', '+' ` +
             `or '-', optionally ending in '*' (a wildcard)`,
         );
         continue;
@@ -308,7 +303,7 @@ class Reader {
       this.problem(
         FirewallProblemCode.Value,
         at,
-        `the policy must be one of the symbols ${ZONE_POLICIES.join(', ')}, got ${show(policyValue)}`,
+        `the policy must be one of the symbols ${ZONE_POLICIES.join(', ')}, got ${showValue(policyValue)}`,
       );
       return;
     }
@@ -322,13 +317,17 @@ class Reader {
       );
       return;
     }
-    this.policies.set(zone, { policy: p as ZonePolicy, from: show(at) });
+    this.policies.set(zone, { policy: p as ZonePolicy, from: showValue(at) });
   }
 
   proto(at: Value, v: Value): Protocol | undefined {
     const p = symbolName(v) ?? (typeof peel(v) === 'string' ? (peel(v) as string) : undefined);
     if (p !== undefined && (PROTOCOLS as readonly string[]).includes(p)) return p as Protocol;
-    this.problem(FirewallProblemCode.Value, at, `the protocol must be tcp or udp, got ${show(v)}`);
+    this.problem(
+      FirewallProblemCode.Value,
+      at,
+      `the protocol must be tcp or udp, got ${showValue(v)}`,
+    );
     return undefined;
   }
 
@@ -338,7 +337,7 @@ class Reader {
     this.problem(
       FirewallProblemCode.Value,
       at,
-      `${what} must be an integer from 1 to 65535, got ${show(v)}`,
+      `${what} must be an integer from 1 to 65535, got ${showValue(v)}`,
     );
     return undefined;
   }
@@ -354,7 +353,7 @@ class Reader {
       this.problem(
         FirewallProblemCode.Value,
         at,
-        `ADDR must be an IPv4 address as a string, like "192.168.1.10", got ${show(f[3]!)}`,
+        `ADDR must be an IPv4 address as a string, like "192.168.1.10", got ${showValue(f[3]!)}`,
       );
     const toPort = this.port(at, f[4]!, 'the inside PORT');
     if (
@@ -386,7 +385,7 @@ class Reader {
       this.problem(
         FirewallProblemCode.Value,
         at,
-        `the chain must be one of the symbols ${RULE_CHAINS.join(', ')}, got ${show(chainValue)}`,
+        `the chain must be one of the symbols ${RULE_CHAINS.join(', ')}, got ${showValue(chainValue)}`,
       );
       ok = false;
     }

@@ -22,7 +22,8 @@ import {
   type Value,
 } from '../preserves/index.ts';
 import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
-import { ipFamily, parseDomainName, parseIpv4, printable } from './inet-values.ts';
+import { ipFamily, parseDomainName, parseIpv4 } from './inet-values.ts';
+import { printable } from '../preserves/index.ts';
 
 export interface ResolverOptions {
   /** Where `<dns-server …>` and `<dns-search …>` are read, and `<resolver-error …>` asserted. */
@@ -163,7 +164,13 @@ class ResolverImpl implements Resolver {
         const content = this.#pending;
         this.#pending = undefined;
         try {
-          if (await writeFileIfChanged(this.path, content, this.facet.signal)) this.#writes++;
+          if (
+            await writeFileAtomicIfChanged(this.path, content, {
+              mode: 0o644,
+              signal: this.facet.signal,
+            })
+          )
+            this.#writes++;
           this.#report(undefined);
         } catch (e) {
           this.#report(e instanceof Error ? e.message : String(e));
@@ -267,18 +274,4 @@ export function renderResolvConf(
     for (const i of ignored) lines.push(`# ${i}`);
   }
   return `${lines.join('\n')}\n`;
-}
-
-// ---- Writing ------------------------------------------------------------------------------
-
-/**
- * Replaces the file with `content` atomically (mode 0644 whatever the umask), unless
- * it already holds exactly that. Returns whether it wrote.
- */
-export function writeFileIfChanged(
-  path: string,
-  content: string,
-  signal?: AbortSignal,
-): Promise<boolean> {
-  return writeFileAtomicIfChanged(path, content, { mode: 0o644, ...(signal ? { signal } : {}) });
 }

@@ -12,15 +12,11 @@
 
 import { Dict, Record, Sym, peel, record, sym, type Value } from '../preserves/index.ts';
 import { P, during, type Facet, type Ref } from '../dataspace/index.ts';
-import {
-  ipFamily,
-  ipHostProblem,
-  parseDomainName,
-  parseHostCidr,
-  printable,
-} from './inet-values.ts';
-import { editDistance } from '../base/suggest.ts';
+import { ipFamily, ipHostProblem, parseDomainName, parseHostCidr } from './inet-values.ts';
+import { printable } from '../preserves/index.ts';
+import { nearestKey } from '../base/suggest.ts';
 import { providedAssertions } from './provided.ts';
+import { interfaceNameProblem } from '../base/interface-name.ts';
 
 export interface StaticConfigOptions {
   readonly config: Ref;
@@ -71,7 +67,7 @@ export function interpretStatic(
   if (typeof ifname !== 'string')
     problems.push(`the interface must be a string, got ${kind(ifValue)}`);
   else {
-    const p = ifnameProblem(ifname);
+    const p = interfaceNameProblem(ifname);
     if (p !== undefined) problems.push(`interface ${JSON.stringify(printable(ifname))} ${p}`);
   }
 
@@ -137,7 +133,7 @@ export function interpretStatic(
           }
           break;
         default: {
-          const hint = nearestKey(key.name);
+          const hint = nearestKey(key.name, KEYS);
           problems.push(
             `unknown option '${printable(key.name)}'` +
               (hint !== undefined ? ` (did you mean '${hint}'?)` : ` (known: ${KEYS.join(', ')})`),
@@ -169,15 +165,6 @@ export function interpretStatic(
   return { assertions: out, problems };
 }
 
-/** Why Linux would refuse the name (dev_valid_name), or undefined. */
-function ifnameProblem(name: string): string | undefined {
-  if (name === '' || name === '.' || name === '..') return 'is not a valid name';
-  if (name.length > 15) return 'is longer than 15 characters';
-  if (/[/:\s]/.test(name) || /[^\x21-\x7e]/.test(name))
-    return "contains '/', ':', a space or a non-printable character";
-  return undefined;
-}
-
 function strings(v: Value, key: string, problems: string[]): string[] {
   const seq = peel(v);
   const items: readonly Value[] = typeof seq === 'string' ? [seq] : Array.isArray(seq) ? seq : [];
@@ -192,19 +179,6 @@ function strings(v: Value, key: string, problems: string[]): string[] {
     else problems.push(`${key}: expected a string, got ${kind(item)}`);
   }
   return out;
-}
-
-function nearestKey(name: string): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const k of KEYS) {
-    const d = editDistance(name.toLowerCase(), k);
-    if (d < bestDistance) {
-      best = k;
-      bestDistance = d;
-    }
-  }
-  return bestDistance <= Math.max(1, Math.floor(name.length / 3)) ? best : undefined;
 }
 
 function kind(v: Value): string {

@@ -11,3 +11,4 @@ export * from './json.ts';
 export * from './text-reader.ts';
 export * from './text-writer.ts';
 export * from './measure.ts';
+export * from './show.ts';

@@ -24,13 +24,12 @@ import {
   formatPosition,
   peel,
   positionOf,
-  stringify,
-  strip,
+  showValue,
   type Value,
 } from '../preserves/index.ts';
 import { validateProcessSpec, type ProcessSpec, type Readiness } from './process-runner.ts';
 import { DEFAULT_RESTART_POLICY, RESTART_POLICIES, type RestartPolicy } from './restart-policy.ts';
-import { editDistance } from '../base/suggest.ts';
+import { nearestKey } from '../base/suggest.ts';
 
 export type DaemonSpecForm = 'shell' | 'argv' | 'one-shot' | 'full';
 
@@ -136,38 +135,17 @@ export function toProcessSpec(
   };
 }
 
-/** The closest known name, if it is close enough to be what was meant. */
-export function suggest(name: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const k of known) {
-    const d = k.toLowerCase() === name.toLowerCase() ? 0 : editDistance(name, k);
-    if (d < bestDistance) {
-      best = k;
-      bestDistance = d;
-    }
-  }
-  const limit = Math.max(1, Math.min(3, Math.floor(name.length / 3)));
-  return bestDistance <= limit ? best : undefined;
-}
-
-/** A short rendering of a value for messages. */
-function show(v: Value): string {
-  const s = stringify(strip(v));
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
-
 function describeKind(v: Value): string {
   const x = peel(v);
-  if (typeof x === 'string') return `the string ${show(x)}`;
+  if (typeof x === 'string') return `the string ${showValue(x)}`;
   if (typeof x === 'boolean') return x ? '#t' : '#f';
   if (typeof x === 'number' || typeof x === 'bigint') return `the integer ${String(x)}`;
-  if (x instanceof Double) return `the double ${show(x)}`;
-  if (x instanceof Sym) return `the symbol ${show(x)}`;
-  if (Array.isArray(x)) return `the sequence ${show(x)}`;
-  if (x instanceof Record) return `the record ${show(x)}`;
-  if (x instanceof Dict) return `the dictionary ${show(x)}`;
-  return show(x);
+  if (x instanceof Double) return `the double ${showValue(x)}`;
+  if (x instanceof Sym) return `the symbol ${showValue(x)}`;
+  if (Array.isArray(x)) return `the sequence ${showValue(x)}`;
+  if (x instanceof Record) return `the record ${showValue(x)}`;
+  if (x instanceof Dict) return `the dictionary ${showValue(x)}`;
+  return showValue(x);
 }
 
 function signalName(name: string): NodeJS.Signals | undefined {
@@ -224,7 +202,7 @@ class Checker {
         const cmd = this.command(inner, undefined);
         return cmd === undefined ? undefined : simple('one-shot', cmd.argv, false, 'on-error');
       }
-      this.problem(value, undefined, `unknown spec ${show(v)}: ${USAGE}`);
+      this.problem(value, undefined, `unknown spec ${showValue(v)}: ${USAGE}`);
       return undefined;
     }
     if (v instanceof Dict) return this.full(v);
@@ -288,7 +266,7 @@ class Checker {
         continue;
       }
       if (!known.includes(key.name)) {
-        const s = suggest(key.name, known);
+        const s = nearestKey(key.name, known);
         this.problem(
           k,
           undefined,

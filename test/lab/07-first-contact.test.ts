@@ -32,11 +32,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { labDown, labNames, repoRoot } from '../../src/lab/lab.ts';
+import { labDown, labNames, packageRoot } from '../../src/lab/lab.ts';
 import { until } from '../support/until.ts';
 import { labSkip } from './harness.ts';
 
-const ROOT = repoRoot();
+const ROOT = packageRoot();
 
 /** Every command in a markdown text's ```sh blocks: `\`-continued lines joined; blank and comment lines left out. */
 export function shellCommands(markdown: string): string[] {

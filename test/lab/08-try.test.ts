@@ -24,7 +24,7 @@ import assert from 'node:assert/strict';
 import { cpSync, existsSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from '../../src/lab/lab.ts';
-import { LAN_ROUTER_ADDRESS, WORLD_ADDRESS, repoRoot } from '../../src/lab/lab.ts';
+import { LAN_ROUTER_ADDRESS, WORLD_ADDRESS, packageRoot } from '../../src/lab/lab.ts';
 import { spawn, spawnSync } from 'node:child_process';
 import { main } from '../../src/cli/main.ts';
 import { captureIo } from '../support/cli-io.ts';
@@ -187,7 +187,7 @@ describe('safe change in the lab', { skip: labSkip(), timeout: 400_000 }, () => 
     const child = spawn(
       process.execPath,
       [
-        join(repoRoot(), 'bin', 'limen.js'),
+        join(packageRoot(), 'bin', 'limen.js'),
         'try',
         cand,
         '--timeout',
@@ -227,7 +227,7 @@ describe('safe change in the lab', { skip: labSkip(), timeout: 400_000 }, () => 
       await t.exited;
       const confirm = spawnSync(
         process.execPath,
-        [join(repoRoot(), 'bin', 'limen.js'), 'confirm', token, '--socket', lab.socket],
+        [join(packageRoot(), 'bin', 'limen.js'), 'confirm', token, '--socket', lab.socket],
         { encoding: 'utf8', timeout: 30_000 },
       );
       assert.equal(confirm.status, 0, confirm.stdout + confirm.stderr);

@@ -28,7 +28,7 @@ import {
   labDown,
   labPreflight,
   labUp,
-  repoRoot,
+  packageRoot,
   type Lab,
   type LabNode,
 } from '../../src/lab/lab.ts';
@@ -52,7 +52,7 @@ export function labSkip(): string | false {
     check: () => {
       const problem = labPreflight();
       if (problem !== undefined) return `the lab cannot run here: ${problem.replace(/\n/g, '; ')}`;
-      if (!existsSync(join(repoRoot(), 'dist', 'cli', 'main.js'))) {
+      if (!existsSync(join(packageRoot(), 'dist', 'cli', 'main.js'))) {
         return 'dist/ is not built (npm run build): the lab runs limen from bin/limen.js';
       }
       if (!have('chronyd')) {
@@ -422,7 +422,7 @@ export async function waitUntilUp(lab: Lab, timeoutMs = 90_000): Promise<void> {
 
 /** Why dist/ (which the router runs) may be older than src/, or undefined. */
 function staleBuild(): string | undefined {
-  const built = join(repoRoot(), 'dist', 'cli', 'main.js');
+  const built = join(packageRoot(), 'dist', 'cli', 'main.js');
   let newest = { path: '', mtime: 0 };
   const walk = (dir: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -434,7 +434,7 @@ function staleBuild(): string | undefined {
       }
     }
   };
-  walk(join(repoRoot(), 'src'));
+  walk(join(packageRoot(), 'src'));
   return newest.mtime > statSync(built).mtimeMs
     ? `${newest.path} is newer than ${built}: the router runs the old build (npm run build)`
     : undefined;

@@ -23,7 +23,7 @@ import { testNamespace } from '../../support/names.ts';
 import { until } from '../../support/until.ts';
 
 const harnessPath = fileURLToPath(new URL('./harness-monitor.ts', import.meta.url));
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+const packageRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** Runs `ip ARGS` in the namespace; returns stdout. */
 export function ip(ns: string, ...args: string[]): string {
@@ -78,7 +78,7 @@ export class Harness {
     this.child = spawn(
       'ip',
       ['netns', 'exec', ns, process.execPath, '--import', 'tsx', harnessPath, ...args],
-      { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
+      { cwd: packageRoot, stdio: ['pipe', 'pipe', 'pipe'] },
     );
     this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
     createInterface({ input: this.child.stderr! }).on('line', (l) => this.stderr.push(l));

@@ -5,7 +5,6 @@ import {
   InvalidDaemonSpecError,
   checkDaemonSpec,
   parseDaemonSpec,
-  suggest,
   toProcessSpec,
   type DaemonSpec,
 } from '../../../src/supervisor/daemon-spec.ts';
@@ -207,12 +206,6 @@ describe('daemon spec: problems', () => {
         e.problems.length === 2 &&
         e.problems[1]!.key === 'dir',
     );
-  });
-
-  it('suggests only close names', () => {
-    assert.equal(suggest('agrv', ['argv', 'env']), 'argv');
-    assert.equal(suggest('stoptimeout', ['stopTimeout']), 'stopTimeout');
-    assert.equal(suggest('zzz', ['argv', 'env']), undefined);
   });
 });
 
