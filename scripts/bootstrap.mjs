@@ -60,6 +60,36 @@ if (!existsSync(installed) || mtime(installed) < mtime(lock)) {
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }
 
+// An offline `npm install` of the packed package (test/integration/cli/package.test.ts)
+// resolves limen's runtime dependencies from the registry's full package documents,
+// which `npm ci` leaves out of the npm cache (it asks for the abbreviated ones).
+// `npm cache add` caches them, with the tarball each range resolves to, once for each
+// set of ranges (the stamp, in node_modules/, goes when `npm ci` runs again). A failure
+// (no network) only warns: everything else here works without.
+function runtimeSpecs() {
+  const specs = new Set();
+  for (const entry of Object.values(JSON.parse(readFileSync(lock, 'utf8')).packages)) {
+    if (entry.dev === true || entry.devOptional === true) continue;
+    for (const deps of [entry.dependencies, entry.optionalDependencies]) {
+      for (const [name, range] of Object.entries(deps ?? {})) specs.add(`${name}@${range}`);
+    }
+  }
+  return [...specs].sort();
+}
+
+const cacheStamp = join(root, 'node_modules', '.limen-offline-cache');
+const specs = runtimeSpecs();
+const stamped = existsSync(cacheStamp) ? readFileSync(cacheStamp, 'utf8') : '';
+if (specs.length > 0 && stamped !== `${specs.join('\n')}\n`) {
+  say(`running: npm cache add ${specs.join(' ')}`);
+  const r = spawnSync('npm', ['cache', 'add', ...specs], {
+    cwd: root,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  if (r.status === 0) writeFileSync(cacheStamp, `${specs.join('\n')}\n`);
+  else say('warning: npm cache add failed: an offline install of the packed package will fail');
+}
+
 // 2. dist/ (the installed CLI runs from it, with no TypeScript at run time): tsc's
 // output, then the CLI bundled over dist/cli/main.js (scripts/build-cli.mjs).
 const stamp = join(root, 'dist', '.build-stamp');
