@@ -12,18 +12,20 @@
 // desired are adopted untouched, the rest are deleted once the configuration has
 // settled. Stopping the reconciler leaves the kernel as it is (a restart must not
 // drop traffic); only a retraction while running deletes.
+//
+// The checks of the desired values are in address-route-spec.ts; the pass loop
+// (one pass at a time, a change during a pass schedules another) is the one the
+// firewall uses too (reconcile-loop.ts).
 
 import { performance } from 'node:perf_hooks';
 import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
 import {
   Dict,
-  Sym,
   ValueMap,
   Record as PRecord,
   is,
   peel,
   record,
-  stringify,
   sym,
   type Value,
 } from '../preserves/index.ts';
@@ -37,11 +39,9 @@ import {
   delAddressPayload,
   delRoutePayload,
   formatIp,
-  isNetworkPrefix,
   newAddressPayload,
   newRoutePayload,
   parseIp,
-  parsePrefix,
   type IpVersion,
   type RouteRequest,
 } from './netlink-codec.ts';
@@ -55,7 +55,22 @@ import {
 import type { Transport } from './netlink-proxy.ts';
 import { NetlinkClosedError, NetlinkRequestError } from './netlink-socket.ts';
 import { KernelWatcher } from './netlink-watcher.ts';
-import { INTERFACE_NAME_RULE, isInterfaceName } from '../base/interface-name.ts';
+import { ReconcileLoop } from './reconcile-loop.ts';
+import {
+  checkIpAddress,
+  checkIpRoute,
+  type AddressSpec,
+  type ReconcileState,
+  type RouteSpec,
+} from './address-route-spec.ts';
+
+export {
+  checkIpAddress,
+  checkIpRoute,
+  type AddressSpec,
+  type ReconcileState,
+  type RouteSpec,
+} from './address-route-spec.ts';
 
 /** limen's mark on the routes and addresses it installs ('L'); see docs/vocabulary.md. */
 export const LIMEN_PROTOCOL = 76;
@@ -100,182 +115,6 @@ export interface AddressRouteReconciler {
   /** Resolves when every desired change so far has been tried on the kernel. */
   whenIdle(): Promise<void>;
   stop(): void;
-}
-
-// ---- Desired state: validation (pure) --------------------------------------------------------
-
-export type ReconcileState = 'installed' | 'pending' | 'failed';
-
-export interface AddressSpec {
-  readonly ifname: string;
-  readonly version: IpVersion;
-  readonly bytes: Uint8Array;
-  readonly prefixlen: number;
-  /** Canonical "ADDR/LEN". */
-  readonly text: string;
-  /** Seconds; undefined means forever. */
-  readonly valid: number | undefined;
-  readonly preferred: number | undefined;
-}
-
-export interface RouteSpec {
-  readonly version: IpVersion;
-  readonly dst: Uint8Array;
-  readonly dstLen: number;
-  /** Canonical destination address ("" for default). */
-  readonly dstText: string;
-  readonly via: Uint8Array | undefined;
-  readonly viaText: string | undefined;
-  readonly dev: string | undefined;
-  /** As asserted (default 0). */
-  readonly metric: number;
-  /** What the kernel stores: IPv6 turns metric 0 into 1024. */
-  readonly priority: number;
-}
-
-const MAX_U32 = 0xffffffff;
-
-function text(v: Value | undefined): string {
-  return v === undefined ? 'nothing' : stringify(v);
-}
-
-function checkIfname(v: Value | undefined, what: string, errors: string[]): string | undefined {
-  const s = v === undefined ? undefined : peel(v);
-  if (isInterfaceName(s)) return s;
-  errors.push(`${what} must be ${INTERFACE_NAME_RULE} as a string, not ${text(v)}`);
-  return undefined;
-}
-
-function checkOptions(
-  v: Value | undefined,
-  known: readonly string[],
-  what: string,
-  errors: string[],
-): Dict {
-  if (v === undefined) return new Dict();
-  const d = peel(v);
-  if (!(d instanceof Dict)) {
-    errors.push(`the options of ${what} must be a dictionary, not ${text(v)}`);
-    return new Dict();
-  }
-  for (const k of d.keys()) {
-    const key = peel(k);
-    if (!(key instanceof Sym) || !known.includes(key.name))
-      errors.push(`unknown option ${text(k)} in ${what} (known: ${known.join(', ')})`);
-  }
-  return d;
-}
-
-function lifetimeOf(d: Dict, key: string, errors: string[]): number | undefined {
-  const raw = d.get(sym(key));
-  if (raw === undefined) return undefined;
-  const v = peel(raw);
-  if (v instanceof Sym && v.name === 'forever') return undefined;
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < MAX_U32) return v;
-  errors.push(
-    `${key} must be a number of seconds (0 to ${MAX_U32 - 1}) or forever, not ${text(raw)}`,
-  );
-  return undefined;
-}
-
-/** Checks `<ip-address IF "ADDR/LEN" {valid preferred renewed}>`; collects every problem. */
-export function checkIpAddress(v: Value): AddressSpec | string[] {
-  const errors: string[] = [];
-  const r = peel(v);
-  if (!(r instanceof PRecord)) return ['not a record'];
-  const fields = r.fields;
-  if (fields.length < 2 || fields.length > 3)
-    errors.push(`<ip-address IF "ADDR/LEN" {…}> takes 2 or 3 fields, not ${fields.length}`);
-  const ifname = checkIfname(fields[0], 'IF', errors);
-  const addrRaw = fields[1] === undefined ? undefined : peel(fields[1]);
-  let prefix: ReturnType<typeof parsePrefix> = 'missing';
-  if (typeof addrRaw !== 'string') errors.push(`ADDR/LEN must be a string, not ${text(fields[1])}`);
-  else {
-    prefix = parsePrefix(addrRaw);
-    if (typeof prefix === 'string') errors.push(prefix);
-  }
-  const opts = checkOptions(fields[2], ['valid', 'preferred', 'renewed'], 'ip-address', errors);
-  const valid = lifetimeOf(opts, 'valid', errors);
-  let preferred = lifetimeOf(opts, 'preferred', errors);
-  if (valid !== undefined && valid === 0) errors.push('valid must be at least 1 second');
-  if (valid !== undefined && preferred !== undefined && preferred > valid)
-    errors.push(`preferred (${preferred}) must not exceed valid (${valid})`);
-  if (valid !== undefined && preferred === undefined) preferred = valid;
-  if (errors.length > 0 || ifname === undefined || typeof prefix === 'string') return errors;
-  return {
-    ifname,
-    version: prefix.version,
-    bytes: prefix.bytes,
-    prefixlen: prefix.length,
-    text: `${formatIp(prefix.bytes)}/${prefix.length}`,
-    valid,
-    preferred,
-  };
-}
-
-/** Checks `<ip-route FAMILY DEST {via dev metric}>`; collects every problem. */
-export function checkIpRoute(v: Value): RouteSpec | string[] {
-  const errors: string[] = [];
-  const r = peel(v);
-  if (!(r instanceof PRecord)) return ['not a record'];
-  const fields = r.fields;
-  if (fields.length < 2 || fields.length > 3)
-    errors.push(`<ip-route FAMILY DEST {…}> takes 2 or 3 fields, not ${fields.length}`);
-  const fam = fields[0] === undefined ? undefined : peel(fields[0]);
-  let version: IpVersion | undefined;
-  if (fam instanceof Sym && (fam.name === 'ipv4' || fam.name === 'ipv6'))
-    version = fam.name === 'ipv4' ? 4 : 6;
-  else errors.push(`FAMILY must be ipv4 or ipv6, not ${text(fields[0])}`);
-  const destRaw = fields[1] === undefined ? undefined : peel(fields[1]);
-  let dst: Uint8Array | undefined;
-  let dstLen = 0;
-  if (destRaw === 'default') {
-    dst = new Uint8Array(version === 6 ? 16 : 4);
-  } else if (typeof destRaw === 'string') {
-    const p = parsePrefix(destRaw, 'host');
-    if (typeof p === 'string') errors.push(p);
-    else if (version !== undefined && p.version !== version)
-      errors.push(`DEST ${destRaw} is not an IPv${version} prefix`);
-    else if (!isNetworkPrefix(p))
-      errors.push(`DEST ${destRaw} has bits set beyond its prefix length`);
-    else {
-      dst = p.bytes;
-      dstLen = p.length;
-    }
-  } else errors.push(`DEST must be "default" or a string "ADDR/LEN", not ${text(fields[1])}`);
-  const opts = checkOptions(fields[2], ['via', 'dev', 'metric'], 'ip-route', errors);
-  let via: Uint8Array | undefined;
-  const viaRaw = opts.get(sym('via'));
-  if (viaRaw !== undefined) {
-    const s = peel(viaRaw);
-    const ip = typeof s === 'string' ? parseIp(s) : undefined;
-    if (ip === undefined) errors.push(`via must be an IP address, not ${text(viaRaw)}`);
-    else if (version !== undefined && ip.version !== version)
-      errors.push(`via ${text(viaRaw)} is not an IPv${version} address`);
-    else via = ip.bytes;
-  }
-  const devRaw = opts.get(sym('dev'));
-  const dev = devRaw === undefined ? undefined : checkIfname(devRaw, 'dev', errors);
-  const metricRaw = opts.get(sym('metric'));
-  let metric = 0;
-  if (metricRaw !== undefined) {
-    const m = peel(metricRaw);
-    if (typeof m === 'number' && Number.isInteger(m) && m >= 0 && m <= MAX_U32) metric = m;
-    else errors.push(`metric must be an integer from 0 to ${MAX_U32}, not ${text(metricRaw)}`);
-  }
-  if (viaRaw === undefined && devRaw === undefined) errors.push('a route needs via, dev, or both');
-  if (errors.length > 0 || version === undefined || dst === undefined) return errors;
-  return {
-    version,
-    dst,
-    dstLen,
-    dstText: dstLen === 0 ? '' : formatIp(dst),
-    via,
-    viaText: via === undefined ? undefined : formatIp(via),
-    dev,
-    metric,
-    priority: version === 6 && metric === 0 ? 1024 : metric,
-  };
 }
 
 // ---- The driver ------------------------------------------------------------------------------
@@ -331,565 +170,600 @@ function latest<S>(entries: readonly Entry<S>[]): Entry<S> {
   return best;
 }
 
-/** Starts the reconciler in a child facet of `parent`. */
-export function startAddressRouteReconciler(
-  parent: Facet,
-  opts: AddressRouteOptions,
-): AddressRouteReconciler {
-  const proto = opts.protocol ?? LIMEN_PROTOCOL;
-  const now = opts.now ?? (() => performance.now());
-  const stats: AddressRouteStats = {
+/** Published state assertions of one address or route group. */
+interface PublishedState {
+  values: Value[];
+  handles: Handle[];
+}
+
+const rawFields = (v: Value): readonly Value[] => {
+  const r = peel(v);
+  return r instanceof PRecord ? r.fields : [];
+};
+
+/** Everything one reconciler does, in its own facet. */
+class AddressRouteDriver implements AddressRouteReconciler {
+  readonly facet: Facet;
+  readonly stats: AddressRouteStats = {
     addressAdds: 0,
     addressDeletes: 0,
     routeAdds: 0,
     routeDeletes: 0,
     adopted: 0,
   };
-  const addrGroups = new Map<string, AddressGroup>();
-  const routeGroups = new Map<string, RouteGroup>();
+  readonly closed: Promise<void>;
+  readonly #o: AddressRouteOptions;
+  readonly #proto: number;
+  readonly #now: () => number;
+  readonly #loop: ReconcileLoop;
+  readonly #addrGroups = new Map<string, AddressGroup>();
+  readonly #routeGroups = new Map<string, RouteGroup>();
   /** Kernel keys of addresses/routes installed or adopted by this run. */
-  const ownedAddresses = new Set<string>();
-  const ownedRoutes = new Set<string>();
+  readonly #ownedAddresses = new Set<string>();
+  readonly #ownedRoutes = new Set<string>();
   /** Published state assertions by key. */
-  const states = new Map<string, { values: Value[]; handles: Handle[] }>();
+  readonly #states = new Map<string, PublishedState>();
   /** Invalid desired values and their failed-state handle. */
-  const invalid = new ValueMap<Handle>();
-  let seq = 0;
-  let kernelGen = 0;
-  let leftoversAllowed = false;
+  readonly #invalid = new ValueMap<Handle>();
+  #seq = 0;
+  #kernelGen = 0;
+  #leftoversAllowed = false;
   /** The first dump is done. */
-  let synced = false;
-  let stopped = false;
-  let watcher: KernelWatcher | undefined;
-  let ready: Promise<void> = Promise.resolve();
-  let closedResolve!: () => void;
-  const closed = new Promise<void>((r) => (closedResolve = r));
-  let running = false;
-  let dirty = false;
-  let scheduled = false;
-  let idleWaiters: (() => void)[] = [];
+  #synced = false;
+  #watcher: KernelWatcher | undefined;
+  #ready: Promise<void> = Promise.resolve();
+  /** Stops the loop; `closed` resolves once no pass is in flight. */
+  readonly #closing: () => void;
 
-  const facet = parent.spawn((f) => {
-    // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
-    const _ = sym('_');
-    f.assert(
-      opts.config,
-      record('failure-shape', record('ip-address-state', _, _, sym('failed'), _)),
-    );
-    f.assert(
-      opts.config,
-      record('failure-shape', record('ip-route-state', _, _, _, sym('failed'), _)),
-    );
-    const setState = (key: string, values: Value[]): void => {
-      const old = states.get(key);
-      if (
-        old !== undefined &&
-        old.values.length === values.length &&
-        old.values.every((v, i) => is(v, values[i]!))
-      )
-        return;
-      // The bookkeeping changes now; the assertions in a turn (queued if we are in one,
-      // after the turn that made `old`'s handles).
-      const entry = { values, handles: [] as Handle[] };
-      if (values.length === 0) states.delete(key);
-      else states.set(key, entry);
-      f.turn(() => {
-        entry.handles = values.map((v) => f.assert(opts.config, v));
-        if (old !== undefined) for (const h of old.handles) f.retract(h);
-      });
-    };
-    const rawFields = (v: Value): readonly Value[] => {
-      const r = peel(v);
-      return r instanceof PRecord ? r.fields : [];
-    };
-    const addressState = (g: AddressGroup, state: ReconcileState, reason: string): void => {
-      const seen: Value[] = [];
-      for (const e of g.entries) {
-        const [ifv = false, addr = false] = rawFields(e.value);
-        const v = record('ip-address-state', ifv, addr, sym(state), reason);
-        if (!seen.some((s) => is(s, v))) seen.push(v);
-      }
-      setState(`a:${g.key}`, seen);
-    };
-    const routeState = (g: RouteGroup, state: ReconcileState, reason: string): void => {
-      const seen: Value[] = [];
-      for (const e of g.entries) {
-        const [fam = false, dest = false] = rawFields(e.value);
-        const v = record('ip-route-state', fam, dest, e.spec.metric, sym(state), reason);
-        if (!seen.some((s) => is(s, v))) seen.push(v);
-      }
-      setState(`r:${g.key}`, seen);
-    };
+  constructor(parent: Facet, o: AddressRouteOptions) {
+    this.#o = o;
+    this.#proto = o.protocol ?? LIMEN_PROTOCOL;
+    this.#now = o.now ?? (() => performance.now());
+    this.#loop = new ReconcileLoop({
+      pass: () => this.#pass(),
+      onError: (e) =>
+        this.facet.engine.logger.error('address/route reconciler failed', { error: reasonOf(e) }),
+    });
+    let closed!: () => void;
+    this.closed = new Promise<void>((r) => (closed = r));
+    this.#closing = () => void this.#loop.stop().then(closed);
+    this.facet = parent.spawn((f) => {
+      // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+      const _ = sym('_');
+      f.assert(
+        o.config,
+        record('failure-shape', record('ip-address-state', _, _, sym('failed'), _)),
+      );
+      f.assert(
+        o.config,
+        record('failure-shape', record('ip-route-state', _, _, _, sym('failed'), _)),
+      );
+      f.onStop(this.#closing);
+      if (!this.#openWatcher(f)) return;
+      this.#observeDesired(f);
+    }, 'address-route');
+  }
 
-    const schedule = (): void => {
-      dirty = true;
-      if (running || scheduled || stopped) return;
-      // After the current burst of turns, so that a retraction and the assertion that
-      // replaces it (in separate turns) are seen together and nothing is torn down.
-      scheduled = true;
-      setImmediate(() => {
-        scheduled = false;
-        void run();
-      });
-    };
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
 
-    const run = async (): Promise<void> => {
-      if (running || stopped) return;
-      running = true;
-      try {
-        while (dirty && !stopped) {
-          dirty = false;
-          await pass();
-        }
-      } catch (e) {
-        if (!stopped)
-          f.engine.logger.error('address/route reconciler failed', { error: reasonOf(e) });
-      } finally {
-        running = false;
-        if (stopped) closedResolve();
-        else if (dirty) schedule();
-        else {
-          const w = idleWaiters;
-          idleWaiters = [];
-          for (const fn of w) fn();
-        }
-      }
-    };
+  whenIdle(): Promise<void> {
+    return this.#loop.whenIdle();
+  }
 
-    const request = async (type: number, flags: number, payload: Uint8Array, what: string) => {
-      if (watcher === undefined) throw new NetlinkClosedError(`${what}: no netlink socket`);
-      await watcher.request(type, flags, payload, what);
-    };
+  stop(): void {
+    this.facet.stop();
+  }
 
-    // ---- One pass: compare desired with the kernel and act --------------------------------
+  get #stopped(): boolean {
+    return this.#loop.stopped;
+  }
 
-    const pass = async (): Promise<void> => {
-      const w = watcher!;
-      // Act only on a complete picture of the kernel; the end of the dump schedules a pass.
-      if (!synced || w.isSyncing) return;
-      const byName = new Map<string, LinkInfo>();
-      for (const l of w.model.links.values()) byName.set(l.name, l);
-      const wantedAddresses = new Set<string>();
-      const wantedRoutes = new Set<string>();
+  // ---- Published state --------------------------------------------------------------------
 
-      for (const g of [...addrGroups.values()]) {
-        if (stopped) return;
-        if (addrGroups.get(g.key) !== g) continue;
-        const kkey = await reconcileAddress(g, byName);
-        if (kkey !== undefined) wantedAddresses.add(kkey);
-      }
-      const routesByBase = new Map<string, RouteInfo[]>();
-      for (const r of w.model.routes.values()) {
-        const list = routesByBase.get(r.baseKey);
-        if (list === undefined) routesByBase.set(r.baseKey, [r]);
-        else list.push(r);
-      }
-      for (const g of [...routeGroups.values()]) {
-        if (stopped) return;
-        if (routeGroups.get(g.key) !== g) continue;
-        const base = await reconcileRoute(g, byName, routesByBase);
-        if (base !== undefined) wantedRoutes.add(base);
-      }
+  #setState(key: string, values: Value[]): void {
+    const old = this.#states.get(key);
+    if (
+      old !== undefined &&
+      old.values.length === values.length &&
+      old.values.every((v, i) => is(v, values[i]!))
+    )
+      return;
+    // The bookkeeping changes now; the assertions in a turn (queued if we are in one,
+    // after the turn that made `old`'s handles).
+    const entry: PublishedState = { values, handles: [] };
+    if (values.length === 0) this.#states.delete(key);
+    else this.#states.set(key, entry);
+    const f = this.facet;
+    f.turn(() => {
+      entry.handles = values.map((v) => f.assert(this.#o.config, v));
+      if (old !== undefined) for (const h of old.handles) f.retract(h);
+    });
+  }
 
-      // What carries our mark but is no longer wanted: ours from this run at once,
-      // leftovers of an earlier run once the configuration has settled.
-      for (const a of [...w.model.addresses.values()]) {
-        if (stopped) return;
-        // Without IFA_PROTO (Linux < 6.3) only what this run installed is known to be ours.
-        const ours = a.proto === proto || ownedAddresses.has(a.key);
-        if (!ours || wantedAddresses.has(a.key)) continue;
-        if (!ownedAddresses.has(a.key) && !leftoversAllowed) continue;
-        await deleteAddress(a);
-      }
-      for (const r of [...w.model.routes.values()]) {
-        if (stopped) return;
-        if (r.protocol !== proto || wantedRoutes.has(r.baseKey)) continue;
-        if (!ownedRoutes.has(r.key) && !leftoversAllowed) continue;
-        await deleteRoute(r);
-      }
-    };
+  #addressState(g: AddressGroup, state: ReconcileState, reason: string): void {
+    const seen: Value[] = [];
+    for (const e of g.entries) {
+      const [ifv = false, addr = false] = rawFields(e.value);
+      const v = record('ip-address-state', ifv, addr, sym(state), reason);
+      if (!seen.some((s) => is(s, v))) seen.push(v);
+    }
+    this.#setState(`a:${g.key}`, seen);
+  }
 
-    const reconcileAddress = async (
-      g: AddressGroup,
-      byName: Map<string, LinkInfo>,
-    ): Promise<string | undefined> => {
-      const e = latest(g.entries);
-      const s = e.spec;
-      const link = byName.get(s.ifname);
-      if (link === undefined) {
-        addressState(g, 'pending', `interface ${s.ifname} does not exist`);
-        return undefined;
-      }
-      const family = familyOf(s.version);
-      const kkey = addressKey(link.index, family, formatIp(s.bytes), s.prefixlen);
-      const k: AddressInfo | undefined = watcher!.model.addresses.get(kkey);
-      if (k !== undefined && k.proto !== proto && !ownedAddresses.has(kkey)) {
-        addressState(g, 'installed', 'present, not installed by limen: left alone');
-        return undefined;
-      }
-      let valid = s.valid;
-      let preferred = s.preferred;
-      if (k !== undefined) {
-        if (!ownedAddresses.has(kkey)) {
-          ownedAddresses.add(kkey);
-          stats.adopted++;
-          g.note = 'adopted';
-          if (valid === undefined && k.valid === INFINITY_LIFE_TIME) g.appliedSeq = e.seq;
-        }
-        if (g.appliedSeq === e.seq) {
-          if (k.flags & IFA_F.DADFAILED)
-            addressState(g, 'failed', 'duplicate address detection failed: another host has it');
-          else addressState(g, 'installed', k.flags & IFA_F.TENTATIVE ? 'tentative' : g.note);
-          return kkey;
-        }
-      } else if (g.appliedSeq === e.seq) {
-        // Removed behind our back (or expired): put it back with what is left of its lifetimes.
-        const elapsed = Math.floor((now() - g.appliedAt) / 1000);
-        if (valid !== undefined) {
-          valid -= elapsed;
-          if (valid <= 0) {
-            addressState(g, 'failed', 'its valid lifetime expired');
-            return kkey;
-          }
-          preferred = Math.max(0, Math.min(valid, (preferred ?? valid) - elapsed));
-        }
-        f.engine.logger.warn('address removed by someone else; restoring it', {
-          interface: s.ifname,
-          address: s.text,
-        });
-      }
-      if (g.failedSeq === e.seq && g.failedGen === kernelGen) return kkey;
-      try {
-        await request(
-          RTM.NEWADDR,
-          NLM_F.CREATE | NLM_F.REPLACE,
-          newAddressPayload({
-            index: link.index,
-            version: s.version,
-            bytes: s.bytes,
-            prefixlen: s.prefixlen,
-            valid,
-            preferred,
-            proto,
-          }),
-          `add address ${s.text} to ${s.ifname}`,
-        );
-      } catch (err) {
-        if (stopped) return kkey;
-        g.failedSeq = e.seq;
-        g.failedGen = kernelGen;
-        const retry = isTransient(err);
-        addressState(g, retry ? 'pending' : 'failed', reasonOf(err));
-        return kkey;
-      }
-      stats.addressAdds++;
-      ownedAddresses.add(kkey);
-      if (g.appliedSeq !== e.seq) g.appliedAt = now();
-      g.appliedSeq = e.seq;
-      addressState(g, 'installed', g.note);
+  #routeState(g: RouteGroup, state: ReconcileState, reason: string): void {
+    const seen: Value[] = [];
+    for (const e of g.entries) {
+      const [fam = false, dest = false] = rawFields(e.value);
+      const v = record('ip-route-state', fam, dest, e.spec.metric, sym(state), reason);
+      if (!seen.some((s) => is(s, v))) seen.push(v);
+    }
+    this.#setState(`r:${g.key}`, seen);
+  }
+
+  async #request(type: number, flags: number, payload: Uint8Array, what: string): Promise<void> {
+    const w = this.#watcher;
+    if (w === undefined) throw new NetlinkClosedError(`${what}: no netlink socket`);
+    await w.request(type, flags, payload, what);
+  }
+
+  // ---- One pass: compare desired with the kernel and act ----------------------------------
+
+  async #pass(): Promise<void> {
+    const w = this.#watcher!;
+    // Act only on a complete picture of the kernel; the end of the dump schedules a pass.
+    if (!this.#synced || w.isSyncing) return;
+    const byName = new Map<string, LinkInfo>();
+    for (const l of w.model.links.values()) byName.set(l.name, l);
+    const wantedAddresses = new Set<string>();
+    const wantedRoutes = new Set<string>();
+    for (const g of [...this.#addrGroups.values()]) {
+      if (this.#stopped) return;
+      if (this.#addrGroups.get(g.key) !== g) continue;
+      const kkey = await this.#reconcileAddress(g, byName);
+      if (kkey !== undefined) wantedAddresses.add(kkey);
+    }
+    const routesByBase = new Map<string, RouteInfo[]>();
+    for (const r of w.model.routes.values()) {
+      const list = routesByBase.get(r.baseKey);
+      if (list === undefined) routesByBase.set(r.baseKey, [r]);
+      else list.push(r);
+    }
+    for (const g of [...this.#routeGroups.values()]) {
+      if (this.#stopped) return;
+      if (this.#routeGroups.get(g.key) !== g) continue;
+      const base = await this.#reconcileRoute(g, byName, routesByBase);
+      if (base !== undefined) wantedRoutes.add(base);
+    }
+    await this.#deleteUnwanted(wantedAddresses, wantedRoutes);
+  }
+
+  /**
+   * What carries our mark but is no longer wanted: ours from this run at once,
+   * leftovers of an earlier run once the configuration has settled.
+   */
+  async #deleteUnwanted(wantedAddresses: Set<string>, wantedRoutes: Set<string>): Promise<void> {
+    const w = this.#watcher!;
+    for (const a of [...w.model.addresses.values()]) {
+      if (this.#stopped) return;
+      // Without IFA_PROTO (Linux < 6.3) only what this run installed is known to be ours.
+      const owned = this.#ownedAddresses.has(a.key);
+      if ((a.proto !== this.#proto && !owned) || wantedAddresses.has(a.key)) continue;
+      if (!owned && !this.#leftoversAllowed) continue;
+      await this.#deleteAddress(a);
+    }
+    for (const r of [...w.model.routes.values()]) {
+      if (this.#stopped) return;
+      if (r.protocol !== this.#proto || wantedRoutes.has(r.baseKey)) continue;
+      if (!this.#ownedRoutes.has(r.key) && !this.#leftoversAllowed) continue;
+      await this.#deleteRoute(r);
+    }
+  }
+
+  async #reconcileAddress(
+    g: AddressGroup,
+    byName: Map<string, LinkInfo>,
+  ): Promise<string | undefined> {
+    const e = latest(g.entries);
+    const s = e.spec;
+    const link = byName.get(s.ifname);
+    if (link === undefined) {
+      this.#addressState(g, 'pending', `interface ${s.ifname} does not exist`);
+      return undefined;
+    }
+    const kkey = addressKey(link.index, familyOf(s.version), formatIp(s.bytes), s.prefixlen);
+    const k: AddressInfo | undefined = this.#watcher!.model.addresses.get(kkey);
+    if (k !== undefined && k.proto !== this.#proto && !this.#ownedAddresses.has(kkey)) {
+      this.#addressState(g, 'installed', 'present, not installed by limen: left alone');
+      return undefined;
+    }
+    const lifetimes = this.#lifetimesToApply(g, e, k, kkey);
+    if (lifetimes === 'done') return kkey;
+    if (g.failedSeq === e.seq && g.failedGen === this.#kernelGen) return kkey;
+    try {
+      await this.#request(
+        RTM.NEWADDR,
+        NLM_F.CREATE | NLM_F.REPLACE,
+        newAddressPayload({
+          index: link.index,
+          version: s.version,
+          bytes: s.bytes,
+          prefixlen: s.prefixlen,
+          valid: lifetimes.valid,
+          preferred: lifetimes.preferred,
+          proto: this.#proto,
+        }),
+        `add address ${s.text} to ${s.ifname}`,
+      );
+    } catch (err) {
+      if (this.#stopped) return kkey;
+      g.failedSeq = e.seq;
+      g.failedGen = this.#kernelGen;
+      this.#addressState(g, isTransient(err) ? 'pending' : 'failed', reasonOf(err));
       return kkey;
-    };
+    }
+    this.stats.addressAdds++;
+    this.#ownedAddresses.add(kkey);
+    if (g.appliedSeq !== e.seq) g.appliedAt = this.#now();
+    g.appliedSeq = e.seq;
+    this.#addressState(g, 'installed', g.note);
+    return kkey;
+  }
 
-    const deleteAddress = async (a: AddressInfo): Promise<void> => {
-      const ip = parseIp(a.address);
-      if (ip === undefined) return;
-      try {
-        await request(
-          RTM.DELADDR,
-          0,
-          delAddressPayload({
-            index: a.index,
-            version: ip.version,
-            bytes: ip.bytes,
-            prefixlen: a.prefixlen,
-            proto,
-          }),
-          `delete address ${a.address}/${a.prefixlen}`,
-        );
-        stats.addressDeletes++;
-      } catch (err) {
-        if (!stopped && !(err instanceof NetlinkRequestError && err.errnoName === 'EADDRNOTAVAIL'))
-          f.engine.logger.warn('could not delete an address', { error: reasonOf(err) });
+  /**
+   * The lifetimes to (re)install an address with, or 'done' when the kernel already
+   * holds what is wanted (adopted, or applied and still there) or it has expired.
+   */
+  #lifetimesToApply(
+    g: AddressGroup,
+    e: Entry<AddressSpec>,
+    k: AddressInfo | undefined,
+    kkey: string,
+  ): { valid: number | undefined; preferred: number | undefined } | 'done' {
+    const s = e.spec;
+    let valid = s.valid;
+    let preferred = s.preferred;
+    if (k !== undefined) {
+      if (!this.#ownedAddresses.has(kkey)) {
+        this.#ownedAddresses.add(kkey);
+        this.stats.adopted++;
+        g.note = 'adopted';
+        if (valid === undefined && k.valid === INFINITY_LIFE_TIME) g.appliedSeq = e.seq;
       }
-      ownedAddresses.delete(a.key);
-    };
+      if (g.appliedSeq === e.seq) {
+        if (k.flags & IFA_F.DADFAILED)
+          this.#addressState(
+            g,
+            'failed',
+            'duplicate address detection failed: another host has it',
+          );
+        else this.#addressState(g, 'installed', k.flags & IFA_F.TENTATIVE ? 'tentative' : g.note);
+        return 'done';
+      }
+    } else if (g.appliedSeq === e.seq) {
+      // Removed behind our back (or expired): put it back with what is left of its lifetimes.
+      const elapsed = Math.floor((this.#now() - g.appliedAt) / 1000);
+      if (valid !== undefined) {
+        valid -= elapsed;
+        if (valid <= 0) {
+          this.#addressState(g, 'failed', 'its valid lifetime expired');
+          return 'done';
+        }
+        preferred = Math.max(0, Math.min(valid, (preferred ?? valid) - elapsed));
+      }
+      this.facet.engine.logger.warn('address removed by someone else; restoring it', {
+        interface: s.ifname,
+        address: s.text,
+      });
+    }
+    return { valid, preferred };
+  }
 
-    const routeMatches = (r: RouteInfo, s: RouteSpec, oif: number): boolean =>
+  async #deleteAddress(a: AddressInfo): Promise<void> {
+    const ip = parseIp(a.address);
+    if (ip === undefined) return;
+    try {
+      await this.#request(
+        RTM.DELADDR,
+        0,
+        delAddressPayload({
+          index: a.index,
+          version: ip.version,
+          bytes: ip.bytes,
+          prefixlen: a.prefixlen,
+          proto: this.#proto,
+        }),
+        `delete address ${a.address}/${a.prefixlen}`,
+      );
+      this.stats.addressDeletes++;
+    } catch (err) {
+      if (
+        !this.#stopped &&
+        !(err instanceof NetlinkRequestError && err.errnoName === 'EADDRNOTAVAIL')
+      )
+        this.facet.engine.logger.warn('could not delete an address', { error: reasonOf(err) });
+    }
+    this.#ownedAddresses.delete(a.key);
+  }
+
+  async #reconcileRoute(
+    g: RouteGroup,
+    byName: Map<string, LinkInfo>,
+    routesByBase: Map<string, RouteInfo[]>,
+  ): Promise<string | undefined> {
+    const e = latest(g.entries);
+    const s = e.spec;
+    const base = routeBaseKey(
+      familyOf(s.version),
+      RT_TABLE.MAIN,
+      s.dstText,
+      s.dstLen,
+      0,
+      s.priority,
+    );
+    let oif = 0;
+    if (s.dev !== undefined) {
+      const link = byName.get(s.dev);
+      if (link === undefined) {
+        this.#routeState(g, 'pending', `interface ${s.dev} does not exist`);
+        return base;
+      }
+      oif = link.index;
+    }
+    if (this.#routeInPlace(g, s, oif, routesByBase.get(base) ?? [])) return base;
+    if (g.failedSeq === e.seq && g.failedGen === this.#kernelGen) return base;
+    const req: RouteRequest = {
+      version: s.version,
+      dst: s.dst,
+      dstLen: s.dstLen,
+      table: RT_TABLE.MAIN,
+      protocol: this.#proto,
+      priority: s.priority,
+      gateway: s.via,
+      oif,
+    };
+    const dest = s.dstLen === 0 ? 'default' : `${s.dstText}/${s.dstLen}`;
+    try {
+      await this.#request(
+        RTM.NEWROUTE,
+        NLM_F.CREATE | NLM_F.REPLACE,
+        newRoutePayload(req),
+        `add route ${dest}`,
+      );
+    } catch (err) {
+      if (this.#stopped) return base;
+      g.failedSeq = e.seq;
+      g.failedGen = this.#kernelGen;
+      this.#routeState(g, isTransient(err) ? 'pending' : 'failed', reasonOf(err));
+      return base;
+    }
+    this.stats.routeAdds++;
+    for (const r of this.#watcher!.model.routes.values())
+      if (r.baseKey === base && r.protocol === this.#proto) this.#ownedRoutes.add(r.key);
+    g.note = '';
+    this.#routeState(g, 'installed', '');
+    return base;
+  }
+
+  /**
+   * True when nothing is to be done for the route: someone else's is there (left alone,
+   * or in the way), or ours already matches (adopted from an earlier run, or installed).
+   */
+  #routeInPlace(g: RouteGroup, s: RouteSpec, oif: number, present: RouteInfo[]): boolean {
+    const matches = (r: RouteInfo): boolean =>
       r.nexthops.length === 1 &&
       r.nexthops[0]!.gateway === s.viaText &&
       (s.dev === undefined || r.nexthops[0]!.oif === oif);
-
-    const reconcileRoute = async (
-      g: RouteGroup,
-      byName: Map<string, LinkInfo>,
-      routesByBase: Map<string, RouteInfo[]>,
-    ): Promise<string | undefined> => {
-      const e = latest(g.entries);
-      const s = e.spec;
-      const family = familyOf(s.version);
-      const base = routeBaseKey(family, RT_TABLE.MAIN, s.dstText, s.dstLen, 0, s.priority);
-      let oif = 0;
-      if (s.dev !== undefined) {
-        const link = byName.get(s.dev);
-        if (link === undefined) {
-          routeState(g, 'pending', `interface ${s.dev} does not exist`);
-          return base;
-        }
-        oif = link.index;
-      }
-      const present = routesByBase.get(base) ?? [];
-      const ours = present.filter((r) => r.protocol === proto);
-      if (ours.length === 0 && present.length > 0) {
-        if (present.length === 1 && routeMatches(present[0]!, s, oif))
-          routeState(g, 'installed', 'present, not installed by limen: left alone');
-        else
-          routeState(
-            g,
-            'failed',
-            'a route with this destination and metric exists that limen did not install',
-          );
-        return base;
-      }
-      if (ours.length === 1 && routeMatches(ours[0]!, s, oif)) {
-        if (!ownedRoutes.has(ours[0]!.key)) {
-          ownedRoutes.add(ours[0]!.key);
-          stats.adopted++;
-          g.note = 'adopted';
-        }
-        routeState(g, 'installed', g.note);
-        return base;
-      }
-      if (g.failedSeq === e.seq && g.failedGen === kernelGen) return base;
-      const req: RouteRequest = {
-        version: s.version,
-        dst: s.dst,
-        dstLen: s.dstLen,
-        table: RT_TABLE.MAIN,
-        protocol: proto,
-        priority: s.priority,
-        gateway: s.via,
-        oif,
-      };
-      const dest = s.dstLen === 0 ? 'default' : `${s.dstText}/${s.dstLen}`;
-      try {
-        await request(
-          RTM.NEWROUTE,
-          NLM_F.CREATE | NLM_F.REPLACE,
-          newRoutePayload(req),
-          `add route ${dest}`,
+    const ours = present.filter((r) => r.protocol === this.#proto);
+    if (ours.length === 0 && present.length > 0) {
+      if (present.length === 1 && matches(present[0]!))
+        this.#routeState(g, 'installed', 'present, not installed by limen: left alone');
+      else
+        this.#routeState(
+          g,
+          'failed',
+          'a route with this destination and metric exists that limen did not install',
         );
-      } catch (err) {
-        if (stopped) return base;
-        g.failedSeq = e.seq;
-        g.failedGen = kernelGen;
-        const retry = isTransient(err);
-        routeState(g, retry ? 'pending' : 'failed', reasonOf(err));
-        return base;
+      return true;
+    }
+    if (ours.length === 1 && matches(ours[0]!)) {
+      if (!this.#ownedRoutes.has(ours[0]!.key)) {
+        this.#ownedRoutes.add(ours[0]!.key);
+        this.stats.adopted++;
+        g.note = 'adopted';
       }
-      stats.routeAdds++;
-      for (const r of watcher!.model.routes.values())
-        if (r.baseKey === base && r.protocol === proto) ownedRoutes.add(r.key);
-      g.note = '';
-      routeState(g, 'installed', '');
-      return base;
-    };
+      this.#routeState(g, 'installed', g.note);
+      return true;
+    }
+    return false;
+  }
 
-    const deleteRoute = async (r: RouteInfo): Promise<void> => {
-      const dst = r.dstLen === 0 ? undefined : parseIp(r.dst);
-      const version: IpVersion = r.family === AF.INET6 ? 6 : 4;
-      const nh = r.nexthops.length === 1 ? r.nexthops[0] : undefined;
-      const gw = nh?.gateway === undefined ? undefined : parseIp(nh.gateway);
-      try {
-        await request(
-          RTM.DELROUTE,
-          0,
-          delRoutePayload({
-            version,
-            dst: dst?.bytes ?? new Uint8Array(version === 4 ? 4 : 16),
-            dstLen: r.dstLen,
-            table: r.table,
-            protocol: proto,
-            priority: r.priority,
-            gateway: gw?.bytes,
-            oif: nh?.oif ?? 0,
-          }),
-          `delete route ${r.dstLen === 0 ? 'default' : `${r.dst}/${r.dstLen}`}`,
-        );
-        stats.routeDeletes++;
-      } catch (err) {
-        if (!stopped && !(err instanceof NetlinkRequestError && err.errnoName === 'ESRCH'))
-          f.engine.logger.warn('could not delete a route', { error: reasonOf(err) });
-      }
-      ownedRoutes.delete(r.key);
-    };
-
-    // ---- Wiring -----------------------------------------------------------------------------
-
+  async #deleteRoute(r: RouteInfo): Promise<void> {
+    const dst = r.dstLen === 0 ? undefined : parseIp(r.dst);
+    const version: IpVersion = r.family === AF.INET6 ? 6 : 4;
+    const nh = r.nexthops.length === 1 ? r.nexthops[0] : undefined;
+    const gw = nh?.gateway === undefined ? undefined : parseIp(nh.gateway);
     try {
-      watcher = new KernelWatcher({
-        recvBufferSize: opts.recvBufferSize,
+      await this.#request(
+        RTM.DELROUTE,
+        0,
+        delRoutePayload({
+          version,
+          dst: dst?.bytes ?? new Uint8Array(version === 4 ? 4 : 16),
+          dstLen: r.dstLen,
+          table: r.table,
+          protocol: this.#proto,
+          priority: r.priority,
+          gateway: gw?.bytes,
+          oif: nh?.oif ?? 0,
+        }),
+        `delete route ${r.dstLen === 0 ? 'default' : `${r.dst}/${r.dstLen}`}`,
+      );
+      this.stats.routeDeletes++;
+    } catch (err) {
+      if (!this.#stopped && !(err instanceof NetlinkRequestError && err.errnoName === 'ESRCH'))
+        this.facet.engine.logger.warn('could not delete a route', { error: reasonOf(err) });
+    }
+    this.#ownedRoutes.delete(r.key);
+  }
+
+  // ---- Wiring -------------------------------------------------------------------------------
+
+  /** Opens the kernel watcher; false (and the reconciler stopped) when netlink is unavailable. */
+  #openWatcher(f: Facet): boolean {
+    const o = this.#o;
+    try {
+      this.#watcher = new KernelWatcher({
+        recvBufferSize: o.recvBufferSize,
         logger: f.engine.logger,
-        transport: opts.transport,
+        transport: o.transport,
       });
     } catch (e) {
       f.engine.logger.error('address/route reconciler: netlink is not available', {
         error: reasonOf(e),
       });
-      ready = Promise.reject(e instanceof Error ? e : new Error(String(e)));
-      ready.catch(() => {});
-      stopped = true;
-      closedResolve();
-      return;
+      this.#ready = Promise.reject(e instanceof Error ? e : new Error(String(e)));
+      this.#ready.catch(() => {});
+      this.#closing();
+      return false;
     }
-    const w = watcher;
-    ready = w.ready;
-    f.onStop(() => {
-      stopped = true;
-      w.close();
-      if (!running) closedResolve();
-      const waiters = idleWaiters;
-      idleWaiters = [];
-      for (const fn of waiters) fn();
-    });
-    const sub = w.onChanges(() => {
-      kernelGen++;
-      schedule();
-    });
-    f.onStop(() => sub.dispose());
+    const w = this.#watcher;
+    this.#ready = w.ready;
+    f.onStop(() => w.close());
     // After a resync (lost events, a new socket) failed requests are worth another try.
-    const syncedSub = w.onSynced(() => {
-      kernelGen++;
-      schedule();
-    });
-    f.onStop(() => syncedSub.dispose());
+    for (const sub of [
+      w.onChanges(() => this.#kernelChanged()),
+      w.onSynced(() => this.#kernelChanged()),
+    ])
+      f.onStop(() => sub.dispose());
     let graceTimer: NodeJS.Timeout | undefined;
     f.onStop(() => clearTimeout(graceTimer));
     const allowLeftovers = () => {
-      if (stopped || leftoversAllowed) return;
-      leftoversAllowed = true;
-      schedule();
+      if (this.#stopped || this.#leftoversAllowed) return;
+      this.#leftoversAllowed = true;
+      this.#loop.schedule();
     };
     void w.ready.then(
       () => {
-        if (stopped) return;
-        synced = true;
-        schedule();
-        if (opts.settled !== undefined) void opts.settled.then(allowLeftovers, allowLeftovers);
-        else graceTimer = setTimeout(allowLeftovers, opts.leftoverGraceMs ?? 10_000);
+        if (this.#stopped) return;
+        this.#synced = true;
+        this.#loop.schedule();
+        if (o.settled !== undefined) void o.settled.then(allowLeftovers, allowLeftovers);
+        else graceTimer = setTimeout(allowLeftovers, o.leftoverGraceMs ?? 10_000);
       },
       () => {},
     );
+    return true;
+  }
 
-    const addEntry = <S>(
-      groups: Map<string, { key: string; entries: Entry<S>[] }>,
-      key: string,
-      make: () => { key: string; entries: Entry<S>[] },
-      entry: Entry<S>,
-    ) => {
-      let g = groups.get(key);
-      if (g === undefined) {
-        g = make();
-        groups.set(key, g);
-      }
-      g.entries.push(entry);
-    };
-    const removeEntry = <S>(
-      groups: Map<string, { key: string; entries: Entry<S>[] }>,
-      prefix: string,
-      value: Value,
-    ) => {
-      for (const g of groups.values()) {
-        const i = g.entries.findIndex((e) => is(e.value, value));
-        if (i < 0) continue;
-        g.entries.splice(i, 1);
-        if (g.entries.length === 0) {
-          groups.delete(g.key);
-          setState(`${prefix}:${g.key}`, []);
-        }
-        return;
-      }
-    };
-    const failInvalid = (value: Value, stateValue: Value) => {
-      invalid.set(value, f.assert(opts.config, stateValue));
-    };
+  #kernelChanged(): void {
+    this.#kernelGen++;
+    this.#loop.schedule();
+  }
 
-    /** A retracted desired value: drop its failure report if it was invalid, else its entry. */
-    const withdraw = (value: Value, remove: () => void) => {
-      const h = invalid.get(value);
-      if (h !== undefined) {
-        invalid.delete(value);
-        f.retract(h);
-        return;
-      }
-      remove();
-      schedule();
-    };
-    f.observe(opts.config, P.rec('ip-address'), {
+  /** Follows `<ip-address …>` and `<ip-route …>` in $config. */
+  #observeDesired(f: Facet): void {
+    const config = this.#o.config;
+    f.observe(config, P.rec('ip-address'), {
       onAdd: (value) => {
         const spec = checkIpAddress(value);
         if (Array.isArray(spec)) {
           const [ifv = false, addr = false] = rawFields(value);
-          failInvalid(value, record('ip-address-state', ifv, addr, sym('failed'), spec.join('; ')));
+          this.#failInvalid(
+            value,
+            record('ip-address-state', ifv, addr, sym('failed'), spec.join('; ')),
+          );
           return;
         }
-        const s = spec;
-        const key = `${s.ifname}|${s.text}`;
-        addEntry(
-          addrGroups,
+        const key = `${spec.ifname}|${spec.text}`;
+        this.#addEntry(this.#addrGroups, key, { value, seq: ++this.#seq, spec }, () => ({
           key,
-          () => ({
-            key,
-            entries: [],
-            appliedSeq: 0,
-            appliedAt: 0,
-            failedSeq: 0,
-            failedGen: -1,
-            note: '',
-          }),
-          { value, seq: ++seq, spec: s },
-        );
-        schedule();
+          entries: [],
+          appliedSeq: 0,
+          appliedAt: 0,
+          failedSeq: 0,
+          failedGen: -1,
+          note: '',
+        }));
       },
-      onRemove: (value) => withdraw(value, () => removeEntry(addrGroups, 'a', value)),
+      onRemove: (value) => this.#withdraw(value, this.#addrGroups, 'a'),
     });
-    f.observe(opts.config, P.rec('ip-route'), {
+    f.observe(config, P.rec('ip-route'), {
       onAdd: (value) => {
         const spec = checkIpRoute(value);
         if (Array.isArray(spec)) {
           const [fam = false, dest = false, o] = rawFields(value);
           const d = o === undefined ? undefined : peel(o);
           const m = d instanceof Dict ? d.get(sym('metric')) : undefined;
-          failInvalid(
+          this.#failInvalid(
             value,
             record('ip-route-state', fam, dest, m ?? 0, sym('failed'), spec.join('; ')),
           );
           return;
         }
-        const s = spec;
-        const key = `${s.version}|${s.dstText}/${s.dstLen}|${s.priority}`;
-        addEntry(
-          routeGroups,
+        const key = `${spec.version}|${spec.dstText}/${spec.dstLen}|${spec.priority}`;
+        this.#addEntry(this.#routeGroups, key, { value, seq: ++this.#seq, spec }, () => ({
           key,
-          () => ({ key, entries: [], failedSeq: 0, failedGen: -1, note: '' }),
-          { value, seq: ++seq, spec: s },
-        );
-        schedule();
+          entries: [],
+          failedSeq: 0,
+          failedGen: -1,
+          note: '',
+        }));
       },
-      onRemove: (value) => withdraw(value, () => removeEntry(routeGroups, 'r', value)),
+      onRemove: (value) => this.#withdraw(value, this.#routeGroups, 'r'),
     });
-  }, 'address-route');
+  }
 
-  return {
-    facet,
-    get ready() {
-      return ready;
-    },
-    closed,
-    stats,
-    whenIdle: () =>
-      !running && !scheduled && !dirty
-        ? Promise.resolve()
-        : new Promise<void>((r) => idleWaiters.push(r)),
-    stop: () => facet.stop(),
-  };
+  #failInvalid(value: Value, stateValue: Value): void {
+    this.#invalid.set(value, this.facet.assert(this.#o.config, stateValue));
+  }
+
+  #addEntry<G extends { key: string; entries: Entry<S>[] }, S>(
+    groups: Map<string, G>,
+    key: string,
+    entry: Entry<S>,
+    make: () => G,
+  ): void {
+    let g = groups.get(key);
+    if (g === undefined) {
+      g = make();
+      groups.set(key, g);
+    }
+    g.entries.push(entry);
+    this.#loop.schedule();
+  }
+
+  /** A retracted desired value: drop its failure report if it was invalid, else its entry. */
+  #withdraw<S>(
+    value: Value,
+    groups: Map<string, { key: string; entries: Entry<S>[] }>,
+    prefix: string,
+  ): void {
+    const h = this.#invalid.get(value);
+    if (h !== undefined) {
+      this.#invalid.delete(value);
+      this.facet.retract(h);
+      return;
+    }
+    for (const g of groups.values()) {
+      const i = g.entries.findIndex((e) => is(e.value, value));
+      if (i < 0) continue;
+      g.entries.splice(i, 1);
+      if (g.entries.length === 0) {
+        groups.delete(g.key);
+        this.#setState(`${prefix}:${g.key}`, []);
+      }
+      break;
+    }
+    this.#loop.schedule();
+  }
+}
+
+/** Starts the reconciler in a child facet of `parent`. */
+export function startAddressRouteReconciler(
+  parent: Facet,
+  opts: AddressRouteOptions,
+): AddressRouteReconciler {
+  return new AddressRouteDriver(parent, opts);
 }

@@ -24,6 +24,7 @@ import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
 import { ValueMap, dict, record, sym, type Value } from '../preserves/index.ts';
 import { writeFileAtomic } from '../platform/atomic-file.ts';
 import { NftRunner } from './nft-command.ts';
+import { ReconcileLoop } from './reconcile-loop.ts';
 import {
   FIREWALL_FAMILY,
   FIREWALL_LABELS,
@@ -88,14 +89,10 @@ class FirewallImpl implements Firewall {
   readonly closed: Promise<void>;
   readonly #config: Ref;
   readonly #runner: NftRunner;
-  readonly #debounceMs: number;
+  readonly #loop: ReconcileLoop;
   readonly #rulesetFile: string | undefined;
   /** Every firewall assertion in $config, with its count. */
   readonly #inputs = new ValueMap<number>();
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
-  #dirty = false;
-  #idleWaiters: (() => void)[] = [];
   #current: AppliedRuleset | undefined;
   #revision = 0;
   /** The hash of the last script nft refused (not retried until the inputs change). */
@@ -117,7 +114,11 @@ class FirewallImpl implements Firewall {
       ...(o.commandPrefix !== undefined ? { commandPrefix: o.commandPrefix } : {}),
       ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
     });
-    this.#debounceMs = o.debounceMs ?? 5;
+    this.#loop = new ReconcileLoop({
+      pass: () => this.#applyOnce(),
+      debounceMs: o.debounceMs ?? 5,
+      onError: (e) => this.#bug(e),
+    });
     this.#rulesetFile = o.rulesetFile;
     let stopped!: () => void;
     const whenStopped = new Promise<void>((r) => (stopped = r));
@@ -128,15 +129,14 @@ class FirewallImpl implements Firewall {
         f.assert(this.#config, record('failure-shape', record(label, sym('_'))));
       let graceTimer: NodeJS.Timeout | undefined;
       f.onStop(() => {
-        clearTimeout(this.#timer);
-        this.#timer = undefined;
         clearTimeout(graceTimer);
+        void this.#loop.stop();
         stopped();
       });
       const settle = (): void => {
         if (this.#settled || !f.isAlive) return;
         this.#settled = true;
-        this.#schedule();
+        this.#loop.schedule();
       };
       if (o.settled !== undefined) void o.settled.then(settle, settle);
       else graceTimer = setTimeout(settle, o.leftoverGraceMs ?? 10_000);
@@ -160,8 +160,7 @@ class FirewallImpl implements Firewall {
   }
 
   whenIdle(): Promise<void> {
-    if (this.#timer === undefined && this.#running === undefined) return Promise.resolve();
-    return new Promise((r) => this.#idleWaiters.push(r));
+    return this.#loop.whenIdle();
   }
 
   stop(): void {
@@ -172,35 +171,7 @@ class FirewallImpl implements Firewall {
     const n = (this.#inputs.get(v) ?? 0) + delta;
     if (n > 0) this.#inputs.set(v, n);
     else this.#inputs.delete(v);
-    this.#schedule();
-  }
-
-  /** Coalesces changes: one apply per debounce window, never two at once. */
-  #schedule(): void {
-    if (!this.facet.isAlive) return;
-    if (this.#running !== undefined || this.#timer !== undefined) {
-      this.#dirty = true;
-      return;
-    }
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#dirty = false;
-      this.#running = this.#applyOnce()
-        .catch((e: unknown) => this.#bug(e))
-        .finally(() => {
-          this.#running = undefined;
-          if (this.#dirty && this.facet.isAlive) {
-            this.#dirty = false;
-            this.#schedule();
-          } else this.#idle();
-        });
-    }, this.#debounceMs);
-  }
-
-  #idle(): void {
-    const waiters = this.#idleWaiters;
-    this.#idleWaiters = [];
-    for (const w of waiters) w();
+    this.#loop.schedule();
   }
 
   async #applyOnce(): Promise<void> {
@@ -348,8 +319,7 @@ class FirewallImpl implements Firewall {
   async #finishOnStop(): Promise<void> {
     // Let an apply in flight finish (its nft was killed by the facet's signal; nft's
     // transaction is all or nothing, so the kernel holds the old table or the new one).
-    while (this.#running !== undefined) await this.#running;
-    this.#idle();
+    await this.#loop.stop();
     if (this.#touched)
       this.#log('info', 'firewall stopped: table inet limen stays until the next start', {});
   }
