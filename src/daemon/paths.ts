@@ -4,6 +4,7 @@
 
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { socketPathFor } from '../control/index.ts';
 import { dict, record, type Value } from '../preserves/index.ts';
 
 export interface DaemonPaths {
@@ -54,7 +55,7 @@ export function resolvePaths(opts: PathOptions = {}): DaemonPaths {
     etcDir,
     runEtcDir,
     outputsDir: join(runDir, 'outputs'),
-    socket: opts.socket !== undefined ? resolve(opts.socket) : join(runDir, 'control.sock'),
+    socket: opts.socket !== undefined ? resolve(opts.socket) : socketPathFor(root),
     userSettingsDir: join(stateDir, 'user-settings'),
     generationsDir: join(stateDir, 'generations'),
     shippedConfigDir: opts.shippedConfigDir ?? join(packageRoot(), 'config'),
