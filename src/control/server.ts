@@ -14,6 +14,7 @@
 
 import { createServer, type Server, type Socket } from 'node:net';
 import { LimenError, UserError } from '../base/errors.ts';
+import { interfaceNameProblem } from '../base/interface-name.ts';
 import {
   P,
   captureNames,
@@ -712,11 +713,10 @@ class ControlServerImpl implements ControlServer {
       'timeout',
       this.options.interfaceTimeoutMs ?? DEFAULT_INTERFACE_TIMEOUT_MS,
     );
-    if (name !== '' && (name.length > 15 || /[/\s]/.test(name))) {
-      ctx.args.problem(
-        `'${name}' is not an interface name (at most 15 characters, no '/' or spaces)`,
-      );
-    }
+    // '' is a missing or non-string argument, which the reader has already reported.
+    const problem = name === '' ? undefined : interfaceNameProblem(name);
+    if (problem !== undefined)
+      ctx.args.problem(`'${name}' is not an interface name: it ${problem}`);
     ctx.args.done();
     const controller = this.options.interfaces;
     if (controller === undefined) {
