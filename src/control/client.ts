@@ -19,12 +19,13 @@ import {
   decodeServerMessage,
   dictOf,
   encodeClientMessage,
-  type CommandName,
   type DataspaceName,
   type RequestId,
   type ServerMessage,
 } from './protocol.ts';
 import { abortReason } from './signals.ts';
+// A type only (erased): the CLI's bundles never hold the server's handlers.
+import type { CommandName } from './commands/index.ts';
 
 export {
   ControlClosedError,

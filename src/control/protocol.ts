@@ -81,35 +81,6 @@ export const ErrorReason = {
 } as const;
 export type ErrorReason = (typeof ErrorReason)[keyof typeof ErrorReason];
 
-export const COMMANDS = [
-  'status',
-  'services',
-  'service',
-  'logs',
-  'query',
-  'watch',
-  'send',
-  'start',
-  'stop',
-  'restart',
-  'ifup',
-  'ifdown',
-  'settings-list',
-  'settings-set',
-  'settings-unset',
-  'generations',
-  'rollback',
-  'try',
-  'diff',
-  'confirm',
-  'maintenance',
-] as const;
-export type CommandName = (typeof COMMANDS)[number];
-
-export function isCommandName(s: string): s is CommandName {
-  return (COMMANDS as readonly string[]).includes(s);
-}
-
 export const DATASPACES = ['config', 'machine', 'log'] as const;
 export type DataspaceName = (typeof DATASPACES)[number];
 
