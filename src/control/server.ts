@@ -300,7 +300,10 @@ class ControlServerImpl implements ControlServer, ConnectionHost {
     return handler.handle(ctx, this.deps);
   }
 
-  /** CommandDeps.sharedEventText: `body()` within the limits one level down (the event record is around it). */
+  /**
+   * CommandDeps.sharedEventText: `body()` within the limits one level down (the event
+   * record is around it), memoised by owner and key until the next tick.
+   */
   #sharedEventText(owner: Value, key: string, body: () => Value): EncodedEvent {
     const write = (): EncodedEvent | MessageTooLargeError => {
       try {
