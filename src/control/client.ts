@@ -2,6 +2,10 @@
 // talks to limen. One connection carries any number of requests, told apart by id;
 // each request settles exactly once (its answer, its error, its cancellation, or
 // the connection closing), and its abort listener is removed when it does.
+//
+// A new command needs nothing here: call() and request() take any name of the
+// server's table (src/control/commands/index.ts), of which the client knows only the
+// type, so that the CLI's bundles hold no handler.
 
 import { connect as netConnect, type Socket } from 'node:net';
 import { Bytes, Dict, ValueMap, sym, type Value } from '../preserves/index.ts';
@@ -19,12 +23,13 @@ import {
   decodeServerMessage,
   dictOf,
   encodeClientMessage,
-  type CommandName,
   type DataspaceName,
   type RequestId,
   type ServerMessage,
 } from './protocol.ts';
 import { abortReason } from './signals.ts';
+// A type only (erased): the CLI's bundles never hold the server's handlers.
+import type { CommandName } from './commands/index.ts';
 
 export {
   ControlClosedError,
@@ -346,9 +351,13 @@ export class ControlClient {
     this.#end(undefined);
   }
 
-  // ---- One method per request --------------------------------------------------------------
-
-  async #answer(command: CommandName, args: ArgMap, options?: RequestOptions): Promise<Value> {
+  /**
+   * Sends a request that answers (every command but a stream): resolves with the `<ok>`
+   * value, and rejects as request() does, or if the daemon ends it without an answer.
+   * A new command needs no method here: its CLI file calls this, or request() for a
+   * stream, with the command's name (one of the table's, src/control/commands/index.ts).
+   */
+  async call(command: CommandName, args: ArgMap, options?: RequestOptions): Promise<Value> {
     const v = await this.request(command, args, options);
     if (v === undefined) {
       throw new ProtocolError(ErrorReason.BadRequest, `limen ended ${command} without an answer`);
@@ -366,21 +375,23 @@ export class ControlClient {
     await this.request(command, args, { onEvent, signal });
   }
 
+  // ---- One method per request: conveniences (call() serves any command) -------------------
+
   status(): Promise<Value> {
-    return this.#answer('status', {});
+    return this.call('status', {});
   }
 
   services(): Promise<Value> {
-    return this.#answer('services', {});
+    return this.call('services', {});
   }
 
   service(service: Value): Promise<Value> {
-    return this.#answer('service', { service });
+    return this.call('service', { service });
   }
 
   /** The last `lines` lines (all kept lines when undefined), as a sequence of log entries. */
   logs(service: Value, lines?: number): Promise<Value> {
-    return this.#answer('logs', { service, lines });
+    return this.call('logs', { service, lines });
   }
 
   /** Streams the last `lines` lines, then each new one, until `signal` aborts. */
@@ -397,7 +408,7 @@ export class ControlClient {
   }
 
   query(dataspace: DataspaceName, pattern: Value): Promise<Value> {
-    return this.#answer('query', { dataspace: sym(dataspace), pattern });
+    return this.call('query', { dataspace: sym(dataspace), pattern });
   }
 
   /** Streams `<added ...>`, `<removed ...>`, `<message ...>` and one `<synced>` until `signal` aborts. */
@@ -415,19 +426,19 @@ export class ControlClient {
   }
 
   send(dataspace: DataspaceName, message: Value): Promise<Value> {
-    return this.#answer('send', { dataspace: sym(dataspace), message });
+    return this.call('send', { dataspace: sym(dataspace), message });
   }
 
   start(service: Value): Promise<Value> {
-    return this.#answer('start', { service });
+    return this.call('start', { service });
   }
 
   stop(service: Value): Promise<Value> {
-    return this.#answer('stop', { service });
+    return this.call('stop', { service });
   }
 
   restart(service: Value): Promise<Value> {
-    return this.#answer('restart', { service });
+    return this.call('restart', { service });
   }
 
   ifup(ifname: string, options: InterfaceOptions = {}): Promise<Value> {
@@ -439,7 +450,7 @@ export class ControlClient {
   }
 
   #iface(command: 'ifup' | 'ifdown', ifname: string, options: InterfaceOptions): Promise<Value> {
-    return this.#answer(
+    return this.call(
       command,
       { interface: ifname, timeout: options.timeoutMs },
       { signal: options.signal, onEvent: options.onProgress },
@@ -447,17 +458,17 @@ export class ControlClient {
   }
 
   settingsList(): Promise<Value> {
-    return this.#answer('settings-list', {});
+    return this.call('settings-list', {});
   }
 
   /** The configuration generations, oldest first (decodeGeneration reads each). */
   generations(): Promise<Value> {
-    return this.#answer('generations', {});
+    return this.call('generations', {});
   }
 
   /** Back to generation `to`, or to the last confirmed one before the current. */
   rollback(to?: number): Promise<Value> {
-    return this.#answer('rollback', { generation: to });
+    return this.call('rollback', { generation: to });
   }
 
   /**
@@ -465,7 +476,7 @@ export class ControlClient {
    * first, `{generation token deadline}`; answers once it is confirmed or rolled back.
    */
   try(candidate: TrialCandidate, options: TrialOptions = {}): Promise<Value> {
-    return this.#answer(
+    return this.call(
       'try',
       {
         files: new Dict([...candidate.files].map(([p, c]) => [p, new Bytes(c)] as const)),
@@ -492,25 +503,25 @@ export class ControlClient {
       x === undefined || typeof x === 'number'
         ? x
         : new Dict([...x].map(([p, c]) => [p, new Bytes(c)] as const));
-    return this.#answer('diff', { from: side(from), to: side(to), source });
+    return this.call('diff', { from: side(from), to: side(to), source });
   }
 
   /** Maintenance mode on or off (undefined: only asks). */
   maintenance(on?: boolean): Promise<Value> {
-    return this.#answer('maintenance', { on });
+    return this.call('maintenance', { on });
   }
 
   /** Keeps the running trial, given the token `try` printed. */
   confirm(token: string): Promise<Value> {
-    return this.#answer('confirm', { token });
+    return this.call('confirm', { token });
   }
 
   settingsSet(value: Value): Promise<Value> {
-    return this.#answer('settings-set', { value });
+    return this.call('settings-set', { value });
   }
 
   settingsUnset(value: Value): Promise<Value> {
-    return this.#answer('settings-unset', { value });
+    return this.call('settings-unset', { value });
   }
 }
 

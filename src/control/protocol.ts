@@ -39,7 +39,10 @@ export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** The deepest nesting of a message the server sends: what the reader accepts (Preserves' own). */
 export const MAX_MESSAGE_DEPTH = DEFAULT_MAX_DEPTH;
 
-/** The socket path for a daemon run with `--root DIR` (the default path without one). */
+/**
+ * The socket path for a daemon run with `--root DIR` (the default path without one): the
+ * one place it is built, for the daemon, the CLI and the lab.
+ */
 export function socketPathFor(root?: string): string {
   if (root === undefined) return DEFAULT_SOCKET_PATH;
   return `${root.replace(/\/+$/, '')}${DEFAULT_SOCKET_PATH}`;
@@ -77,35 +80,6 @@ export const ErrorReason = {
   Internal: 'internal',
 } as const;
 export type ErrorReason = (typeof ErrorReason)[keyof typeof ErrorReason];
-
-export const COMMANDS = [
-  'status',
-  'services',
-  'service',
-  'logs',
-  'query',
-  'watch',
-  'send',
-  'start',
-  'stop',
-  'restart',
-  'ifup',
-  'ifdown',
-  'settings-list',
-  'settings-set',
-  'settings-unset',
-  'generations',
-  'rollback',
-  'try',
-  'diff',
-  'confirm',
-  'maintenance',
-] as const;
-export type CommandName = (typeof COMMANDS)[number];
-
-export function isCommandName(s: string): s is CommandName {
-  return (COMMANDS as readonly string[]).includes(s);
-}
 
 export const DATASPACES = ['config', 'machine', 'log'] as const;
 export type DataspaceName = (typeof DATASPACES)[number];

@@ -4,12 +4,12 @@
 // as is, any other value as `+= VALUE`. Invariants: writes are atomic
 // (writeFileAtomic: a dot-named temporary file, fsync, rename, fsync of the
 // directory), so a reader (the config watcher, which skips dot-files) sees the old
-// file or the new one, never a part; the daemon removes a killed write's temporary
-// when it starts.
+// file or the new one, never a part; an unset fsyncs the directory too
+// (syncDirectory). The daemon removes a killed write's temporary when it starts.
 
-import { chmod, mkdir, open, readFile, readdir, unlink } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../platform/atomic-file.ts';
+import { syncDirectory, writeFileAtomic } from '../platform/atomic-file.ts';
 import {
   Dict,
   Embedded,
@@ -264,21 +264,12 @@ export class SettingsDirectory implements SettingsStore {
       if (isNotFound(e)) return { file, removed: false };
       throw ioError(`cannot remove ${path}`, e);
     }
-    await this.#syncDir();
-    return { file, removed: true };
-  }
-
-  async #syncDir(): Promise<void> {
     try {
-      const dh = await open(this.dir, 'r');
-      try {
-        await dh.sync();
-      } finally {
-        await dh.close();
-      }
+      await syncDirectory(this.dir);
     } catch (e) {
       throw ioError(`cannot sync ${this.dir}`, e);
     }
+    return { file, removed: true };
   }
 }
 

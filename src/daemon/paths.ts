@@ -4,6 +4,7 @@
 
 import { join, resolve } from 'node:path';
 import { packageRoot } from '../platform/package-root.ts';
+import { socketPathFor } from '../control/index.ts';
 import { dict, record, type Value } from '../preserves/index.ts';
 
 export interface DaemonPaths {
@@ -51,7 +52,7 @@ export function resolvePaths(opts: PathOptions = {}): DaemonPaths {
     etcDir,
     runEtcDir,
     outputsDir: join(runDir, 'outputs'),
-    socket: opts.socket !== undefined ? resolve(opts.socket) : join(runDir, 'control.sock'),
+    socket: opts.socket !== undefined ? resolve(opts.socket) : socketPathFor(root),
     userSettingsDir: join(stateDir, 'user-settings'),
     generationsDir: join(stateDir, 'generations'),
     shippedConfigDir: opts.shippedConfigDir ?? join(packageRoot(), 'config'),

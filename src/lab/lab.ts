@@ -36,7 +36,7 @@ import {
 } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { packageRoot } from '../platform/package-root.ts';
-import { ControlClient } from '../control/index.ts';
+import { ControlClient, socketPathFor } from '../control/index.ts';
 import { reclaimAbandoned } from '../supervisor/process-tracking.ts';
 import { writeFileAtomicSync } from '../platform/atomic-file.ts';
 import {
@@ -174,7 +174,7 @@ export class Lab {
   }
 
   get socket(): string {
-    return join(this.routerRoot, 'run/limen/control.sock');
+    return socketPathFor(this.routerRoot);
   }
 
   get routerLog(): string {
@@ -750,7 +750,7 @@ export function labStatus(baseDir = labBaseDir()): LabInfo[] {
       processes: Object.entries(state?.processes ?? {})
         .sort(([a], [b]) => a.localeCompare(b))
         .map(([role, p]) => ({ role, pid: p.pid, alive: isAlive(p) })),
-      socket: join(dir, 'rtr', 'root', 'run/limen/control.sock'),
+      socket: socketPathFor(join(dir, 'rtr', 'root')),
       complete: state !== undefined,
     };
   });

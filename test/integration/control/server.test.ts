@@ -408,7 +408,7 @@ describe('control server', () => {
       await assert.rejects(client.request('ifup', { interface: 'a/b', timeout: -1 }), {
         reason: 'bad-request',
         message:
-          "argument timeout must be a non-negative integer, got -1; 'a/b' is not an interface name (at most 15 characters, no '/' or spaces)",
+          "argument timeout must be a non-negative integer, got -1; 'a/b' is not an interface name: it has a character other than letters, digits, '_', '.', '@', '+' and '-'",
       });
     });
 
