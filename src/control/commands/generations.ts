@@ -32,15 +32,14 @@ function provider(deps: CommandDeps, command: string): GenerationsProvider {
 
 /**
  * `work`'s result; a UserError it throws becomes a `failed` answer with its message. A
- * ControlRequestError is a UserError too: where provider() is called inside `work`
- * (rollback, diff, confirm), a daemon without generations answers `failed`, as it
- * always has, where generations and try answer `unsupported`.
+ * ControlRequestError (a daemon without generations: `unsupported`) stays as it is.
  */
 async function failedOnUserError<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (e) {
-    if (e instanceof UserError) throw new ControlRequestError(ErrorReason.Failed, e.message);
+    if (e instanceof UserError && !(e instanceof ControlRequestError))
+      throw new ControlRequestError(ErrorReason.Failed, e.message);
     throw e;
   }
 }

@@ -649,4 +649,18 @@ describe('close', () => {
       await h.close();
     }
   });
+
+  it('reports unsupported for every generations command when the daemon keeps none', async () => {
+    const h = await startHarness();
+    const c = await ControlClient.connect(h.socketPath);
+    try {
+      await assert.rejects(c.generations(), { reason: 'unsupported' });
+      await assert.rejects(c.rollback(), { reason: 'unsupported' });
+      await assert.rejects(c.confirm('0'.repeat(32)), { reason: 'unsupported' });
+      await assert.rejects(c.diff(undefined, undefined), { reason: 'unsupported' });
+    } finally {
+      c.close();
+      await h.close();
+    }
+  });
 });
