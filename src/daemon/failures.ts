@@ -25,6 +25,8 @@ import {
   type Value,
 } from '../preserves/index.ts';
 import {
+  declareFailures,
+  anyRecord,
   P,
   compilePattern,
   during,
@@ -267,7 +269,7 @@ export function startFailureCollector(
       pending = undefined;
     });
     // The collector's own failures: a declaration that is not a pattern.
-    f.assert(config, record('failure-shape', record(SHAPE_ERROR, sym('_'), sym('_'))));
+    declareFailures(f, config, anyRecord(SHAPE_ERROR, 2));
     during(
       f,
       config,

@@ -49,3 +49,11 @@ export {
 } from './budget.ts';
 export { Facet, Handle, type ObserverCallbacks } from './facet.ts';
 export { during } from './during.ts';
+export {
+  anyRecord,
+  declareFailures,
+  driverLog,
+  spawnDriver,
+  type Driver,
+  type DriverLog,
+} from './driver.ts';

@@ -18,7 +18,15 @@
 // firewall uses too (reconcile-loop.ts).
 
 import { performance } from 'node:perf_hooks';
-import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
+import {
+  type DriverLog,
+  driverLog,
+  declareFailures,
+  P,
+  type Facet,
+  type Handle,
+  type Ref,
+} from '../dataspace/index.ts';
 import {
   Dict,
   ValueMap,
@@ -196,6 +204,7 @@ class AddressRouteDriver implements AddressRouteReconciler {
   readonly #proto: number;
   readonly #now: () => number;
   readonly #loop: ReconcileLoop;
+  #log!: DriverLog;
   readonly #addrGroups = new Map<string, AddressGroup>();
   readonly #routeGroups = new Map<string, RouteGroup>();
   /** Kernel keys of addresses/routes installed or adopted by this run. */
@@ -221,22 +230,20 @@ class AddressRouteDriver implements AddressRouteReconciler {
     this.#now = o.now ?? (() => performance.now());
     this.#loop = new ReconcileLoop({
       pass: () => this.#pass(),
-      onError: (e) =>
-        this.facet.engine.logger.error('address/route reconciler failed', { error: reasonOf(e) }),
+      onError: (e) => this.#log.error('failed', { error: reasonOf(e) }),
     });
     let closed!: () => void;
     this.closed = new Promise<void>((r) => (closed = r));
     this.#closing = () => void this.#loop.stop().then(closed);
     this.facet = parent.spawn((f) => {
       // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+      this.#log = driverLog(f, 'address/route reconciler');
       const _ = sym('_');
-      f.assert(
+      declareFailures(
+        f,
         o.config,
-        record('failure-shape', record('ip-address-state', _, _, sym('failed'), _)),
-      );
-      f.assert(
-        o.config,
-        record('failure-shape', record('ip-route-state', _, _, _, sym('failed'), _)),
+        record('ip-address-state', _, _, sym('failed'), _),
+        record('ip-route-state', _, _, _, sym('failed'), _),
       );
       f.onStop(this.#closing);
       if (!this.#openWatcher(f)) return;
@@ -452,7 +459,7 @@ class AddressRouteDriver implements AddressRouteReconciler {
         }
         preferred = Math.max(0, Math.min(valid, (preferred ?? valid) - elapsed));
       }
-      this.facet.engine.logger.warn('address removed by someone else; restoring it', {
+      this.#log.warn('address removed by someone else; restoring it', {
         interface: s.ifname,
         address: s.text,
       });
@@ -482,7 +489,7 @@ class AddressRouteDriver implements AddressRouteReconciler {
         !this.#stopped &&
         !(err instanceof NetlinkRequestError && err.errnoName === 'EADDRNOTAVAIL')
       )
-        this.facet.engine.logger.warn('could not delete an address', { error: reasonOf(err) });
+        this.#log.warn('could not delete an address', { error: reasonOf(err) });
     }
     this.#ownedAddresses.delete(a.key);
   }
@@ -603,7 +610,7 @@ class AddressRouteDriver implements AddressRouteReconciler {
       this.stats.routeDeletes++;
     } catch (err) {
       if (!this.#stopped && !(err instanceof NetlinkRequestError && err.errnoName === 'ESRCH'))
-        this.facet.engine.logger.warn('could not delete a route', { error: reasonOf(err) });
+        this.#log.warn('could not delete a route', { error: reasonOf(err) });
     }
     this.#ownedRoutes.delete(r.key);
   }
@@ -620,7 +627,7 @@ class AddressRouteDriver implements AddressRouteReconciler {
         transport: o.transport,
       });
     } catch (e) {
-      f.engine.logger.error('address/route reconciler: netlink is not available', {
+      this.#log.error('netlink is not available', {
         error: reasonOf(e),
       });
       this.#ready = Promise.reject(e instanceof Error ? e : new Error(String(e)));

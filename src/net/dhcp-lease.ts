@@ -26,7 +26,15 @@ import {
   sym,
   type Value,
 } from '../preserves/index.ts';
-import { P, during, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
+import {
+  P,
+  during,
+  type Facet,
+  type Handle,
+  type Ref,
+  anyRecord,
+  declareFailures,
+} from '../dataspace/index.ts';
 import {
   ipv4HostProblem,
   parseDomainName,
@@ -93,7 +101,7 @@ export function startDhcpLeases(parent: Facet, options: DhcpLeasesOptions): Dhcp
   const service = P.bind('service', P.exact(P.rec('daemon', P.rec('udhcpc', P._))));
   const facet = parent.spawn((f) => {
     // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
-    f.assert(config, record('failure-shape', record('dhcp-error', sym('_'), sym('_'))));
+    declareFailures(f, config, anyRecord('dhcp-error', 2));
     during(
       f,
       config,

@@ -20,8 +20,17 @@
 // with still no zone; before that, a zone that appears simply replaces it.
 
 import { createHash } from 'node:crypto';
-import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
-import { ValueMap, dict, record, sym, type Value } from '../preserves/index.ts';
+import {
+  type DriverLog,
+  driverLog,
+  declareFailures,
+  anyRecord,
+  P,
+  type Facet,
+  type Handle,
+  type Ref,
+} from '../dataspace/index.ts';
+import { ValueMap, dict, record, type Value } from '../preserves/index.ts';
 import { writeFileAtomic } from '../platform/atomic-file.ts';
 import { NftRunner } from './nft-command.ts';
 import { ReconcileLoop } from './reconcile-loop.ts';
@@ -90,6 +99,7 @@ class FirewallImpl implements Firewall {
   readonly #config: Ref;
   readonly #runner: NftRunner;
   readonly #loop: ReconcileLoop;
+  #log!: DriverLog;
   readonly #rulesetFile: string | undefined;
   /** Every firewall assertion in $config, with its count. */
   readonly #inputs = new ValueMap<number>();
@@ -125,8 +135,12 @@ class FirewallImpl implements Firewall {
     this.closed = whenStopped.then(() => this.#finishOnStop());
     this.facet = parent.spawn((f) => {
       // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
-      for (const label of ['firewall-error', 'firewall-warning'])
-        f.assert(this.#config, record('failure-shape', record(label, sym('_'))));
+      declareFailures(
+        f,
+        this.#config,
+        anyRecord('firewall-error', 1),
+        anyRecord('firewall-warning', 1),
+      );
       let graceTimer: NodeJS.Timeout | undefined;
       f.onStop(() => {
         clearTimeout(graceTimer);
@@ -152,6 +166,7 @@ class FirewallImpl implements Firewall {
         );
       }
     }, 'firewall');
+    this.#log = driverLog(this.facet, 'firewall');
     if (!this.facet.isAlive) stopped();
   }
 
@@ -178,7 +193,7 @@ class FirewallImpl implements Firewall {
     const result = readFirewall(this.#inputs.keys());
     this.#turn(() => this.#setAll(this.#warnings, 'firewall-warning', result.warnings));
     if (!result.ok) {
-      this.#log('warn', 'firewall configuration refused; the previous ruleset stays', {
+      this.#log.warn('firewall configuration refused; the previous ruleset stays', {
         problems: result.problems.map((p) => p.message).join('; '),
       });
       this.#errorsAre(result.problems.map((p) => p.message));
@@ -218,7 +233,7 @@ class FirewallImpl implements Firewall {
       if (signal.aborted) return;
       if (!(e instanceof NftError)) throw e;
       this.#refusedHash = hash;
-      this.#log('warn', 'nft refused the firewall ruleset; the previous one stays', {
+      this.#log.warn('nft refused the firewall ruleset; the previous one stays', {
         error: e.message,
       });
       this.#errorsAre([`nft refused the generated ruleset (the previous one stays): ${e.message}`]);
@@ -226,7 +241,7 @@ class FirewallImpl implements Firewall {
     }
     this.#refusedHash = undefined;
     this.#current = { revision: ++this.#revision, hash, text };
-    this.#log('info', 'firewall applied', {
+    this.#log.info('firewall applied', {
       revision: this.#revision,
       hash: hash.slice(0, 12),
       ms: Math.round(performance.now() - started),
@@ -239,7 +254,7 @@ class FirewallImpl implements Firewall {
     try {
       await writeFileAtomic(path, text, { mode: 0o644 });
     } catch (e) {
-      this.#log('warn', `cannot write ${path}`, { error: String(e) });
+      this.#log.warn(`cannot write ${path}`, { error: String(e) });
     }
   }
 
@@ -286,7 +301,7 @@ class FirewallImpl implements Firewall {
       return false;
     }
     this.#current = undefined;
-    this.#log('info', `firewall removed: ${why}`, {});
+    this.#log.info(`firewall removed: ${why}`, {});
     return true;
   }
 
@@ -302,7 +317,7 @@ class FirewallImpl implements Firewall {
       if (signal.aborted) return false;
       if (!(e instanceof NftError)) throw e;
       this.#leftover = false;
-      this.#log('info', 'cannot look for a table left by an earlier run', { error: e.message });
+      this.#log.info('cannot look for a table left by an earlier run', { error: e.message });
       return true;
     }
     const ours = `table ${FIREWALL_FAMILY} ${FIREWALL_TABLE}`;
@@ -321,21 +336,11 @@ class FirewallImpl implements Firewall {
     // transaction is all or nothing, so the kernel holds the old table or the new one).
     await this.#loop.stop();
     if (this.#touched)
-      this.#log('info', 'firewall stopped: table inet limen stays until the next start', {});
-  }
-
-  #log(level: 'info' | 'warn' | 'error', message: string, fields: { [k: string]: unknown }): void {
-    const logger = this.facet.engine.logger;
-    try {
-      if (level === 'info') logger.info?.(`firewall: ${message}`, fields);
-      else logger[level](`firewall: ${message}`, fields);
-    } catch {
-      // A broken logger must not break the firewall.
-    }
+      this.#log.info('firewall stopped: table inet limen stays until the next start', {});
   }
 
   #bug(e: unknown): void {
-    this.#log('error', `internal error: ${e instanceof Error ? e.message : String(e)}`, {
+    this.#log.error(`internal error: ${e instanceof Error ? e.message : String(e)}`, {
       error: e,
     });
   }

@@ -10,7 +10,7 @@
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Facet, Handle, Ref } from '../dataspace/index.ts';
+import { driverLog, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
 import { dict, is, record, sym, type Value } from '../preserves/index.ts';
 import {
   AF,
@@ -187,7 +187,7 @@ export function startInterfaceMonitor(
         transport: opts.transport,
       });
     } catch (e) {
-      f.engine.logger.error('interface monitor: netlink is not available', {
+      driverLog(f, 'interface monitor').error('netlink is not available', {
         error: e instanceof Error ? e.message : String(e),
       });
       ready = Promise.reject(e instanceof Error ? e : new Error(String(e)));

@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { record, sym } from '../preserves/index.ts';
-import { P, during, type Facet, type Ref } from '../dataspace/index.ts';
+import { P, during, type Facet, type Ref, anyRecord, declareFailures } from '../dataspace/index.ts';
 
 export interface KernelFeature {
   /** The protocol's name in `<configure-interface IF <NAME ...>>`. */
@@ -93,10 +93,7 @@ export function checkFeature(
 export function startKernelFeatures(parent: Facet, opts: KernelFeatureOptions): Facet {
   return parent.spawn((facet) => {
     // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
-    facet.assert(
-      opts.config,
-      record('failure-shape', record('interface-failed', sym('_'), sym('_'))),
-    );
+    declareFailures(facet, opts.config, anyRecord('interface-failed', 2));
     for (const feature of KERNEL_FEATURES) {
       during(
         facet,

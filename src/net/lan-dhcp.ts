@@ -18,7 +18,16 @@ import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../platform/atomic-file.ts';
 import { UserError } from '../base/errors.ts';
-import { P, during, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
+import {
+  driverLog,
+  P,
+  during,
+  type Facet,
+  type Handle,
+  type Ref,
+  anyRecord,
+  declareFailures,
+} from '../dataspace/index.ts';
 import {
   Dict,
   Sym,
@@ -426,7 +435,7 @@ export function startLanDhcp(parent: Facet, options: LanDhcpOptions): LanDhcp {
   const directory = (ifname: string): string => join(options.runDir, 'lan', ifname);
   const facet = parent.spawn((f) => {
     // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
-    f.assert(options.config, record('failure-shape', record('lan-dhcp-error', sym('_'), sym('_'))));
+    declareFailures(f, options.config, anyRecord('lan-dhcp-error', 2));
     during(
       f,
       options.config,
@@ -814,12 +823,6 @@ class LanInterface {
   }
 
   #log(level: 'warn' | 'error', message: string): void {
-    try {
-      this.facet.engine.logger[level](
-        `lan-dhcp ${this.ifname ?? showValue(this.ifnameValue)}: ${message}`,
-      );
-    } catch {
-      // A broken logger must not break the driver.
-    }
+    driverLog(this.facet, `lan-dhcp ${this.ifname ?? showValue(this.ifnameValue)}`)[level](message);
   }
 }

@@ -7,7 +7,14 @@
 
 import { execFile } from 'node:child_process';
 import { Sym, ValueMap, peel, record, sym, type Value } from '../preserves/index.ts';
-import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
+import {
+  P,
+  type Facet,
+  type Handle,
+  type Ref,
+  anyRecord,
+  declareFailures,
+} from '../dataspace/index.ts';
 
 export interface LinkAdminOptions {
   readonly config: Ref;
@@ -47,7 +54,7 @@ export function startLinkAdmin(parent: Facet, opts: LinkAdminOptions): LinkAdmin
   const actions: string[] = [];
   const facet = parent.spawn((f) => {
     // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
-    f.assert(opts.config, record('failure-shape', record('link-error', sym('_'), sym('_'))));
+    declareFailures(f, opts.config, anyRecord('link-error', 2));
   }, 'link-admin');
 
   const state = (name: Value): LinkState =>

@@ -19,7 +19,14 @@ import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { Record, peel, record, stringify, sym, type Value } from '../preserves/index.ts';
-import { P, during, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
+import {
+  declareFailures,
+  P,
+  during,
+  type Facet,
+  type Handle,
+  type Ref,
+} from '../dataspace/index.ts';
 
 export const PROBE_INTERVAL_MS = 5000;
 export const PROBE_TIMEOUT_MS = 3000;
@@ -152,10 +159,7 @@ export function startProbes(parent: Facet, o: ProbeOptions): Facet {
   const timeoutMs = o.timeoutMs ?? PROBE_TIMEOUT_MS;
   const reruns = new Set<() => void>();
   return parent.spawn((facet) => {
-    facet.assert(
-      o.config,
-      record('failure-shape', record('probe-state', sym('_'), sym('failed'), sym('_'))),
-    );
+    declareFailures(facet, o.config, record('probe-state', sym('_'), sym('failed'), sym('_')));
     facet.observe(o.config, P.rec('probes-rerun'), {
       onMessage: () => {
         for (const r of reruns) r();

@@ -11,17 +11,15 @@
 // a domain name is never written as one (hand-written config can be wrong).
 
 import { writeFileAtomicIfChanged } from '../platform/atomic-file.ts';
+import { Sym, ValueMap, compare, peel, record, stringify, type Value } from '../preserves/index.ts';
 import {
-  Sym,
-  ValueMap,
-  compare,
-  peel,
-  record,
-  stringify,
-  sym,
-  type Value,
-} from '../preserves/index.ts';
-import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
+  P,
+  type Facet,
+  type Handle,
+  type Ref,
+  anyRecord,
+  declareFailures,
+} from '../dataspace/index.ts';
 import { ipFamily, parseDomainName, parseIpv4 } from './inet-values.ts';
 import { printable } from '../preserves/index.ts';
 
@@ -90,7 +88,7 @@ class ResolverImpl implements Resolver {
       );
     this.facet = parent.spawn((f) => {
       // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
-      f.assert(this.#config, record('failure-shape', record('resolver-error', sym('_'), sym('_'))));
+      declareFailures(f, this.#config, anyRecord('resolver-error', 2));
       f.onStop(() => {
         clearTimeout(this.#timer);
         this.#timer = undefined;

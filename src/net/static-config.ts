@@ -11,7 +11,7 @@
 // changing the configuration withdraws or replaces it.
 
 import { Dict, Record, Sym, peel, record, sym, type Value } from '../preserves/index.ts';
-import { P, during, type Facet, type Ref } from '../dataspace/index.ts';
+import { P, during, type Facet, type Ref, anyRecord, declareFailures } from '../dataspace/index.ts';
 import { ipFamily, ipHostProblem, parseDomainName, parseHostCidr } from './inet-values.ts';
 import { printable } from '../preserves/index.ts';
 import { nearestKey } from '../base/suggest.ts';
@@ -41,7 +41,7 @@ export function startStaticConfig(parent: Facet, options: StaticConfigOptions): 
   const config = options.config;
   const facet = parent.spawn((f) => {
     // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
-    f.assert(config, record('failure-shape', record('interface-failed', sym('_'), sym('_'))));
+    declareFailures(f, config, anyRecord('interface-failed', 2));
     during(
       f,
       config,

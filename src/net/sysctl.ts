@@ -13,16 +13,17 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { P, during, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
 import {
-  Record as PRecord,
-  is,
-  peel,
-  record,
-  stringify,
-  sym,
-  type Value,
-} from '../preserves/index.ts';
+  driverLog,
+  P,
+  during,
+  type Facet,
+  type Handle,
+  type Ref,
+  anyRecord,
+  declareFailures,
+} from '../dataspace/index.ts';
+import { Record as PRecord, is, peel, record, stringify, type Value } from '../preserves/index.ts';
 
 export interface SysctlOptions {
   readonly config: Ref;
@@ -109,7 +110,7 @@ export function startSysctl(parent: Facet, opts: SysctlOptions): SysctlDriver {
 
   const facet = parent.spawn((f) => {
     // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
-    f.assert(opts.config, record('failure-shape', record('sysctl-error', sym('_'), sym('_'))));
+    declareFailures(f, opts.config, anyRecord('sysctl-error', 2));
     const error = (k: KeyState, text: string): Handle =>
       f.assert(opts.config, record('sysctl-error', k.key, text));
 
@@ -157,7 +158,7 @@ export function startSysctl(parent: Facet, opts: SysctlOptions): SysctlDriver {
         try {
           writeFileSync(join(root, k.path), k.previous);
         } catch (e) {
-          f.engine.logger.warn('sysctl: could not restore a value', {
+          driverLog(f, 'sysctl').warn('could not restore a value', {
             key: k.key,
             error: message(e),
           });

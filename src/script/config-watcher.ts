@@ -33,12 +33,15 @@ import { dirname } from 'node:path';
 import { Dict, Sym, peel, record, sym, type Value } from '../preserves/index.ts';
 import {
   BudgetExceededError,
+  driverLog,
   P,
   asRef,
   during,
   type Facet,
   type Handle,
   type Ref,
+  anyRecord,
+  declareFailures,
 } from '../dataspace/index.ts';
 import { compileScript, type CompileResult } from './compile.ts';
 import {
@@ -200,7 +203,7 @@ export class ConfigWatcher {
     this.facet = parent.spawn((f) => {
       f.onStop(() => this.#close());
       // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
-      f.assert(this.#config, record('failure-shape', record('config-error', sym('_'), sym('_'))));
+      declareFailures(f, this.#config, anyRecord('config-error', 2));
     }, `config-watcher ${options.path}`);
     void this.#scan();
   }
@@ -293,7 +296,7 @@ export class ConfigWatcher {
       if (retry !== Infinity) this.#settleLater(retry);
     } catch (e) {
       if (!this.facet.isAlive) return;
-      this.facet.engine.logger.error(`config watcher ${this.path}: scan failed: ${String(e)}`, {
+      driverLog(this.facet, `config watcher ${this.path}`).error(`scan failed: ${String(e)}`, {
         origin: this.facet.origin,
         error: e,
       });

@@ -152,6 +152,16 @@ export class ServiceManager {
     );
   }
 
+  /** The facet that owns the manager's observers and every service's requirement. */
+  get facet(): Facet {
+    return this.#facet;
+  }
+
+  /** Stops the manager: every `<run-service …>` it asserted is withdrawn at once. */
+  stop(): void {
+    this.#facet.stop();
+  }
+
   /** Resolves once the engine is quiescent and no start is waiting for it. */
   async settled(): Promise<void> {
     const engine = this.#config.dataspace.engine;
@@ -385,6 +395,11 @@ export class ServiceManager {
   }
 }
 
-export function startServiceManager(facet: Facet, opts: ServiceManagerOptions): ServiceManager {
-  return new ServiceManager(facet, opts);
+/** Starts the service manager in a child facet of `parent` (src/dataspace/driver.ts). */
+export function startServiceManager(parent: Facet, opts: ServiceManagerOptions): ServiceManager {
+  let manager!: ServiceManager;
+  parent.spawn((f) => {
+    manager = new ServiceManager(f, opts);
+  }, 'service-manager');
+  return manager;
 }

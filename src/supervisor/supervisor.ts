@@ -23,6 +23,8 @@ import {
   type Handle,
   type LogFields,
   type Ref,
+  anyRecord,
+  declareFailures,
 } from '../dataspace/index.ts';
 import {
   Record,
@@ -186,8 +188,8 @@ class SupervisorImpl implements Supervisor {
     this.facet = parent.spawn((f) => {
       f.onStop(stopped);
       // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
-      f.assert(this.config, record('failure-shape', record('service-error', sym('_'), sym('_'))));
-      f.assert(this.config, record('failure-shape', record('service-gave-up', sym('_'), sym('_'))));
+      declareFailures(f, this.config, anyRecord('service-error', 2));
+      declareFailures(f, this.config, anyRecord('service-gave-up', 2));
       const service = P.bind('service', P.rec('daemon', P._));
       f.observe(
         this.config,
