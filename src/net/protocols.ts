@@ -13,10 +13,18 @@
 // static, counts as both). A protocol may run over an interface another one created
 // (dhcpv6 over a PPP link's ppp0): it is configured on that interface's name.
 
-import { record, type Value } from '../preserves/index.ts';
-import type { Facet, Ref } from '../dataspace/index.ts';
+import { Record, Sym, ValueMap, peel, record, type Value } from '../preserves/index.ts';
+import {
+  P,
+  anyRecord,
+  declareFailures,
+  type Facet,
+  type Handle,
+  type Ref,
+} from '../dataspace/index.ts';
 import { startDhcpLeases } from './dhcp-lease.ts';
 import { startStaticConfig } from './static-config.ts';
+import { ipFamily, type IpFamily } from './inet-values.ts';
 
 export interface ProtocolOptions {
   readonly config: Ref;
@@ -44,8 +52,8 @@ export interface ProtocolProgress {
 export interface InterfaceProtocol {
   /** The method's label: `<configure-interface IF <NAME …>>`. */
   readonly name: string;
-  /** The families it configures (one protocol of each family per interface). */
-  readonly families: readonly ('ipv4' | 'ipv6')[];
+  /** The families a method configures (one protocol of each family per interface). */
+  readonly families: (method: Value) => readonly IpFamily[];
   /** Starts its driver in a child facet of `parent`; stopping that facet stops it. */
   start(parent: Facet, o: ProtocolOptions): Facet;
   readonly release?: ProtocolRelease;
@@ -55,7 +63,7 @@ export interface InterfaceProtocol {
 export const PROTOCOLS: readonly InterfaceProtocol[] = [
   {
     name: 'dhcp',
-    families: ['ipv4'],
+    families: () => ['ipv4'],
     start: (parent, o) => startDhcpLeases(parent, { config: o.config }).facet,
     release: {
       session: 'dhcp-lease',
@@ -70,12 +78,78 @@ export const PROTOCOLS: readonly InterfaceProtocol[] = [
   },
   {
     name: 'static',
-    families: ['ipv4', 'ipv6'],
+    // The family of its address ("ADDR/LEN"); none when that is not an address.
+    families: (method) => {
+      const m = peel(method);
+      const cidr = m instanceof Record ? peel(m.fields[0] ?? false) : undefined;
+      const family = typeof cidr === 'string' ? ipFamily(cidr.split('/')[0]!) : undefined;
+      return family === undefined ? [] : [family];
+    },
     start: (parent, o) => startStaticConfig(parent, { config: o.config }).facet,
   },
 ];
 
-/** Starts every protocol's driver; the facets returned stop them. */
+/** Starts every protocol's driver and the sharing rule; the facets returned stop them. */
 export function startInterfaceProtocols(parent: Facet, o: ProtocolOptions): Facet[] {
-  return PROTOCOLS.map((p) => p.start(parent, o));
+  return [...PROTOCOLS.map((p) => p.start(parent, o)), startSharingRule(parent, o.config)];
+}
+
+/** The protocol named by a `<configure-interface IF METHOD>`'s METHOD, if limen has it. */
+export function protocolOf(method: Value): InterfaceProtocol | undefined {
+  const m = peel(method);
+  const label = m instanceof Record ? peel(m.label) : undefined;
+  return label instanceof Sym ? PROTOCOLS.find((p) => p.name === label.name) : undefined;
+}
+
+/**
+ * One IPv4 and one IPv6 protocol per interface: two of one family on the same
+ * interface (dhcp and static on wan0) are `<interface-failed IF "…">`, naming both,
+ * while they last. (Each still runs: which one the site meant is for it to say.)
+ */
+function startSharingRule(parent: Facet, config: Ref): Facet {
+  return parent.spawn((f) => {
+    declareFailures(f, config, anyRecord('interface-failed', 2));
+    /** Interface → `NAME FAMILY` → count of `<configure-interface IF <NAME …>>`. */
+    const byInterface = new ValueMap<Map<string, number>>();
+    const reported = new ValueMap<Handle>();
+    const check = (ifname: Value) => {
+      const keys = [...(byInterface.get(ifname)?.keys() ?? [])].sort();
+      const clash = (['ipv4', 'ipv6'] as const)
+        .map((family) => keys.filter((k) => k.endsWith(` ${family}`)).map((k) => k.split(' ')[0]!))
+        .find((list) => list.length > 1);
+      const old = reported.get(ifname);
+      if (old !== undefined) f.retract(old);
+      reported.delete(ifname);
+      if (clash !== undefined)
+        reported.set(
+          ifname,
+          f.assert(
+            config,
+            record(
+              'interface-failed',
+              ifname,
+              `${clash.join(' and ')} both configure one address family here: keep one (one IPv4 and one IPv6 protocol per interface)`,
+            ),
+          ),
+        );
+    };
+    const count = (ifname: Value, method: Value, d: number) => {
+      const p = protocolOf(method);
+      if (p === undefined) return;
+      const names = byInterface.get(ifname) ?? new Map<string, number>();
+      for (const family of p.families(method)) {
+        const key = `${p.name} ${family}`;
+        const n = (names.get(key) ?? 0) + d;
+        if (n > 0) names.set(key, n);
+        else names.delete(key);
+      }
+      if (names.size > 0) byInterface.set(ifname, names);
+      else byInterface.delete(ifname);
+      check(ifname);
+    };
+    f.observe(config, P.rec('configure-interface', P.bind('if'), P.bind('method')), {
+      onAdd: (_v, c) => count(c.get('if')!, c.get('method')!, +1),
+      onRemove: (_v, c) => count(c.get('if')!, c.get('method')!, -1),
+    });
+  }, 'interface protocols: sharing');
 }
