@@ -38,7 +38,7 @@ function layerConfig(layer, allowed) {
   const forbidden = all.filter((l) => l !== layer && !allowed.includes(l));
   const patterns = forbidden.map((l) => ({
     group: [`**/${l}/**`, `../${l}/*`, `../../${l}/*`],
-    message: `src/${layer} may not import from src/${l} (layering: see STYLE.md)`,
+    message: `src/${layer} may not import from src/${l} (layering: see docs/architecture.md)`,
   }));
   if (layer === 'base') {
     patterns.push({ group: ['node:*'], message: 'src/base imports no node:* modules' });
