@@ -185,14 +185,24 @@ function configurationLoaded(
   });
 }
 
-export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
-  const paths = resolvePaths(opts);
-  const logger = createDaemonLog(
-    opts.logFormat ?? 'text',
-    opts.write ?? ((line) => void process.stderr.write(line)),
-    () => new Date(),
-    opts.logLevel ?? 'info',
-  );
+/** What a start finds on disk, with the state directory locked. */
+interface OpenedState {
+  readonly started: Awaited<ReturnType<typeof prepareStart>>;
+  readonly tracking: Awaited<ReturnType<typeof openProcessTracking>>;
+  readonly generationStore: GenerationStore;
+  /** Why maintenance mode is on, if it is (as left, or entered now). */
+  readonly maintenanceReason: string | undefined;
+}
+
+/**
+ * Locks the state, stops what a predecessor left running, rolls an interrupted trial
+ * back and reads maintenance mode: everything before the configuration loads.
+ */
+async function openState(
+  paths: DaemonPaths,
+  opts: DaemonOptions,
+  logger: DaemonLog,
+): Promise<OpenedState> {
   // The state lock, every directory, stale temporaries, the control socket: before
   // anything starts, so that a refused start (another daemon) starts nothing.
   const started = await prepareStart(paths, {
@@ -200,7 +210,6 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     network: opts.network !== false,
   });
   for (const path of started.removed) logger.info('removed a stale temporary', { path });
-
   // What a predecessor killed by SIGKILL left running is stopped before anything
   // starts (a service holding a port would fail to start again). This must come
   // after the state directory is locked: it stops whatever runs for this root.
@@ -218,7 +227,6 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       ...(reclaimed.problems.length > 0 ? { problems: reclaimed.problems.join('; ') } : {}),
     });
   }
-
   // A trial the previous daemon left unconfirmed is rolled back before anything
   // loads the site configuration (docs/safe-change.md).
   const generationStore = await GenerationStore.open(paths.generationsDir);
@@ -231,78 +239,184 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     await writeMaintenance(paths.stateDir, bootLoop);
     logger.error('entering maintenance mode: only the recovery bundle runs', { reason: bootLoop });
   }
+  return { started, tracking, generationStore, maintenanceReason };
+}
 
+/** The network drivers that shutdown stops first (their kernel state stays). */
+interface NetworkDrivers {
+  readonly monitor: InterfaceMonitor;
+  readonly reconciler: AddressRouteReconciler;
+  readonly sysctl: SysctlDriver;
+  readonly firewall: Firewall;
+}
+
+/** The network drivers: each reads and writes assertions, none imports another. */
+function startNetwork(
+  root: Facet,
+  d: { config: Dataspace; machine: Dataspace },
+  o: { paths: DaemonPaths; services: ServiceManager; resolvConf: string },
+): NetworkDrivers {
+  const config = d.config.ref;
+  const machine = d.machine.ref;
+  const monitor = startInterfaceMonitor(root, { machine });
+  let markBootLoaded!: () => void;
+  const bootLoaded = new Promise<void>((r) => (markBootLoaded = r));
+  root.observe(
+    config,
+    P.rec('service-state', P.rec('milestone', P.lit(sym('core'))), P.lit(sym('up'))),
+    { onAdd: () => markBootLoaded() },
+  );
+  // Leftovers of a previous run (addresses, routes, the firewall table) are cleaned
+  // up only once the whole configuration has loaded (core milestone up, every
+  // layer's files read), so nothing still wanted is deleted and re-added.
+  const loaded = configurationLoaded(root, d.config, o.services, bootLoaded);
+  const reconciler = startAddressRouteReconciler(root, { config, settled: loaded });
+  const sysctl = startSysctl(root, { config, machine });
+  startLinkAdmin(root, { config, machine });
+  startKernelFeatures(root, { config, machine });
+  startInterfaceProtocols(root, { config, machine });
+  startResolver(root, { config, path: o.resolvConf });
+  startLanDhcp(root, { config, machine, runDir: o.paths.runDir });
+  // A table left by an earlier run is kept until the whole configuration (services
+  // layer included) has loaded without a zone, so a restart never opens the router.
+  const firewall = startFirewall(root, {
+    config,
+    rulesetFile: join(o.paths.runDir, 'firewall.nft'),
+    settled: loaded,
+  });
+  return { monitor, reconciler, sysctl, firewall };
+}
+
+/** Every driver the daemon starts in its first turn. */
+interface Drivers {
+  readonly failures: FailureCollector;
+  readonly supervisor: Supervisor;
+  readonly services: ServiceManager;
+  readonly nested: ReturnType<typeof startConfigWatcherService>;
+  readonly boot: ConfigWatcher;
+  readonly siteRoots: SiteRootCheck;
+  readonly network: NetworkDrivers | undefined;
+}
+
+/** Starts every driver and loads the boot layer (in a turn of the engine). */
+function startDrivers(
+  root: Facet,
+  d: { config: Dataspace; machine: Dataspace; log: Dataspace },
+  o: { paths: DaemonPaths; opts: DaemonOptions; state: OpenedState; logger: DaemonLog },
+): Drivers {
+  const { paths } = o;
+  const config = d.config.ref;
+  mirrorToLog(root, d, o.logger);
+  const failures = startFailureCollector(root, { config, logger: o.logger });
+  const supervisor = startSupervisor(root, {
+    config,
+    log: d.log.ref,
+    runDir: paths.runDir,
+    tracking: o.state.tracking,
+  });
+  const services = startServiceManager(root, { config });
+  startProbes(root, { config });
+  const nested = startConfigWatcherService(root, config);
+  const network =
+    o.opts.network === false
+      ? undefined
+      : startNetwork(root, d, { paths, services, resolvConf: o.state.started.resolvConf });
+  root.assert(config, limenPathsRecord(paths));
+  for (const dir of paths.siteConfigDirs) root.assert(config, record('site-config-dir', dir));
+  const siteRoots = startSiteRootCheck(root, { config, roots: paths.siteConfigDirs });
+  const boot = new ConfigWatcher(root, {
+    path: join(paths.shippedConfigDir, 'boot'),
+    env: bindingsOf({ config, machine: d.machine.ref, log: d.log.ref }),
+    serviceName: record('boot-layer', paths.shippedConfigDir),
+  });
+  return { failures, supervisor, services, nested, boot, siteRoots, network };
+}
+
+/**
+ * Maintenance mode as the control server turns it on and off: durable in the state
+ * directory, `<maintenance REASON>` in $config while on.
+ */
+class Maintenance {
+  reason: string | undefined;
+  #handle: Handle | undefined;
+  readonly #o: { stateDir: string; root: Facet; config: Dataspace; logger: DaemonLog };
+
+  constructor(
+    reason: string | undefined,
+    o: { stateDir: string; root: Facet; config: Dataspace; logger: DaemonLog },
+  ) {
+    this.#o = o;
+    this.reason = reason;
+    o.root.engine.turn(() => this.#assert());
+  }
+
+  #assert(): void {
+    const { root, config } = this.#o;
+    if (this.#handle !== undefined) root.retract(this.#handle);
+    this.#handle =
+      this.reason === undefined
+        ? undefined
+        : root.assert(config.ref, record('maintenance', this.reason));
+  }
+
+  async set(on: boolean): Promise<string | undefined> {
+    const { stateDir, root, logger } = this.#o;
+    const reason = on ? (this.reason ?? 'limen maintenance on') : undefined;
+    await writeMaintenance(stateDir, reason);
+    if (!on) await writeStartAttempts(stateDir, 0);
+    this.reason = reason;
+    root.engine.turn(() => this.#assert());
+    logger.warn(
+      on ? 'maintenance mode on: only the recovery bundle runs' : 'maintenance mode off',
+      reason === undefined ? {} : { reason },
+    );
+    return reason;
+  }
+}
+
+/** A start counts as good once every required service is up (outside maintenance). */
+function countGoodStart(
+  config: Dataspace,
+  stateDir: string,
+  maintenance: Maintenance,
+  logger: DaemonLog,
+): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    if (maintenance.reason !== undefined) return;
+    const r = requiredServices(config);
+    if (r.failed !== undefined || r.waiting.length > 0) return;
+    clearInterval(timer);
+    void writeStartAttempts(stateDir, 0).catch((e: Error) =>
+      logger.warn('cannot reset the start counter', { error: e.message }),
+    );
+  }, 1000);
+  timer.unref();
+  return timer;
+}
+
+export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
+  const paths = resolvePaths(opts);
+  const logger = createDaemonLog(
+    opts.logFormat ?? 'text',
+    opts.write ?? ((line) => void process.stderr.write(line)),
+    () => new Date(),
+    opts.logLevel ?? 'info',
+  );
+  const state = await openState(paths, opts, logger);
   const engine = new Engine({ logger });
   const config = new Dataspace(engine, 'config');
   const machine = new Dataspace(engine, 'machine');
   const log = new Dataspace(engine, 'log');
   const root = engine.root;
-
-  let supervisor!: Supervisor;
-  let services!: ServiceManager;
-  let nested!: ReturnType<typeof startConfigWatcherService>;
-  let boot!: ConfigWatcher;
-  let firewall: Firewall | undefined;
-  let monitor: InterfaceMonitor | undefined;
-  let reconciler: AddressRouteReconciler | undefined;
-  let sysctl: SysctlDriver | undefined;
-  let siteRoots!: SiteRootCheck;
-  let failures!: FailureCollector;
-  let markBootLoaded!: () => void;
-  const bootLoaded = new Promise<void>((r) => (markBootLoaded = r));
-  const resolvConf = started.resolvConf;
-  let maintenanceHandle: Handle | undefined;
+  const maintenance = new Maintenance(state.maintenanceReason, {
+    stateDir: paths.stateDir,
+    root,
+    config,
+    logger,
+  });
+  let drivers!: Drivers;
   engine.turn(() => {
-    mirrorToLog(root, { config, log }, logger);
-    if (maintenanceReason !== undefined)
-      maintenanceHandle = root.assert(config.ref, record('maintenance', maintenanceReason));
-    failures = startFailureCollector(root, { config: config.ref, logger });
-    supervisor = startSupervisor(root, {
-      config: config.ref,
-      log: log.ref,
-      runDir: paths.runDir,
-      tracking,
-    });
-    services = startServiceManager(root, { config: config.ref });
-    startProbes(root, { config: config.ref });
-    nested = startConfigWatcherService(root, config.ref);
-    if (opts.network !== false) {
-      // The network drivers: each reads and writes assertions, none imports another.
-      monitor = startInterfaceMonitor(root, { machine: machine.ref });
-      // Leftovers of a previous run (addresses, routes, the firewall table) are cleaned
-      // up only once the whole configuration has loaded (core milestone up, every
-      // layer's files read), so nothing still wanted is deleted and re-added.
-      const loaded = configurationLoaded(root, config, services, bootLoaded);
-      reconciler = startAddressRouteReconciler(root, { config: config.ref, settled: loaded });
-      sysctl = startSysctl(root, { config: config.ref, machine: machine.ref });
-      root.observe(
-        config.ref,
-        P.rec('service-state', P.rec('milestone', P.lit(sym('core'))), P.lit(sym('up'))),
-        {
-          onAdd: () => markBootLoaded(),
-        },
-      );
-      startLinkAdmin(root, { config: config.ref, machine: machine.ref });
-      startKernelFeatures(root, { config: config.ref, machine: machine.ref });
-      startInterfaceProtocols(root, { config: config.ref, machine: machine.ref });
-      startResolver(root, { config: config.ref, path: resolvConf });
-      startLanDhcp(root, { config: config.ref, machine: machine.ref, runDir: paths.runDir });
-      // A table left by an earlier run is kept until the whole configuration (services
-      // layer included) has loaded without a zone, so a restart never opens the router.
-      firewall = startFirewall(root, {
-        config: config.ref,
-        rulesetFile: join(paths.runDir, 'firewall.nft'),
-        settled: loaded,
-      });
-    }
-    root.assert(config.ref, limenPathsRecord(paths));
-    for (const dir of paths.siteConfigDirs) root.assert(config.ref, record('site-config-dir', dir));
-    siteRoots = startSiteRootCheck(root, { config: config.ref, roots: paths.siteConfigDirs });
-    boot = new ConfigWatcher(root, {
-      path: join(paths.shippedConfigDir, 'boot'),
-      env: bindingsOf({ config: config.ref, machine: machine.ref, log: log.ref }),
-      serviceName: record('boot-layer', paths.shippedConfigDir),
-    });
+    drivers = startDrivers(root, { config, machine, log }, { paths, opts, state, logger });
   });
   await engine.sync();
   // The site configuration: /etc/limen or the --config roots, not /run/limen/etc
@@ -310,95 +424,64 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const generationRoots = paths.siteConfigDirs.filter((d) => d !== paths.runEtcDir);
   // Every configuration that runs is a generation (docs/safe-change.md).
   const generations = await startGenerationRecorder({
-    store: generationStore,
+    store: state.generationStore,
     roots: generationRoots,
     logger,
   });
   const trials = new TrialManager({
-    store: generationStore,
+    store: state.generationStore,
     recorder: generations,
     roots: generationRoots,
     config,
-    failures: () => failures.current().map((f) => f.text),
+    failures: () => drivers.failures.current().map((f) => f.text),
     rerunProbes: () => engine.turn(() => root.send(config.ref, record('probes-rerun'))),
     logger,
   });
-  // A start counts as good once every required service is up (outside maintenance).
-  const cameUp = setInterval(() => {
-    if (maintenanceReason !== undefined) return;
-    const r = requiredServices(config);
-    if (r.failed !== undefined || r.waiting.length > 0) return;
-    clearInterval(cameUp);
-    void writeStartAttempts(paths.stateDir, 0).catch((e: Error) =>
-      logger.warn('cannot reset the start counter', { error: e.message }),
-    );
-  }, 1000);
-  cameUp.unref();
-  const maintenance = {
-    reason: () => maintenanceReason,
-    async set(on: boolean): Promise<string | undefined> {
-      const reason = on ? (maintenanceReason ?? 'limen maintenance on') : undefined;
-      await writeMaintenance(paths.stateDir, reason);
-      if (!on) await writeStartAttempts(paths.stateDir, 0);
-      maintenanceReason = reason;
-      engine.turn(() => {
-        if (maintenanceHandle !== undefined) root.retract(maintenanceHandle);
-        maintenanceHandle =
-          reason === undefined ? undefined : root.assert(config.ref, record('maintenance', reason));
-      });
-      logger.warn(
-        on ? 'maintenance mode on: only the recovery bundle runs' : 'maintenance mode off',
-        {
-          ...(reason === undefined ? {} : { reason }),
-        },
-      );
-      return reason;
-    },
-  };
+  const goodStart = countGoodStart(config, paths.stateDir, maintenance, logger);
+  const planner = new Planner({
+    paths,
+    config,
+    machine,
+    logger,
+    network: opts.network !== false,
+    store: state.generationStore,
+    roots: generationRoots,
+    maintenance: () => maintenance.reason,
+  });
   const startedAt = Date.now();
   const control = await startControlServer({
     socketPath: paths.socket,
-    listening: started.listening,
+    listening: state.started.listening,
     facet: root,
     dataspaces: { config: config.ref, machine: machine.ref, log: log.ref },
-    services: serviceView(supervisor),
-    ...(opts.network === false
+    services: serviceView(drivers.supervisor),
+    ...(drivers.network === undefined
       ? {}
       : {
           interfaces: startInterfaceControl({
             facet: root,
             config: config.ref,
             machine: machine.ref,
-            ...(monitor === undefined ? {} : { linksKnown: monitor.ready }),
+            linksKnown: drivers.network.monitor.ready,
           }),
         }),
     settings: new SettingsDirectory(paths.userSettingsDir),
-    generations: generationsProvider(
-      generations,
-      trials,
-      new Planner({
-        paths,
-        config,
-        machine,
-        logger,
-        network: opts.network !== false,
-        store: generationStore,
-        roots: generationRoots,
-        maintenance: () => maintenanceReason,
-      }),
-    ),
-    maintenance,
+    generations: generationsProvider(generations, trials, planner),
+    maintenance: {
+      reason: () => maintenance.reason,
+      set: (on) => maintenance.set(on),
+    },
     status: async () =>
       daemonStatus({
         version: VERSION,
         startedAt,
         config,
-        supervisor,
+        supervisor: drivers.supervisor,
         socket: paths.socket,
-        processTracking: tracking.describe(),
-        failures: () => failures.current(),
+        processTracking: state.tracking.describe(),
+        failures: () => drivers.failures.current(),
         configuration: describeConfiguration(await generations.list(), trials),
-        maintenance: maintenanceReason,
+        maintenance: maintenance.reason,
       }),
     logger,
   });
@@ -411,70 +494,102 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     state: paths.stateDir,
     sites: paths.siteConfigDirs.join(','),
     socket: paths.socket,
-    processes: tracking.describe(),
+    processes: state.tracking.describe(),
   });
-
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
-  let stopping: Promise<void> | undefined;
-
-  const daemon: Daemon = {
+  const shutdown = shutdownSequence({
+    engine,
+    drivers,
+    control,
+    trials,
+    generations,
+    state,
+    systemd,
+    logger,
+    network: opts.network !== false,
+    goodStart,
+    done: resolveStopped,
+  });
+  return {
     paths,
     engine,
     config,
     machine,
     log,
-    supervisor,
-    services,
+    supervisor: drivers.supervisor,
+    services: drivers.services,
     logger,
     control,
     stopped,
     generations,
     async rescan() {
       logger.info('rescanning configuration');
+      const { boot, nested, siteRoots } = drivers;
       await Promise.all([boot.rescan(), nested.rescan(), siteRoots.rescan()]);
     },
-    shutdown(reason: string) {
-      stopping ??= (async () => {
-        logger.info('shutting down', { reason });
-        systemd.stopping();
-        // Drivers and services going away withdraw their failures: that is no fix.
-        engine.turn(() => failures.stop());
-        // Kernel state stays as it is across a restart (no traffic dropped): stop the
-        // reconciler, sysctl and firewall drivers first, before services stop and their
-        // outputs (DHCP leases) and configuration are retracted, which would delete
-        // addresses, restore sysctls and remove the firewall's table.
-        engine.turn(() => {
-          reconciler?.stop();
-          sysctl?.stop();
-          firewall?.stop();
-          monitor?.stop();
-        });
-        await reconciler?.closed;
-        await firewall?.closed;
-        await services.shutdown((wave) =>
-          logger.info('stopping', { services: wave.map((s) => show(s)).join(' ') }),
-        );
-        await supervisor.whenIdle();
-        await control.close();
-        trials.close();
-        generations.close();
-        await generations.idle();
-        engine.turn(() => root.stop());
-        await supervisor.closed;
-        await tracking.close();
-        if (opts.network !== false) await netlinkHelpersExited();
-        await engine.sync();
-        systemd.close();
-        clearInterval(cameUp);
-        started.lock.release();
-        logger.info('stopped');
-        resolveStopped();
-      })();
-      return stopping;
-    },
+    shutdown,
   };
-  return daemon;
+}
+
+/**
+ * The daemon's shutdown, once however often it is asked for: services stop in reverse
+ * dependency order, then everything else, and the process table is clean before it
+ * resolves.
+ */
+function shutdownSequence(o: {
+  engine: Engine;
+  drivers: Drivers;
+  control: ControlServer;
+  trials: TrialManager;
+  generations: GenerationRecorder;
+  state: OpenedState;
+  systemd: ReturnType<typeof startSystemdNotify>;
+  logger: DaemonLog;
+  network: boolean;
+  goodStart: NodeJS.Timeout;
+  done: () => void;
+}): (reason: string) => Promise<void> {
+  let stopping: Promise<void> | undefined;
+  const { engine, drivers, logger } = o;
+  const run = async (reason: string) => {
+    logger.info('shutting down', { reason });
+    o.systemd.stopping();
+    // Drivers and services going away withdraw their failures: that is no fix.
+    engine.turn(() => drivers.failures.stop());
+    // Kernel state stays as it is across a restart (no traffic dropped): stop the
+    // reconciler, sysctl and firewall drivers first, before services stop and their
+    // outputs (DHCP leases) and configuration are retracted, which would delete
+    // addresses, restore sysctls and remove the firewall's table.
+    const net = drivers.network;
+    engine.turn(() => {
+      net?.reconciler.stop();
+      net?.sysctl.stop();
+      net?.firewall.stop();
+      net?.monitor.stop();
+    });
+    await net?.reconciler.closed;
+    await net?.firewall.closed;
+    await drivers.services.shutdown((wave) =>
+      logger.info('stopping', { services: wave.map((s) => show(s)).join(' ') }),
+    );
+    await drivers.supervisor.whenIdle();
+    await o.control.close();
+    o.trials.close();
+    o.generations.close();
+    await o.generations.idle();
+    engine.turn(() => engine.root.stop());
+    await drivers.supervisor.closed;
+    await o.state.tracking.close();
+    if (o.network) await netlinkHelpersExited();
+    await engine.sync();
+    o.systemd.close();
+    clearInterval(o.goodStart);
+    o.state.started.lock.release();
+    logger.info('stopped');
+    o.done();
+  };
+  return (reason) => (stopping ??= run(reason));
 }
 
 /** `limen status`'s configuration line: the generation running, a trial, the last rollback. */
