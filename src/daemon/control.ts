@@ -2,12 +2,12 @@
 // control layer's ServiceView (control never imports the supervisor), and
 // builds the `limen status` summary from the dataspaces and the failure collector.
 
-import { dict, is, peel, stringify, type Value } from '../preserves/index.ts';
+import { dict, is, type Value } from '../preserves/index.ts';
 import { P, type Dataspace } from '../dataspace/index.ts';
 import type { ServiceDetail, ServiceInfo, ServiceView } from '../control/index.ts';
 import { describeExit } from '../supervisor/process-runner.ts';
 import type { ServiceStatus, Supervisor } from '../supervisor/supervisor.ts';
-import { presentable } from '../script/index.ts';
+import { plainText } from '../script/index.ts';
 import { failureValue, type Failure } from './failures.ts';
 
 function info(s: ServiceStatus): ServiceInfo {
@@ -47,11 +47,6 @@ export function serviceView(sup: Supervisor): ServiceView {
   };
 }
 
-function text(v: Value): string {
-  const p = peel(v);
-  return typeof p === 'string' ? p : stringify(presentable(p));
-}
-
 export interface StatusSources {
   readonly version: string;
   readonly startedAt: number;
@@ -77,7 +72,7 @@ export function daemonStatus(s: StatusSources): Value {
   const count = (state: string) => services.filter((x) => x.state === state).length;
   const milestones = s.config
     .query(P.rec('service-state', P.rec('milestone', P.bind('m')), P.bind('state')))
-    .map((r) => `${text(r.captures.get('m')!)} ${text(r.captures.get('state')!)}`)
+    .map((r) => `${plainText(r.captures.get('m')!)} ${plainText(r.captures.get('state')!)}`)
     .filter((m) => !m.endsWith(' ready'))
     .sort();
   const failures = s.failures();

@@ -14,16 +14,7 @@
 // the log lines are bounded (a shape that matches thousands of values, or a
 // message of megabytes, costs a summary line, not a flood).
 
-import {
-  Dict,
-  Record,
-  ValueMap,
-  peel,
-  record,
-  stringify,
-  sym,
-  type Value,
-} from '../preserves/index.ts';
+import { Dict, Record, ValueMap, peel, record, sym, type Value } from '../preserves/index.ts';
 import {
   declareFailures,
   anyRecord,
@@ -34,7 +25,7 @@ import {
   type Pattern,
   type Ref,
 } from '../dataspace/index.ts';
-import { presentable } from '../script/index.ts';
+import { plainText } from '../script/index.ts';
 import type { DaemonLog } from './log.ts';
 
 export type FailureLevel = 'warn' | 'error';
@@ -87,12 +78,6 @@ function clip(s: string): string {
   return s.length <= FAILURE_TEXT_LIMIT ? s : `${s.slice(0, FAILURE_TEXT_LIMIT)}…`;
 }
 
-/** Strings as they are, anything else as Preserves text (embedded refs by description). */
-function text(v: Value): string {
-  const p = peel(v);
-  return typeof p === 'string' ? p : stringify(presentable(p));
-}
-
 /** A literal (possibly captured) in the shape: that field says what kind, not what about. */
 function pinned(p: Pattern | undefined): Value | undefined {
   if (p === undefined) return undefined;
@@ -111,23 +96,23 @@ export function describeFailure(value: Value, shape: Pattern, since: number): Fa
   const v = peel(value);
   const base = { assertion: value, since };
   if (!(v instanceof Record)) {
-    const t = clip(text(v));
+    const t = clip(plainText(v));
     return { ...base, kind: 'failure', subject: '', message: t, text: t, level: 'error' };
   }
   const shapeFields = shape.type === 'record' ? shape.fields : [];
-  const kindParts = [text(v.label)];
+  const kindParts = [plainText(v.label)];
   const subjectParts: string[] = [];
   const fields = v.fields;
   const last = fields.length - 1;
   const lastIsMessage = last >= 0 && pinned(shapeFields[last]) === undefined;
   fields.forEach((f, i) => {
     const lit = pinned(shapeFields[i]);
-    if (lit !== undefined) kindParts.push(text(lit));
-    else if (!(i === last && lastIsMessage)) subjectParts.push(text(f));
+    if (lit !== undefined) kindParts.push(plainText(lit));
+    else if (!(i === last && lastIsMessage)) subjectParts.push(plainText(f));
   });
   const kind = clip(kindParts.join(' '));
   const subject = clip(subjectParts.join(' '));
-  const level: FailureLevel = text(v.label).endsWith('-warning') ? 'warn' : 'error';
+  const level: FailureLevel = plainText(v.label).endsWith('-warning') ? 'warn' : 'error';
   let message = '';
   let line: number | undefined;
   let column: number | undefined;
@@ -135,14 +120,14 @@ export function describeFailure(value: Value, shape: Pattern, since: number): Fa
     const m = peel(fields[last]!);
     if (m instanceof Dict) {
       const inner = dictGet(m, 'message');
-      message = inner === undefined ? text(m) : text(inner);
+      message = inner === undefined ? plainText(m) : plainText(inner);
       const l = dictGet(m, 'line');
       const c = dictGet(m, 'column');
       if (typeof l === 'number' && typeof c === 'number') {
         line = l;
         column = c;
       }
-    } else message = text(m);
+    } else message = plainText(m);
   }
   message = clip(message);
   const where = line === undefined ? subject : `${subject}:${line}:${column}`;
@@ -299,7 +284,7 @@ export function startFailureCollector(
               remove(v);
             },
           },
-          `failures: ${text(declared)}`,
+          `failures: ${plainText(declared)}`,
         );
         child.onStop(() => {
           if (stopped) return;
@@ -344,7 +329,7 @@ export function failureValue(f: Failure): Value {
     [sym('text'), f.text],
     [sym('level'), f.level],
     [sym('since'), new Date(f.since).toISOString()],
-    [sym('assertion'), clip(text(f.assertion))],
+    [sym('assertion'), clip(plainText(f.assertion))],
   ];
   return new Dict(entries);
 }

@@ -10,6 +10,7 @@ import {
   isValue,
   peel,
   record,
+  stringify,
   sym,
   type Value,
 } from '../preserves/index.ts';
@@ -42,4 +43,10 @@ export function presentable(v: Value): Value {
   if (v instanceof Dict)
     return new Dict([...v].map(([k, x]) => [presentable(k), presentable(x)] as const));
   return v;
+}
+
+/** For people: a string as it is, anything else as Preserves text with live references described. */
+export function plainText(v: Value): string {
+  const p = peel(v);
+  return typeof p === 'string' ? p : stringify(presentable(p));
 }

@@ -21,7 +21,7 @@ export {
   type ConfigWatcherService,
   type ConfigWatcherServiceOptions,
 } from './config-watcher.ts';
-export { describeEmbedded, presentable } from './describe.ts';
+export { describeEmbedded, plainText, presentable } from './describe.ts';
 export {
   ConfigWatcherError,
   ScriptCheckError,
