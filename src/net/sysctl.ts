@@ -17,6 +17,7 @@ import {
   driverLog,
   P,
   during,
+  type DriverLog,
   type Facet,
   type Handle,
   type Ref,
@@ -102,165 +103,194 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** A `<sysctl KEY VALUE>` taken apart, or why it cannot be (`problems`, with its KEY field). */
+type Parsed =
+  | { readonly path: string; readonly key: string; readonly text: string }
+  | { readonly keyField: Value; readonly problems: string };
+
+function parseSysctl(value: Value): Parsed {
+  const r = peel(value);
+  const fields = r instanceof PRecord ? r.fields : [];
+  const keyRaw = fields[0] === undefined ? undefined : peel(fields[0]);
+  const problems: string[] = [];
+  if (fields.length !== 2) problems.push(`<sysctl KEY VALUE> takes 2 fields, not ${fields.length}`);
+  let path: string | undefined;
+  if (typeof keyRaw !== 'string')
+    problems.push(`KEY must be a string, not ${stringify(fields[0] ?? false)}`);
+  else {
+    const p = sysctlPath(keyRaw);
+    if (typeof p === 'string') path = p;
+    else problems.push(p.error);
+  }
+  const text = fields[1] === undefined ? undefined : sysctlText(fields[1]);
+  if (text === undefined)
+    problems.push(`VALUE must be a string or an integer, not ${stringify(fields[1] ?? false)}`);
+  if (problems.length > 0 || path === undefined || text === undefined)
+    return { keyField: fields[0] ?? false, problems: problems.join('; ') };
+  return { path, key: keyRaw as string, text };
+}
+
 /** Starts the driver in a child facet of `parent`. */
 export function startSysctl(parent: Facet, opts: SysctlOptions): SysctlDriver {
-  const root = opts.root ?? '/proc/sys';
-  const keys = new Map<string, KeyState>();
-  const invalid: { value: Value; handle: Handle }[] = [];
+  return new SysctlDriverImpl(parent, opts);
+}
 
-  const facet = parent.spawn((f) => {
-    // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
-    declareFailures(f, opts.config, anyRecord('sysctl-error', 2));
-    const error = (k: KeyState, text: string): Handle =>
-      f.assert(opts.config, record('sysctl-error', k.key, text));
+class SysctlDriverImpl implements SysctlDriver {
+  readonly facet: Facet;
+  readonly #config: Ref;
+  readonly #root: string;
+  #log!: DriverLog;
+  readonly #keys = new Map<string, KeyState>();
+  /** Invalid assertions and their `<sysctl-error …>`. */
+  readonly #invalid: { value: Value; handle: Handle }[] = [];
 
-    const setWriteError = (k: KeyState, text: string | undefined): void => {
-      if (k.writeError !== undefined) f.retract(k.writeError);
-      k.writeError = text === undefined ? undefined : error(k, text);
-    };
+  constructor(parent: Facet, opts: SysctlOptions) {
+    this.#config = opts.config;
+    this.#root = opts.root ?? '/proc/sys';
+    this.facet = parent.spawn((f) => {
+      this.#log = driverLog(f, 'sysctl');
+      // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
+      declareFailures(f, opts.config, anyRecord('sysctl-error', 2));
+      f.observe(opts.config, P.rec('sysctl'), {
+        onAdd: (value) => this.#add(value),
+        onRemove: (value) => this.#remove(value),
+      });
+      if (opts.machine !== undefined) this.#followInterfaces(f, opts.machine);
+    }, 'sysctl');
+  }
 
-    const refreshConflict = (k: KeyState): void => {
-      const first = k.entries[0];
-      const others = k.entries.filter((e) => e.text !== first?.text).map((e) => `"${e.text}"`);
-      if (k.conflict !== undefined) f.retract(k.conflict);
-      k.conflict =
-        first === undefined || others.length === 0
-          ? undefined
-          : error(
-              k,
-              `conflicting values: keeping "${first.text}", ignoring ${[...new Set(others)].join(', ')}`,
-            );
-    };
+  stop(): void {
+    this.facet.stop();
+  }
 
-    /** Writes the value in force (if the key can be written now). */
-    const apply = (k: KeyState): void => {
-      const first = k.entries[0];
-      if (first === undefined) return;
-      if (k.written === first.text) return;
-      const file = join(root, k.path);
-      try {
-        if (k.previous === undefined) k.previous = readFileSync(file, 'utf8').trim();
-        writeFileSync(file, first.text);
-        k.written = first.text;
-        setWriteError(k, undefined);
-      } catch (e) {
-        const missing = e instanceof Error && (e as { code?: unknown }).code === 'ENOENT';
-        // A per-interface key appears with its interface: written again from `during` below.
-        setWriteError(
-          k,
-          missing && k.iface !== undefined ? `waiting for interface ${k.iface}` : message(e),
-        );
-      }
-    };
+  #error(k: KeyState, text: string): Handle {
+    return this.facet.assert(this.#config, record('sysctl-error', k.key, text));
+  }
 
-    const restore = (k: KeyState): void => {
-      if (k.written !== undefined && k.previous !== undefined) {
-        try {
-          writeFileSync(join(root, k.path), k.previous);
-        } catch (e) {
-          driverLog(f, 'sysctl').warn('could not restore a value', {
-            key: k.key,
-            error: message(e),
-          });
-        }
-      }
-      k.written = undefined;
-      k.previous = undefined;
-    };
+  #setWriteError(k: KeyState, text: string | undefined): void {
+    if (k.writeError !== undefined) this.facet.retract(k.writeError);
+    k.writeError = text === undefined ? undefined : this.#error(k, text);
+  }
 
-    f.observe(opts.config, P.rec('sysctl'), {
-      onAdd: (value) => {
-        const r = peel(value);
-        const fields = r instanceof PRecord ? r.fields : [];
-        const keyRaw = fields[0] === undefined ? undefined : peel(fields[0]);
-        const problems: string[] = [];
-        if (fields.length !== 2)
-          problems.push(`<sysctl KEY VALUE> takes 2 fields, not ${fields.length}`);
-        let path: string | undefined;
-        if (typeof keyRaw !== 'string')
-          problems.push(`KEY must be a string, not ${stringify(fields[0] ?? false)}`);
-        else {
-          const p = sysctlPath(keyRaw);
-          if (typeof p === 'string') path = p;
-          else problems.push(p.error);
-        }
-        const text = fields[1] === undefined ? undefined : sysctlText(fields[1]);
-        if (text === undefined)
-          problems.push(
-            `VALUE must be a string or an integer, not ${stringify(fields[1] ?? false)}`,
+  #refreshConflict(k: KeyState): void {
+    const first = k.entries[0];
+    const others = k.entries.filter((e) => e.text !== first?.text).map((e) => `"${e.text}"`);
+    if (k.conflict !== undefined) this.facet.retract(k.conflict);
+    k.conflict =
+      first === undefined || others.length === 0
+        ? undefined
+        : this.#error(
+            k,
+            `conflicting values: keeping "${first.text}", ignoring ${[...new Set(others)].join(', ')}`,
           );
-        if (problems.length > 0 || path === undefined || text === undefined) {
-          invalid.push({
-            value,
-            handle: f.assert(
-              opts.config,
-              record('sysctl-error', fields[0] ?? false, problems.join('; ')),
-            ),
-          });
-          return;
-        }
-        let k = keys.get(path);
-        if (k === undefined) {
-          k = {
-            path,
-            key: keyRaw as string,
-            iface: sysctlInterface(path),
-            entries: [],
-            previous: undefined,
-            written: undefined,
-            writeError: undefined,
-            conflict: undefined,
-          };
-          keys.set(path, k);
-        }
-        k.entries.push({ value, text });
-        if (k.entries.length === 1) apply(k);
-        else refreshConflict(k);
-      },
-      onRemove: (value) => {
-        const bad = invalid.findIndex((x) => is(x.value, value));
-        if (bad >= 0) {
-          f.retract(invalid[bad]!.handle);
-          invalid.splice(bad, 1);
-          return;
-        }
-        for (const k of keys.values()) {
-          const i = k.entries.findIndex((e) => is(e.value, value));
-          if (i < 0) continue;
-          k.entries.splice(i, 1);
-          refreshConflict(k);
-          if (k.entries.length === 0) {
-            restore(k);
-            setWriteError(k, undefined);
-            keys.delete(k.path);
-          } else if (i === 0) apply(k);
-          return;
-        }
-      },
-    });
+  }
 
-    if (opts.machine !== undefined) {
-      during(f, opts.machine, P.rec('interface', P.bind('name')), (child, captures) => {
-        const name = peel(captures.get('name')!);
-        if (typeof name !== 'string') return;
-        // A new interface starts from the defaults: write (and remember) again.
-        for (const k of keys.values())
+  /** Writes the value in force (if the key can be written now). */
+  #apply(k: KeyState): void {
+    const first = k.entries[0];
+    if (first === undefined) return;
+    if (k.written === first.text) return;
+    const file = join(this.#root, k.path);
+    try {
+      if (k.previous === undefined) k.previous = readFileSync(file, 'utf8').trim();
+      writeFileSync(file, first.text);
+      k.written = first.text;
+      this.#setWriteError(k, undefined);
+    } catch (e) {
+      const missing = e instanceof Error && (e as { code?: unknown }).code === 'ENOENT';
+      // A per-interface key appears with its interface: written again by #followInterfaces.
+      this.#setWriteError(
+        k,
+        missing && k.iface !== undefined ? `waiting for interface ${k.iface}` : message(e),
+      );
+    }
+  }
+
+  #restore(k: KeyState): void {
+    if (k.written !== undefined && k.previous !== undefined) {
+      try {
+        writeFileSync(join(this.#root, k.path), k.previous);
+      } catch (e) {
+        this.#log.warn('could not restore a value', { key: k.key, error: message(e) });
+      }
+    }
+    k.written = undefined;
+    k.previous = undefined;
+  }
+
+  #add(value: Value): void {
+    const parsed = parseSysctl(value);
+    if ('problems' in parsed) {
+      this.#invalid.push({
+        value,
+        handle: this.facet.assert(
+          this.#config,
+          record('sysctl-error', parsed.keyField, parsed.problems),
+        ),
+      });
+      return;
+    }
+    const { path, key, text } = parsed;
+    let k = this.#keys.get(path);
+    if (k === undefined) {
+      k = {
+        path,
+        key,
+        iface: sysctlInterface(path),
+        entries: [],
+        previous: undefined,
+        written: undefined,
+        writeError: undefined,
+        conflict: undefined,
+      };
+      this.#keys.set(path, k);
+    }
+    k.entries.push({ value, text });
+    if (k.entries.length === 1) this.#apply(k);
+    else this.#refreshConflict(k);
+  }
+
+  #remove(value: Value): void {
+    const bad = this.#invalid.findIndex((x) => is(x.value, value));
+    if (bad >= 0) {
+      this.facet.retract(this.#invalid[bad]!.handle);
+      this.#invalid.splice(bad, 1);
+      return;
+    }
+    for (const k of this.#keys.values()) {
+      const i = k.entries.findIndex((e) => is(e.value, value));
+      if (i < 0) continue;
+      k.entries.splice(i, 1);
+      this.#refreshConflict(k);
+      if (k.entries.length === 0) {
+        this.#restore(k);
+        this.#setWriteError(k, undefined);
+        this.#keys.delete(k.path);
+      } else if (i === 0) this.#apply(k);
+      return;
+    }
+  }
+
+  /** Per-interface keys are written when their interface appears, and wait when it goes. */
+  #followInterfaces(f: Facet, machine: Ref): void {
+    during(f, machine, P.rec('interface', P.bind('name')), (child, captures) => {
+      const name = peel(captures.get('name')!);
+      if (typeof name !== 'string') return;
+      // A new interface starts from the defaults: write (and remember) again.
+      for (const k of this.#keys.values())
+        if (k.iface === name) {
+          k.written = undefined;
+          k.previous = undefined;
+          this.#apply(k);
+        }
+      child.onStop(() => {
+        for (const k of this.#keys.values())
           if (k.iface === name) {
             k.written = undefined;
             k.previous = undefined;
-            apply(k);
+            if (k.entries.length > 0) this.#setWriteError(k, `waiting for interface ${name}`);
           }
-        child.onStop(() => {
-          for (const k of keys.values())
-            if (k.iface === name) {
-              k.written = undefined;
-              k.previous = undefined;
-              if (k.entries.length > 0) setWriteError(k, `waiting for interface ${name}`);
-            }
-        });
       });
-    }
-  }, 'sysctl');
-
-  return { facet, stop: () => facet.stop() };
+    });
+  }
 }

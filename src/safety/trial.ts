@@ -219,11 +219,9 @@ export interface TrialManagerOptions {
   readonly logger: Logger;
 }
 
-interface Running {
-  readonly generation: number;
-  readonly previous: number;
-  readonly deadline: number;
-  readonly tokenHash: string;
+interface Running extends TrialRecord {
+  /** The next check, while the trial runs. */
+  timer: NodeJS.Timeout | undefined;
   finish(confirmed: boolean, reason?: string): Promise<TrialResult>;
 }
 
@@ -254,93 +252,98 @@ export class TrialManager {
   }
 
   async #start(req: TrialRequest): Promise<StartedTrial> {
-    const { store, recorder, roots, logger } = this.#o;
-    if (this.#running !== undefined)
-      throw new GenerationError(
-        `a trial of generation ${this.#running.generation} is running: confirm it or roll it back first`,
-      );
-    const root = roots[0];
-    if (root === undefined) throw new GenerationError('the daemon has no site configuration root');
-    const problems = checkCandidate(req.files, req.source);
-    if (problems.length > 0) throw new CandidateError(problems);
-    req.onProgress(`checked: ${req.files.size} file(s), no problems`);
+    const root = this.#admit(req);
     const token = randomBytes(16).toString('hex');
     const tokenHash = hashToken(token);
     const deadline = Date.now() + req.timeoutMs;
     const baseline = new Set(this.#o.failures());
-    const { generation, previous } = await recorder.exclusive(async () => {
-      const previous = store.lastConfirmed;
-      if (previous === undefined)
-        throw new GenerationError('there is no confirmed generation to go back to');
-      const snap = withRootFiles(await snapshot(roots), root, req.files);
-      const generation = await store.record(snap, {
-        message: req.message,
-        who: req.who,
-        outcome: { kind: 'trial' },
-      });
-      await writeFileAtomic(
-        join(store.dir, TRIAL_FILE),
-        stringify(
-          new Dict([
-            [sym('generation'), generation],
-            [sym('previous'), previous],
-            [sym('deadline'), deadline],
-            [sym('token-hash'), tokenHash],
-          ]),
-        ) + '\n',
-        { mode: 0o600 },
-      );
-      // The token reaches the operator before anything changes (the change may cut
-      // their session).
-      req.onStarted?.({ generation, token, deadline });
-      await restoreFiles(await store.read(generation));
-      return { generation, previous };
-    });
-    logger.warn('trial started', {
+    const { generation, previous } = await this.#o.recorder.exclusive(() =>
+      this.#recordAndApply(req, root, token, tokenHash, deadline),
+    );
+    this.#o.logger.warn('trial started', {
       generation,
       previous,
       deadline: new Date(deadline).toISOString(),
     });
     req.onProgress(`applied generation ${generation} as a trial (previous: ${previous})`);
+    const { running, done } = this.#run(req, { generation, previous, deadline, tokenHash });
+    this.#running = running;
+    this.#runChecks(req, running, token, baseline);
+    return { generation, token, deadline, done };
+  }
 
+  /** Refuses a trial that cannot start (step 1 above); the site root its files go to. */
+  #admit(req: TrialRequest): string {
+    if (this.#running !== undefined)
+      throw new GenerationError(
+        `a trial of generation ${this.#running.generation} is running: confirm it or roll it back first`,
+      );
+    const root = this.#o.roots[0];
+    if (root === undefined) throw new GenerationError('the daemon has no site configuration root');
+    const problems = checkCandidate(req.files, req.source);
+    if (problems.length > 0) throw new CandidateError(problems);
+    req.onProgress(`checked: ${req.files.size} file(s), no problems`);
+    return root;
+  }
+
+  /**
+   * Records the candidate as a trial generation and writes trial.pr, tells the token,
+   * then writes the candidate's files (steps 2 and 3 above). Run under `exclusive`.
+   */
+  async #recordAndApply(
+    req: TrialRequest,
+    root: string,
+    token: string,
+    tokenHash: string,
+    deadline: number,
+  ): Promise<{ generation: number; previous: number }> {
+    const { store, roots } = this.#o;
+    const previous = store.lastConfirmed;
+    if (previous === undefined)
+      throw new GenerationError('there is no confirmed generation to go back to');
+    const snap = withRootFiles(await snapshot(roots), root, req.files);
+    const generation = await store.record(snap, {
+      message: req.message,
+      who: req.who,
+      outcome: { kind: 'trial' },
+    });
+    await writeFileAtomic(
+      join(store.dir, TRIAL_FILE),
+      stringify(
+        new Dict([
+          [sym('generation'), generation],
+          [sym('previous'), previous],
+          [sym('deadline'), deadline],
+          [sym('token-hash'), tokenHash],
+        ]),
+      ) + '\n',
+      { mode: 0o600 },
+    );
+    // The token reaches the operator before anything changes (the change may cut
+    // their session).
+    req.onStarted?.({ generation, token, deadline });
+    await restoreFiles(await store.read(generation));
+    return { generation, previous };
+  }
+
+  /** The running trial, whose `finish` ends it once; `done` settles with how it ended. */
+  #run(req: TrialRequest, rec: TrialRecord): { running: Running; done: Promise<TrialResult> } {
     let settle!: (r: TrialResult) => void;
     const done = new Promise<TrialResult>((r) => (settle = r));
-    let timer: NodeJS.Timeout | undefined;
     let finished: Promise<TrialResult> | undefined;
     const running: Running = {
-      generation,
-      previous,
-      deadline,
-      tokenHash,
+      ...rec,
+      timer: undefined,
       finish: (confirmed, reason) => {
         finished ??= (async () => {
-          clearTimeout(timer);
-          const result = await recorder.exclusive(async (): Promise<TrialResult> => {
-            if (this.#running === running) this.#running = undefined;
-            if (confirmed) {
-              await store.settle(generation, { kind: 'confirmed' });
-              await rm(join(store.dir, TRIAL_FILE), { force: true });
-              logger.warn('trial confirmed', { generation });
-              return { generation, previous, confirmed: true, written: 0, removed: 0 };
-            }
-            const why = reason ?? 'rolled back';
-            let files = { written: 0, removed: 0 };
-            if (store.current === generation) {
-              await store.settle(generation, { kind: 'rolled-back', reason: why }, previous);
-              await store.makeCurrent(previous);
-              files = await restoreFiles(await store.read(previous));
-            } else {
-              // A hand edit took over: it stays, the trial is over.
-              await store.settle(generation, { kind: 'rolled-back', reason: why });
-            }
-            await rm(join(store.dir, TRIAL_FILE), { force: true });
-            logger.warn('trial rolled back', { generation, to: previous, reason: why });
-            return { generation, previous, confirmed: false, reason: why, ...files };
-          });
+          clearTimeout(running.timer);
+          const result = await this.#o.recorder.exclusive(() =>
+            this.#end(running, confirmed, reason),
+          );
           req.onProgress(
             result.confirmed
-              ? `confirmed generation ${generation}`
-              : `rolled back to generation ${previous}: ${result.reason}`,
+              ? `confirmed generation ${rec.generation}`
+              : `rolled back to generation ${rec.previous}: ${result.reason}`,
           );
           settle(result);
           return result;
@@ -348,9 +351,50 @@ export class TrialManager {
         return finished;
       },
     };
-    this.#running = running;
+    return { running, done };
+  }
 
-    // The checks.
+  /**
+   * Keeps the trial's generation, or rolls it back: the previous confirmed generation's
+   * files written back, unless a hand edit took over (step 5 above). Run under `exclusive`.
+   */
+  async #end(running: Running, confirmed: boolean, reason?: string): Promise<TrialResult> {
+    const { store, logger } = this.#o;
+    const { generation, previous } = running;
+    if (this.#running === running) this.#running = undefined;
+    if (confirmed) {
+      await store.settle(generation, { kind: 'confirmed' });
+      await rm(join(store.dir, TRIAL_FILE), { force: true });
+      logger.warn('trial confirmed', { generation });
+      return { generation, previous, confirmed: true, written: 0, removed: 0 };
+    }
+    const why = reason ?? 'rolled back';
+    let files = { written: 0, removed: 0 };
+    if (store.current === generation) {
+      await store.settle(generation, { kind: 'rolled-back', reason: why }, previous);
+      await store.makeCurrent(previous);
+      files = await restoreFiles(await store.read(previous));
+    } else {
+      // A hand edit took over: it stays, the trial is over.
+      await store.settle(generation, { kind: 'rolled-back', reason: why });
+    }
+    await rm(join(store.dir, TRIAL_FILE), { force: true });
+    logger.warn('trial rolled back', { generation, to: previous, reason: why });
+    return { generation, previous, confirmed: false, reason: why, ...files };
+  }
+
+  /**
+   * Runs the checks every CHECK_EVERY_MS (step 4 above) until the trial ends: by a hand
+   * edit, its deadline, a failed check, or (with auto-confirm) the checks passing.
+   */
+  #runChecks(
+    req: TrialRequest,
+    running: Running,
+    token: string,
+    baseline: ReadonlySet<string>,
+  ): void {
+    const { store } = this.#o;
+    const { generation, deadline } = running;
     const started = Date.now();
     let passingSince: number | undefined;
     let probesRerun = false;
@@ -401,10 +445,9 @@ export class TrialManager {
           }
         } else passingSince = undefined;
       }
-      timer = setTimeout(tick, CHECK_EVERY_MS);
+      running.timer = setTimeout(tick, CHECK_EVERY_MS);
     };
-    timer = setTimeout(tick, CHECK_EVERY_MS);
-    return { generation, token, deadline, done };
+    running.timer = setTimeout(tick, CHECK_EVERY_MS);
   }
 
   /**
