@@ -19,6 +19,7 @@
 
 import { performance } from 'node:perf_hooks';
 import {
+  type Driver,
   type DriverLog,
   driverLog,
   declareFailures,
@@ -113,8 +114,7 @@ export interface AddressRouteStats {
   adopted: number;
 }
 
-export interface AddressRouteReconciler {
-  readonly facet: Facet;
+export interface AddressRouteReconciler extends Driver {
   /** Resolves after the first dump of the kernel's state; rejects if netlink is unavailable. */
   readonly ready: Promise<void>;
   /** Resolves once stopped and no kernel request is in flight. */
@@ -122,7 +122,6 @@ export interface AddressRouteReconciler {
   readonly stats: Readonly<AddressRouteStats>;
   /** Resolves when every desired change so far has been tried on the kernel. */
   whenIdle(): Promise<void>;
-  stop(): void;
 }
 
 // ---- The driver ------------------------------------------------------------------------------

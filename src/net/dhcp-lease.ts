@@ -27,6 +27,7 @@ import {
   type Value,
 } from '../preserves/index.ts';
 import {
+  type Driver,
   P,
   during,
   type Facet,
@@ -79,12 +80,9 @@ export interface LeaseInterpretation {
   readonly problems: readonly string[];
 }
 
-export interface DhcpLeases {
-  /** The facet that owns the driver; stopping it withdraws everything it asserted. */
-  readonly facet: Facet;
+export interface DhcpLeases extends Driver {
   /** The usable leases now, by interface. */
   leases(): ReadonlyMap<string, DhcpLease>;
-  stop(): void;
 }
 
 /** DHCP's "infinite" lease time (0xffffffff seconds). */

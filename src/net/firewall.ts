@@ -21,6 +21,7 @@
 
 import { createHash } from 'node:crypto';
 import {
+  type Driver,
   type DriverLog,
   driverLog,
   declareFailures,
@@ -73,15 +74,13 @@ export interface AppliedRuleset {
   readonly text: string;
 }
 
-export interface Firewall {
-  readonly facet: Facet;
+export interface Firewall extends Driver {
   /** Resolves once the facet stopped and no nft run is in flight; the table stays as it is. */
   readonly closed: Promise<void>;
   /** What is installed now, if anything. */
   current(): AppliedRuleset | undefined;
   /** Resolves when no change is waiting or being applied. */
   whenIdle(): Promise<void>;
-  stop(): void;
 }
 
 /** Starts the firewall driver in a child facet of `parent`. */

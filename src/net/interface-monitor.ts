@@ -10,7 +10,7 @@
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { driverLog, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
+import { type Driver, driverLog, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
 import { dict, is, record, sym, type Value } from '../preserves/index.ts';
 import {
   AF,
@@ -36,15 +36,13 @@ export interface InterfaceMonitorOptions {
   readonly transport?: Transport;
 }
 
-export interface InterfaceMonitor {
-  readonly facet: Facet;
+export interface InterfaceMonitor extends Driver {
   /** Resolves after the first dump is published; rejects if netlink is unavailable. */
   readonly ready: Promise<void>;
   /** How many times the state was dumped again (after ENOBUFS or a socket failure). */
   readonly resyncs: number;
   /** Dumps everything again and reconciles, as after ENOBUFS. */
   resync(): void;
-  stop(): void;
 }
 
 // ---- Derivation (pure) -----------------------------------------------------------------------

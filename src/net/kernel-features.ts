@@ -8,7 +8,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { record, sym } from '../preserves/index.ts';
-import { P, during, type Facet, type Ref, anyRecord, declareFailures } from '../dataspace/index.ts';
+import {
+  spawnDriver,
+  type Driver,
+  P,
+  during,
+  type Facet,
+  type Ref,
+  anyRecord,
+  declareFailures,
+} from '../dataspace/index.ts';
 
 export interface KernelFeature {
   /** The protocol's name in `<configure-interface IF <NAME ...>>`. */
@@ -90,8 +99,8 @@ export function checkFeature(
   return { present: missing.length === 0, missing };
 }
 
-export function startKernelFeatures(parent: Facet, opts: KernelFeatureOptions): Facet {
-  return parent.spawn((facet) => {
+export function startKernelFeatures(parent: Facet, opts: KernelFeatureOptions): Driver {
+  return spawnDriver(parent, 'kernel-features', (facet) => {
     // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
     declareFailures(facet, opts.config, anyRecord('interface-failed', 2));
     for (const feature of KERNEL_FEATURES) {
@@ -114,5 +123,5 @@ export function startKernelFeatures(parent: Facet, opts: KernelFeatureOptions): 
         `kernel-features: ${feature.protocol}`,
       );
     }
-  }, 'kernel-features');
+  });
 }

@@ -19,6 +19,7 @@ import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../platform/atomic-file.ts';
 import { UserError } from '../base/errors.ts';
 import {
+  type Driver,
   driverLog,
   P,
   during,
@@ -423,11 +424,9 @@ export interface LanDhcpOptions {
   readonly dryRun?: boolean;
 }
 
-export interface LanDhcp {
-  readonly facet: Facet;
+export interface LanDhcp extends Driver {
   /** Where an interface's files are. */
   directory(ifname: string): string;
-  stop(): void;
 }
 
 /** Starts the LAN driver in a child facet of `parent`. */

@@ -8,6 +8,7 @@
 import { execFile } from 'node:child_process';
 import { Sym, ValueMap, peel, record, sym, type Value } from '../preserves/index.ts';
 import {
+  type Driver,
   P,
   type Facet,
   type Handle,
@@ -33,7 +34,7 @@ interface LinkState {
   error: Handle | undefined;
 }
 
-export interface LinkAdmin {
+export interface LinkAdmin extends Driver {
   /** Links that limen has set up or down, by name, for diagnostics. */
   readonly actions: readonly string[];
 }
@@ -138,5 +139,5 @@ export function startLinkAdmin(parent: Facet, opts: LinkAdminOptions): LinkAdmin
     });
   counter('link-admin', 'down', P.rec('link-admin', P.bind('name'), P.lit(sym('down'))));
   counter('interface-unmanaged', 'unmanaged');
-  return { actions };
+  return { facet, stop: () => facet.stop(), actions };
 }

@@ -20,6 +20,8 @@ import { connect } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { Record, peel, record, stringify, sym, type Value } from '../preserves/index.ts';
 import {
+  spawnDriver,
+  type Driver,
   declareFailures,
   P,
   during,
@@ -154,11 +156,11 @@ export async function runProbe(spec: Value, timeoutMs = PROBE_TIMEOUT_MS): Promi
 }
 
 /** Starts the probe driver in a child facet of `parent`. */
-export function startProbes(parent: Facet, o: ProbeOptions): Facet {
+export function startProbes(parent: Facet, o: ProbeOptions): Driver {
   const interval = o.intervalMs ?? PROBE_INTERVAL_MS;
   const timeoutMs = o.timeoutMs ?? PROBE_TIMEOUT_MS;
   const reruns = new Set<() => void>();
-  return parent.spawn((facet) => {
+  return spawnDriver(parent, 'probes', (facet) => {
     declareFailures(facet, o.config, record('probe-state', sym('_'), sym('failed'), sym('_')));
     facet.observe(o.config, P.rec('probes-rerun'), {
       onMessage: () => {
@@ -226,5 +228,5 @@ export function startProbes(parent: Facet, o: ProbeOptions): Facet {
       },
       'probes',
     );
-  }, 'probes');
+  });
 }

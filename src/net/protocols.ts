@@ -18,6 +18,8 @@ import {
   P,
   anyRecord,
   declareFailures,
+  spawnDriver,
+  type Driver,
   type Facet,
   type Handle,
   type Ref,
@@ -54,8 +56,8 @@ export interface InterfaceProtocol {
   readonly name: string;
   /** The families a method configures (one protocol of each family per interface). */
   readonly families: (method: Value) => readonly IpFamily[];
-  /** Starts its driver in a child facet of `parent`; stopping that facet stops it. */
-  start(parent: Facet, o: ProtocolOptions): Facet;
+  /** Starts its driver in a child facet of `parent` (src/dataspace/driver.ts). */
+  start(parent: Facet, o: ProtocolOptions): Driver;
   readonly release?: ProtocolRelease;
   readonly progress?: readonly ProtocolProgress[];
 }
@@ -64,7 +66,7 @@ export const PROTOCOLS: readonly InterfaceProtocol[] = [
   {
     name: 'dhcp',
     families: () => ['ipv4'],
-    start: (parent, o) => startDhcpLeases(parent, { config: o.config }).facet,
+    start: (parent, o) => startDhcpLeases(parent, { config: o.config }),
     release: {
       session: 'dhcp-lease',
       what: 'the DHCP lease',
@@ -85,12 +87,12 @@ export const PROTOCOLS: readonly InterfaceProtocol[] = [
       const family = typeof cidr === 'string' ? ipFamily(cidr.split('/')[0]!) : undefined;
       return family === undefined ? [] : [family];
     },
-    start: (parent, o) => startStaticConfig(parent, { config: o.config }).facet,
+    start: (parent, o) => startStaticConfig(parent, { config: o.config }),
   },
 ];
 
-/** Starts every protocol's driver and the sharing rule; the facets returned stop them. */
-export function startInterfaceProtocols(parent: Facet, o: ProtocolOptions): Facet[] {
+/** Starts every protocol's driver and the sharing rule. */
+export function startInterfaceProtocols(parent: Facet, o: ProtocolOptions): Driver[] {
   return [...PROTOCOLS.map((p) => p.start(parent, o)), startSharingRule(parent, o.config)];
 }
 
@@ -106,8 +108,8 @@ export function protocolOf(method: Value): InterfaceProtocol | undefined {
  * interface (dhcp and static on wan0) are `<interface-failed IF "…">`, naming both,
  * while they last. (Each still runs: which one the site meant is for it to say.)
  */
-function startSharingRule(parent: Facet, config: Ref): Facet {
-  return parent.spawn((f) => {
+function startSharingRule(parent: Facet, config: Ref): Driver {
+  return spawnDriver(parent, 'interface protocols: sharing', (f) => {
     declareFailures(f, config, anyRecord('interface-failed', 2));
     /** Interface → `NAME FAMILY` → count of `<configure-interface IF <NAME …>>`. */
     const byInterface = new ValueMap<Map<string, number>>();
@@ -151,5 +153,5 @@ function startSharingRule(parent: Facet, config: Ref): Facet {
       onAdd: (_v, c) => count(c.get('if')!, c.get('method')!, +1),
       onRemove: (_v, c) => count(c.get('if')!, c.get('method')!, -1),
     });
-  }, 'interface protocols: sharing');
+  });
 }

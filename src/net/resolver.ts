@@ -13,6 +13,7 @@
 import { writeFileAtomicIfChanged } from '../platform/atomic-file.ts';
 import { Sym, ValueMap, compare, peel, record, stringify, type Value } from '../preserves/index.ts';
 import {
+  type Driver,
   P,
   type Facet,
   type Handle,
@@ -34,14 +35,12 @@ export interface ResolverOptions {
   readonly maxNameservers?: number;
 }
 
-export interface Resolver {
+export interface Resolver extends Driver {
   readonly path: string;
-  readonly facet: Facet;
   /** How many times the file was written (unchanged content is not a write). */
   readonly writes: number;
   /** Writes any pending change now and resolves when the file is up to date (or failed). */
   flush(): Promise<void>;
-  stop(): void;
 }
 
 /** One `<dns-server …>` or `<dns-search …>`: a value and where it came from. */

@@ -11,7 +11,15 @@
 // changing the configuration withdraws or replaces it.
 
 import { Dict, Record, Sym, peel, record, sym, type Value } from '../preserves/index.ts';
-import { P, during, type Facet, type Ref, anyRecord, declareFailures } from '../dataspace/index.ts';
+import {
+  type Driver,
+  P,
+  during,
+  type Facet,
+  type Ref,
+  anyRecord,
+  declareFailures,
+} from '../dataspace/index.ts';
 import { ipFamily, ipHostProblem, parseDomainName, parseHostCidr } from './inet-values.ts';
 import { printable } from '../preserves/index.ts';
 import { nearestKey } from '../base/suggest.ts';
@@ -24,10 +32,7 @@ export interface StaticConfigOptions {
   readonly routeMetric?: number;
 }
 
-export interface StaticConfig {
-  readonly facet: Facet;
-  stop(): void;
-}
+export type StaticConfig = Driver;
 
 export const DEFAULT_STATIC_ROUTE_METRIC = 100;
 const KEYS = ['gateway', 'dns', 'search'] as const;

@@ -14,6 +14,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  type Driver,
   driverLog,
   P,
   during,
@@ -34,10 +35,7 @@ export interface SysctlOptions {
   readonly root?: string;
 }
 
-export interface SysctlDriver {
-  readonly facet: Facet;
-  stop(): void;
-}
+export type SysctlDriver = Driver;
 
 const SEGMENT = /^[A-Za-z0-9_\-.:@+]+$/;
 

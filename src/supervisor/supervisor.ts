@@ -17,6 +17,7 @@ import { chown } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import {
+  type Driver,
   P,
   type Captures,
   type Facet,
@@ -111,9 +112,7 @@ export interface SupervisorOptions {
   readonly tracking?: ProcessTracking;
 }
 
-export interface Supervisor {
-  /** The facet that owns everything the supervisor does; stopping it stops every process. */
-  readonly facet: Facet;
+export interface Supervisor extends Driver {
   /** Resolves once the facet stopped and every process it ran has exited. */
   readonly closed: Promise<void>;
   /** The recent output of a service (`<daemon ID>`), kept after it stops. */
@@ -123,8 +122,6 @@ export interface Supervisor {
   outputsDir(service: Value): string;
   /** Resolves when no process is being stopped. */
   whenIdle(): Promise<void>;
-  /** Stops the facet (and so every service). */
-  stop(): void;
 }
 
 type Level = 'info' | 'warn' | 'error';
