@@ -10,7 +10,7 @@
 // and its section in docs/control-protocol.md.
 
 import type { Facet, Handle, Ref } from '../../dataspace/index.ts';
-import { stringify, type ValueMap, type Value } from '../../preserves/index.ts';
+import { showValue, type ValueMap, type Value } from '../../preserves/index.ts';
 import type { ArgReader, DataspaceName, MessageLimits, RequestId } from '../protocol.ts';
 import type {
   GenerationsProvider,
@@ -101,9 +101,9 @@ export function onlyArgument(ctx: RequestContext, name: string): Value {
   return value;
 }
 
-/** At most 80 characters of v's text, however large v is. */
+/** At most 80 characters of v's text, however large v is (preserves/show.ts). */
 export function label(v: Value): string {
-  return stringify(v, { annotations: false, maxLength: 77, ellipsis: '...' });
+  return showValue(v);
 }
 
 export function formatSeconds(ms: number): string {
