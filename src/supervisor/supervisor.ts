@@ -17,6 +17,7 @@ import { chown } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import {
+  driverLog,
   type Driver,
   P,
   type Captures,
@@ -265,15 +266,8 @@ class SupervisorImpl implements Supervisor {
     );
     if (sent) return;
     const label = serviceLabel(service);
-    const logger = this.facet.engine.logger;
     const fields: LogFields = { service: label };
-    try {
-      if (level === 'error') logger.error(`${label}: ${message}`, fields);
-      else if (level === 'warn') logger.warn(`${label}: ${message}`, fields);
-      else logger.info?.(`${label}: ${message}`, fields);
-    } catch {
-      // A broken logger must not break the supervisor.
-    }
+    driverLog(this.facet, label)[level](message, fields);
   }
 
   /** Sends on $log through the first of owner and the supervisor's facet that can; false if neither can. */
@@ -287,14 +281,10 @@ class SupervisorImpl implements Supervisor {
 
   /** An exception where none should be: logged, never thrown at an event source. */
   bug(e: unknown): void {
-    try {
-      this.facet.engine.logger.error(
-        `supervisor: internal error: ${e instanceof Error ? e.message : String(e)}`,
-        { error: e },
-      );
-    } catch {
-      // nothing more to do
-    }
+    driverLog(this.facet, 'supervisor').error(
+      `internal error: ${e instanceof Error ? e.message : String(e)}`,
+      { error: e },
+    );
   }
 
   // Several run-service assertions may name one service (`<run-service S extra>`
