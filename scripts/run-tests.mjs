@@ -47,7 +47,12 @@ if (paths.length > 0) {
 } else {
   files.push('test/unit/index.ts');
   if (!args.includes('--unit'))
-    files.push(...testFiles(join(root, 'test/integration')), ...testFiles(join(root, 'test/lab')));
+    files.push(
+      ...testFiles(join(root, 'test/integration')),
+      // The VM group boots qemu (CPU-bound): alone, like every file (--test-concurrency=1).
+      ...testFiles(join(root, 'test/vm')),
+      ...testFiles(join(root, 'test/lab')),
+    );
 }
 
 // node's own choice of reporter (spec on a terminal, TAP otherwise), plus the counts.
