@@ -2,7 +2,8 @@
 // under qemu, with the host's root shared read-only, runs a script as root and
 // brings back its output and exit status; the kernel has what this machine's lacks
 // (PPP, PPPoE, L2TP, VLAN, WireGuard, a software watchdog), the host's programs are
-// there at their paths, and nothing is left behind (no qemu, no run directory).
+// there at their paths (the lab's own test runs unchanged inside), and nothing is
+// left behind (no qemu, no run directory).
 
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,6 +45,17 @@ describe('the VM', { skip, timeout: 600_000 }, () => {
       assert.ok(lines.includes(l), `no "${l}" in:\n${r.output}`);
     const runsAfter = readdirSync(tmpdir()).filter((f) => f.startsWith('limen-vm-run-'));
     assert.deepEqual(runsAfter, runsBefore, 'the run directory is removed');
+  });
+
+  it("runs the lab's cold-start test unchanged inside the guest", async () => {
+    const r = await runInVm({
+      kernel,
+      timeoutMs: 400_000,
+      memoryMiB: 1536,
+      script: `cd ${JSON.stringify(process.cwd())} && node scripts/run-tests.mjs test/lab/01-cold-start.test.ts`,
+    });
+    assert.equal(r.status, 0, `${r.output.slice(-3000)}\n${r.console.slice(-1500)}`);
+    assert.match(r.output, /^test\/lab +(\d+) +\1 +0 +0 +0$/m, r.output.slice(-2000));
   });
 
   it('kills a VM that runs past its time limit, and says so', async () => {
