@@ -561,6 +561,10 @@ export function renderRuleset(model: FirewallModel): string {
 
   const forward: string[] = [
     'type filter hook forward priority filter; policy drop;',
+    // TCP's MSS clamped to the route's MTU on every forwarded SYN and SYN-ACK (before
+    // the established accept, which SYN-ACKs match), so that a WAN with a smaller MTU
+    // (PPPoE's 1492) breaks no connection whose path MTU discovery is blocked.
+    'tcp flags & (syn | rst) == syn tcp option maxseg size set rt mtu',
     'ct state established,related accept',
     'ct state invalid drop',
     ...custom('forward'),

@@ -209,6 +209,8 @@ describe('firewall (nftables)', { skip }, () => {
     const second = h.table();
     assert.match(second, /"ppp19"/);
     assert.match(second, /iifname \{ "lan0", "lan1" \} jump input_lan/);
+    // Forwarded SYNs have their MSS clamped to the route's MTU (a PPPoE WAN's 1492).
+    assert.match(second, /tcp flags syn \/ syn,rst tcp option maxseg size set rt mtu/);
     const tables = h.tables();
     assert.match(tables, /table inet foreign/);
     assert.match(tables, /table ip limen-other/);

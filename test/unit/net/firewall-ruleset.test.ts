@@ -66,6 +66,7 @@ table inet limen {
 
 	chain forward {
 		type filter hook forward priority filter; policy drop;
+		tcp flags & (syn | rst) == syn tcp option maxseg size set rt mtu
 		ct state established,related accept
 		ct state invalid drop
 		iifname { "ppp*", "wan0" } meta nfproto ipv4 ip daddr 192.168.1.10 tcp dport 22 ct status dnat accept
