@@ -8,10 +8,13 @@ import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
+  mkdirSync,
   readFileSync,
   readdirSync,
+  readlinkSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -196,4 +199,24 @@ if (process.env.LIMEN_SKIP_APT === '1') {
     'not a Debian system: install iproute2, nftables, busybox (udhcpc), dnsmasq, s6, ' +
       'OpenSSH (sshd) and chrony yourself',
   );
+}
+
+// limen's pppd hook (libexec/ppp-hook), where pppd 2.4.9 runs hooks: as a
+// package's postinst would install it. It acts only on links limen started.
+if (process.getuid?.() === 0 && existsSync('/etc/ppp')) {
+  const hook = join(root, 'libexec', 'ppp-hook');
+  for (const d of ['ip-up.d', 'ip-down.d']) {
+    const link = join('/etc/ppp', d, 'limen');
+    let current;
+    try {
+      current = readlinkSync(link);
+    } catch {
+      current = undefined;
+    }
+    if (current === hook) continue;
+    mkdirSync(join('/etc/ppp', d), { recursive: true });
+    rmSync(link, { force: true });
+    symlinkSync(hook, link);
+    say(`installed the pppd hook ${link} -> ${hook}`);
+  }
 }

@@ -89,6 +89,9 @@ export function hasModule(name: string, root = '/', release?: string): boolean {
   return mentions('modules.builtin') || mentions('modules.dep');
 }
 
+/** Protocols of KERNEL_FEATURES that limen implements (src/net/protocols.ts). */
+const IMPLEMENTED: readonly string[] = ['pppoe'];
+
 export function checkFeature(
   f: KernelFeature,
   root = '/',
@@ -115,6 +118,8 @@ export function startKernelFeatures(parent: Facet, opts: KernelFeatureOptions): 
             opts.machine,
             record('kernel-feature', sym(feature.protocol), sym(present ? 'present' : 'missing')),
           );
+          // A protocol limen implements needs no word when the kernel has it.
+          if (present && IMPLEMENTED.includes(feature.protocol)) return;
           const reason = present
             ? `${feature.protocol} is not implemented in limen yet (the kernel has it)`
             : `${feature.description} (kernel modules ${feature.modules.join(', ')}), which this kernel does not have: ${missing.join(', ')} not loaded, not built in and not available to load`;

@@ -26,6 +26,7 @@ import {
 } from '../dataspace/index.ts';
 import { startDhcpLeases } from './dhcp-lease.ts';
 import { startStaticConfig } from './static-config.ts';
+import { startPppoe } from './pppoe.ts';
 import { ipFamily, type IpFamily } from './inet-values.ts';
 
 export interface ProtocolOptions {
@@ -76,6 +77,21 @@ export const PROTOCOLS: readonly InterfaceProtocol[] = [
     progress: [
       { label: 'dhcp-lease', say: (ifname, d) => `dhcp lease on ${ifname}: ${d}` },
       { label: 'dhcp-error', say: (ifname, d) => `dhcp error on ${ifname}: ${d}` },
+    ],
+  },
+  {
+    name: 'pppoe',
+    families: () => ['ipv4'],
+    start: (parent, o) => startPppoe(parent, o),
+    release: {
+      session: 'ppp-session',
+      what: 'the PPPoE session',
+      short: 'the session',
+      message: (ifname) => record('ppp-hangup', ifname),
+    },
+    progress: [
+      { label: 'ppp-session', say: (ifname, d) => `ppp session on ${ifname}: ${d}` },
+      { label: 'ppp-error', say: (ifname, d) => `ppp error on ${ifname}: ${d}` },
     ],
   },
   {

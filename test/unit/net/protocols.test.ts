@@ -15,7 +15,8 @@ describe('interface protocols', () => {
   it('finds a protocol by its method, and says which families a method configures', () => {
     assert.equal(protocolOf(v('<dhcp>'))?.name, 'dhcp');
     assert.equal(protocolOf(v('<dhcp {hostname: "gw"}>'))?.name, 'dhcp');
-    assert.equal(protocolOf(v('<pppoe {}>')), undefined);
+    assert.equal(protocolOf(v('<pppoe {}>'))?.name, 'pppoe');
+    assert.equal(protocolOf(v('<l2tp {}>')), undefined);
     const st = protocolOf(v('<static "2001:db8::1/64">'))!;
     assert.deepEqual(st.families(v('<static "2001:db8::1/64">')), ['ipv6']);
     assert.deepEqual(st.families(v('<static "192.0.2.1/24">')), ['ipv4']);
