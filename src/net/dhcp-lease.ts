@@ -15,23 +15,12 @@
 // are replaced by a diff, so a value that stays the same across a renew never
 // flaps; when the outputs go, everything goes with the facet that made it.
 
-import {
-  Dict,
-  Record,
-  Sym,
-  ValueMap,
-  is,
-  peel,
-  record,
-  sym,
-  type Value,
-} from '../preserves/index.ts';
+import { Dict, Record, Sym, peel, record, sym, type Value } from '../preserves/index.ts';
 import {
   type Driver,
   P,
   during,
   type Facet,
-  type Handle,
   type Ref,
   anyRecord,
   declareFailures,
@@ -45,6 +34,7 @@ import {
 } from './inet-values.ts';
 import { printable } from '../preserves/index.ts';
 import { providedAssertions } from './provided.ts';
+import { followOutputs } from './service-outputs.ts';
 
 export interface DhcpLeasesOptions {
   /** Where the outputs are read and the desired state is asserted. */
@@ -129,59 +119,16 @@ function followLease(
   metric: number,
   leases: Map<string, DhcpLease>,
 ): void {
-  // Several values for one key can coexist for a moment (a changed output is
-  // asserted before the old one is retracted); the newest wins.
-  const outputs = new Map<string, Value[]>();
-  const held = new ValueMap<Handle>();
-  let queued = false;
-
-  const update = (): void => {
-    queued = false;
-    const latest = new Map<string, Value>();
-    for (const [k, vs] of outputs) if (vs.length > 0) latest.set(k, vs[vs.length - 1]!);
-    const r = interpretLease(ifname, latest, { routeMetric: metric });
-    if (r.lease === undefined) leases.delete(ifname);
-    else leases.set(ifname, r.lease);
-    const want = new ValueMap<true>(r.assertions.map((v) => [v, true] as const));
-    for (const v of r.assertions) if (!held.has(v)) held.set(v, facet.assert(config, v));
-    for (const [v, h] of [...held]) {
-      if (!want.has(v)) {
-        facet.retract(h);
-        held.delete(v);
-      }
-    }
-  };
-  // Coalesces the notifications of one commit (a renew changes several keys).
-  const schedule = (): void => {
-    if (queued) return;
-    queued = true;
-    facet.turn(update);
-  };
-
   facet.onStop(() => leases.delete(ifname));
-  facet.observe(
+  followOutputs(
+    facet,
     config,
-    P.rec('output', P.lit(service), P.bind('key'), P.bind('value')),
-    {
-      onAdd: (_v, c) => {
-        const key = peel(c.get('key')!);
-        if (!(key instanceof Sym)) return;
-        const list = outputs.get(key.name) ?? [];
-        list.push(c.get('value')!);
-        outputs.set(key.name, list);
-        schedule();
-      },
-      onRemove: (_v, c) => {
-        const key = peel(c.get('key')!);
-        if (!(key instanceof Sym)) return;
-        const list = outputs.get(key.name);
-        if (list === undefined) return;
-        const value = c.get('value')!;
-        const i = list.findIndex((x) => is(x, value));
-        if (i >= 0) list.splice(i, 1);
-        if (list.length === 0) outputs.delete(key.name);
-        schedule();
-      },
+    service,
+    (latest) => {
+      const r = interpretLease(ifname, latest, { routeMetric: metric });
+      if (r.lease === undefined) leases.delete(ifname);
+      else leases.set(ifname, r.lease);
+      return r.assertions;
     },
     `dhcp-lease: ${ifname}`,
   );

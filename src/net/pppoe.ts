@@ -13,17 +13,7 @@
 // shell opens on the password file just before it execs pppd; only the file's path
 // is in the daemon's spec. No secrets file in /etc/ppp is written.
 
-import {
-  Dict,
-  type Record,
-  Sym,
-  ValueMap,
-  is,
-  peel,
-  record,
-  sym,
-  type Value,
-} from '../preserves/index.ts';
+import { Dict, type Record, Sym, peel, record, sym, type Value } from '../preserves/index.ts';
 import {
   P,
   anyRecord,
@@ -32,12 +22,12 @@ import {
   spawnDriver,
   type Driver,
   type Facet,
-  type Handle,
   type Ref,
 } from '../dataspace/index.ts';
 import { isInterfaceName, MAX_INTERFACE_NAME } from '../base/interface-name.ts';
 import { ipv4HostProblem } from './inet-values.ts';
 import { providedAssertions } from './provided.ts';
+import { followOutputs } from './service-outputs.ts';
 
 /** A validated `<pppoe {…}>`. */
 export interface PppoeOptions {
@@ -279,38 +269,11 @@ function runLink(f: Facet, o: PppoeOptionsDriver, nic: string, options: PppoeOpt
       );
     }),
   );
-  // Several values of one key can coexist for a moment: the newest wins.
-  const outputs = new Map<string, Value[]>();
-  const held = new ValueMap<Handle>();
-  let queued = false;
-  const update = () => {
-    queued = false;
-    const latest = new Map<string, Value>();
-    for (const [k, vs] of outputs) if (vs.length > 0) latest.set(k, vs[vs.length - 1]!);
-    const want = new ValueMap<true>(interpretPppLink(nic, latest).assertions.map((v) => [v, true]));
-    for (const [v] of want) if (!held.has(v)) held.set(v, f.assert(o.config, v));
-    for (const [v, h] of [...held])
-      if (!want.has(v)) {
-        f.retract(h);
-        held.delete(v);
-      }
-  };
-  f.observe(o.config, P.rec('output', P.lit(service), P.bind('key'), P.bind('value')), {
-    onAdd: (_v, c) => {
-      const key = peel(c.get('key')!);
-      if (!(key instanceof Sym)) return;
-      outputs.set(key.name, [...(outputs.get(key.name) ?? []), c.get('value')!]);
-      if (!queued) f.turn(update);
-      queued = true;
-    },
-    onRemove: (_v, c) => {
-      const key = peel(c.get('key')!);
-      if (!(key instanceof Sym)) return;
-      const value = c.get('value')!;
-      const list = (outputs.get(key.name) ?? []).filter((x) => !is(x, value));
-      outputs.set(key.name, list);
-      if (!queued) f.turn(update);
-      queued = true;
-    },
-  });
+  followOutputs(
+    f,
+    o.config,
+    service,
+    (latest) => interpretPppLink(nic, latest).assertions,
+    `pppoe: ${nic}`,
+  );
 }
