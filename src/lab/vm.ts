@@ -32,6 +32,7 @@ import {
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { LabError, have, run } from './system.ts';
+import { withDirectoryLock } from '../platform/flock.ts';
 
 /** Where the kernel, its modules and the initramfs are cached (outside the repository). */
 export const VM_CACHE_DIR = process.env['LIMEN_VM_CACHE'] ?? '/var/cache/limen-vm';
@@ -162,6 +163,7 @@ mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 mkdir -p /lib/modules && mount -t 9p -o trans=virtio,version=9p2000.L,ro modules /lib/modules
+mkdir -p /vmstate && mount -t 9p -o trans=virtio,version=9p2000.L vmstate /vmstate 2>/dev/null
 ip link set lo up
 cd /
 sh /vmshare/command > /vmshare/output 2>&1 < /dev/null
@@ -214,6 +216,15 @@ export interface VmRunOptions {
   /** Guest memory (MiB); default 1024. */
   readonly memoryMiB?: number;
   readonly kernel?: VmKernel;
+  /** Called with what the script writes, as it writes it (else only the result has it). */
+  readonly onOutput?: (text: string) => void;
+  /** When aborted, the file /vmshare/stop appears in the guest (a script may watch for it). */
+  readonly signal?: AbortSignal;
+  /**
+   * A host directory shared read-write as /vmstate, kept after the run: state that
+   * must survive into a second boot (the caller creates and removes it).
+   */
+  readonly stateDir?: string;
 }
 
 export interface VmRunResult {
@@ -228,7 +239,12 @@ export interface VmRunResult {
 }
 
 /** The qemu command line for one run (notes/vm-lab.md: what worked here). */
-function qemuArgv(k: VmKernel, share: string, memoryMiB: number): string[] {
+function qemuArgv(
+  k: VmKernel,
+  share: string,
+  memoryMiB: number,
+  stateDir: string | undefined,
+): string[] {
   const fs9p = (id: string, path: string, readonly: boolean) => [
     '-fsdev',
     `local,id=${id},path=${path},security_model=none,multidevs=remap${readonly ? ',readonly=on' : ''}`,
@@ -246,18 +262,48 @@ function qemuArgv(k: VmKernel, share: string, memoryMiB: number): string[] {
     ...fs9p('root', '/', true),
     ...fs9p('share', share, false),
     ...fs9p('modules', k.modules, true),
+    ...(stateDir === undefined ? [] : fs9p('vmstate', stateDir, false)),
   ];
 }
 
-/** Boots the VM, runs the script, powers off; always kills qemu and removes the run's files. */
+/**
+ * Boots the VM, runs the script, powers off; always kills qemu and removes the run's
+ * files. One VM runs at a time on a machine (TCG is CPU-bound): a second caller waits
+ * for the first, holding an flock of the kernel cache.
+ */
 export async function runInVm(o: VmRunOptions): Promise<VmRunResult> {
   const k = o.kernel ?? prepareVmKernel();
+  return withDirectoryLock(VM_CACHE_DIR, () => bootOnce(k, o), VM_QUEUE_SECONDS);
+}
+
+/** How long a VM run waits for the one before it. */
+const VM_QUEUE_SECONDS = 3600;
+
+async function bootOnce(k: VmKernel, o: VmRunOptions): Promise<VmRunResult> {
   const share = mkdtempSync(join(tmpdir(), 'limen-vm-run-'));
   const started = Date.now();
+  let streamed = 0;
+  const stream = () => {
+    if (o.onOutput === undefined) return;
+    try {
+      const text = readFileSync(join(share, 'output'));
+      if (text.length > streamed) {
+        o.onOutput(text.subarray(streamed).toString('utf8'));
+        streamed = text.length;
+      }
+    } catch {
+      // Not written yet.
+    }
+  };
+  const onAbort = () => writeFileSync(join(share, 'stop'), '');
+  const poll = setInterval(stream, 100);
   try {
     writeFileSync(join(share, 'stage2'), STAGE2);
     writeFileSync(join(share, 'command'), o.script);
-    const argv = qemuArgv(k, share, o.memoryMiB ?? 1024);
+    if (o.signal?.aborted === true) onAbort();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    if (o.stateDir !== undefined) mkdirSync(o.stateDir, { recursive: true });
+    const argv = qemuArgv(k, share, o.memoryMiB ?? 1024, o.stateDir);
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let console = '';
     const keep = (d: Buffer) => {
@@ -278,6 +324,7 @@ export async function runInVm(o: VmRunOptions): Promise<VmRunResult> {
       });
     });
     clearTimeout(timer);
+    stream();
     const read = (f: string) =>
       existsSync(join(share, f)) ? readFileSync(join(share, f), 'utf8') : undefined;
     const statusText = read('status');
@@ -289,6 +336,8 @@ export async function runInVm(o: VmRunOptions): Promise<VmRunResult> {
       ms: Date.now() - started,
     };
   } finally {
+    clearInterval(poll);
+    o.signal?.removeEventListener('abort', onAbort);
     rmSync(share, { recursive: true, force: true });
   }
 }
