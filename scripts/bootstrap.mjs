@@ -219,4 +219,26 @@ if (process.getuid?.() === 0 && existsSync('/etc/ppp')) {
     symlinkSync(hook, link);
     say(`installed the pppd hook ${link} -> ${hook}`);
   }
+  // ip-up.local replaces ip-up.d for every link (Debian's ip-up): limen's hook then
+  // runs alone for limen's links and runs ip-up.d for the others. Only ours is replaced.
+  for (const f of ['ip-up.local', 'ip-down.local']) {
+    const link = join('/etc/ppp', f);
+    let current;
+    try {
+      current = readlinkSync(link);
+    } catch (e) {
+      current = e.code === 'ENOENT' ? undefined : null;
+    }
+    if (current === hook) continue;
+    if (current === null || (current !== undefined && !current.endsWith('/libexec/ppp-hook'))) {
+      say(
+        `left ${link} alone (not limen's): Debian's 0000usepeerdns may then rewrite ` +
+          `/etc/resolv.conf for limen's PPP links`,
+      );
+      continue;
+    }
+    rmSync(link, { force: true });
+    symlinkSync(hook, link);
+    say(`installed the pppd hook ${link} -> ${hook}`);
+  }
 }

@@ -253,7 +253,7 @@ interface NetworkDrivers {
 /** The network drivers: each reads and writes assertions, none imports another. */
 function startNetwork(
   root: Facet,
-  d: { config: Dataspace; machine: Dataspace },
+  d: { config: Dataspace; machine: Dataspace; log: Dataspace },
   o: { paths: DaemonPaths; services: ServiceManager; resolvConf: string },
 ): NetworkDrivers {
   const config = d.config.ref;
@@ -274,7 +274,7 @@ function startNetwork(
   const sysctl = startSysctl(root, { config, machine });
   startLinkAdmin(root, { config, machine });
   startKernelFeatures(root, { config, machine });
-  startInterfaceProtocols(root, { config, machine });
+  startInterfaceProtocols(root, { config, machine, log: d.log.ref });
   startResolver(root, { config, path: o.resolvConf });
   startLanDhcp(root, { config, machine, runDir: o.paths.runDir });
   // A table left by an earlier run is kept until the whole configuration (services

@@ -16,6 +16,7 @@ import { ControlClient, decodeWatchEvent, type WatchEvent } from '../control/ind
 import { Dict, parse, peel, stringify, sym, type Value } from '../preserves/index.ts';
 import {
   type Lab,
+  type LabWan,
   WORLD_NAME,
   labDown,
   labNames,
@@ -26,6 +27,7 @@ import {
   tail,
 } from './lab.ts';
 import { LabError, waitFor } from './system.ts';
+import { inVm } from './vm-lab.ts';
 
 type DataspaceName = 'config' | 'machine';
 
@@ -103,6 +105,30 @@ export const DEMO_STEPS: readonly StepSpec[] = [
   },
 ];
 
+/** A `<ppp-session IF {…}>` field, as text. */
+const sessionField = (session: Value | undefined, key: string): string => leaseField(session, key);
+
+/** Over PPPoE the lease is a PPP session, and the address is on the PPP interface. */
+const PPPOE_STEPS: readonly StepSpec[] = DEMO_STEPS.map((s) => {
+  if (s.key === 'lease')
+    return {
+      key: 'session',
+      label: 'PPPoE session up',
+      dataspace: 'config',
+      pattern: '<ppp-session "wan0" ?session>',
+      detail: (c) =>
+        `${sessionField(c.get('session'), 'interface')}: ${sessionField(c.get('session'), 'local')} peer ${sessionField(c.get('session'), 'remote')} (CHAP)`,
+    };
+  if (s.key === 'address')
+    return { ...s, pattern: '<ip-address-state "ppp-wan0" ?addr installed _>' };
+  return s;
+});
+
+/** The timeline's steps for a WAN. */
+export function demoSteps(wan: LabWan): readonly StepSpec[] {
+  return wan === 'pppoe' ? PPPOE_STEPS : DEMO_STEPS;
+}
+
 const FETCH = { key: 'fetch', label: `LAN client fetched http://${WORLD_NAME}/` };
 
 export interface StepTime {
@@ -124,6 +150,8 @@ export interface DemoOptions {
   readonly signal: AbortSignal;
   /** For the whole timeline; default 90 s. */
   readonly timeoutMs?: number;
+  /** How the lab's ISP serves the WAN (default dhcp). */
+  readonly wan?: LabWan;
 }
 
 function row(t: StepTime): string {
@@ -168,7 +196,9 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     o.out(`A lab named ${name} is up from an earlier run: taking it down first.\n`);
     await labDown(name);
   }
-  const timeoutMs = o.timeoutMs ?? 90_000;
+  // In the VM everything runs under software emulation, several times slower.
+  const slow = inVm();
+  const timeoutMs = o.timeoutMs ?? (slow ? 300_000 : 90_000);
   let lab: Lab | undefined;
   let client: ControlClient | undefined;
   const watches = new AbortController();
@@ -176,18 +206,23 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   o.signal.addEventListener('abort', onAbort, { once: true });
   try {
     o.out(`limen demo: building the lab "${name}" (network namespaces limen-${name}-*)\n`);
+    const wan = o.wan ?? 'dhcp';
     lab = await labUp({
       name,
       config: false,
       clients: false,
+      wan,
       onStep: (s) => o.out(`  ${s}\n`),
     });
     const l = lab;
     cpSync(join(packageRoot(), 'examples', 'home-router'), l.siteDir, { recursive: true });
-    o.out(`  rtr: limen with examples/home-router (log: ${l.routerLog})\n`);
+    l.applyWan();
+    o.out(
+      `  rtr: limen with examples/home-router${wan === 'pppoe' ? ', its WAN over PPPoE' : ''} (log: ${l.routerLog})\n`,
+    );
     const router = await l.startRouter({ wait: false });
     const t0 = router.startedAt;
-    client = await connect(l, o.signal, 30_000);
+    client = await connect(l, o.signal, slow ? 120_000 : 30_000);
     if (o.signal.aborted) return 130;
     // LAN clients start now: they retry until limen's dnsmasq answers them.
     l.startClient('lan1');
@@ -196,7 +231,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const times = new Map<string, StepTime>();
     o.out(`\n  ms since limen started\n`);
     const c = client;
-    for (const s of DEMO_STEPS) {
+    const steps = demoSteps(wan);
+    for (const s of steps) {
       void follow(c, s.dataspace, s.pattern, watches.signal, (e, already) => {
         if (e.type !== 'added' || times.has(s.key)) return;
         const t: StepTime = {
@@ -239,7 +275,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       times.set(FETCH.key, t);
       o.out(row(t));
     }
-    const missing = [...DEMO_STEPS, FETCH].filter((s) => !times.has(s.key));
+    const missing = [...steps, FETCH].filter((s) => !times.has(s.key));
     if (missing.length > 0) {
       o.err(
         `\nlimen demo FAILED at: ${missing[0]!.label}` +
@@ -255,7 +291,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       return 1;
     }
     o.out(
-      `\nThe LAN client lan1 reached http://${WORLD_NAME}/ through limen (DNS by limen's dnsmasq, NAT by its firewall).\n`,
+      `\nThe LAN client lan1 reached http://${WORLD_NAME}/ through limen (DNS by limen's dnsmasq, NAT by its firewall${wan === 'pppoe' ? ', over the PPPoE link' : ''}).\n`,
     );
     if (o.once) {
       o.out('All steps passed (--once): tearing down.\n');
@@ -364,7 +400,8 @@ async function showLogs(
 ): Promise<void> {
   err(`\n--- limen (${lab.routerLog}), last 30 lines ---\n${tail(lab.routerLog, 30)}\n`);
   if (client !== undefined) {
-    for (const service of ['<daemon <udhcpc "wan0">>', '<daemon <dnsmasq "lan0">>']) {
+    const wanService = lab.wan === 'pppoe' ? '<daemon <pppd "wan0">>' : '<daemon <udhcpc "wan0">>';
+    for (const service of [wanService, '<daemon <dnsmasq "lan0">>']) {
       try {
         const logs = await client.logs(parse(service), 15);
         err(`--- limen logs ${service} ---\n${stringify(logs)}\n`);
@@ -374,7 +411,7 @@ async function showLogs(
     }
   }
   for (const [node, file] of [
-    ['isp', 'dnsmasq.log'],
+    ['isp', lab.wan === 'pppoe' ? 'pppoe-server.log' : 'dnsmasq.log'],
     ['lan1', 'udhcpc.log'],
   ] as const) {
     err(`--- ${node}: ${file} ---\n${tail(join(lab.dir, node, file), 15)}\n`);

@@ -55,6 +55,15 @@ import {
   type ProcessRecord,
   type RunResult,
 } from './system.ts';
+import {
+  ispDnsArgv,
+  killIspSessions,
+  peerDnsmasq,
+  pppoeLabProblem,
+  pppoeServerArgv,
+  pppoeWanConfig,
+  writePppoeFiles,
+} from './pppoe-isp.ts';
 
 export const NODES = ['world', 'isp', 'sw', 'rtr', 'lan1', 'lan2'] as const;
 export type LabNode = (typeof NODES)[number];
@@ -124,8 +133,14 @@ interface LabState {
   ispSubnet: number;
   /** The site configuration the router was started with (copied into DIR/rtr/site). */
   siteSource: string | undefined;
+  /** How the ISP serves the router's WAN (absent in a lab made before PPPoE: dhcp). */
+  readonly wan?: LabWan;
   readonly processes: { [role: string]: ProcessRecord };
 }
+
+/** How the lab's ISP serves the router's WAN. */
+export const LAB_WANS = ['dhcp', 'pppoe'] as const;
+export type LabWan = (typeof LAB_WANS)[number];
 
 /** Why this machine cannot run the lab, or undefined. */
 export function labPreflight(): string | undefined {
@@ -179,6 +194,37 @@ export class Lab {
 
   get routerLog(): string {
     return join(this.dir, 'rtr', 'limen.log');
+  }
+
+  get wan(): LabWan {
+    return this.#state.wan ?? 'dhcp';
+  }
+
+  /**
+   * Makes the router's site configuration (siteDir) use the lab's WAN: over PPPoE,
+   * core/wan.pr is replaced by the pppoe configuration with the lab's password file.
+   */
+  applyWan(): void {
+    if (this.wan !== 'pppoe') return;
+    mkdirSync(join(this.siteDir, 'core'), { recursive: true });
+    writeFileSync(
+      join(this.siteDir, 'core', 'wan.pr'),
+      pppoeWanConfig(join(this.dir, 'rtr', 'ppp-password')),
+    );
+  }
+
+  /** The ISP's PPPoE server and its DNS forwarder (the WAN over PPPoE). */
+  startIspPppoe(): void {
+    mkdirSync(join(this.dir, 'rtr'), { recursive: true });
+    mkdirSync(join(this.dir, 'isp'), { recursive: true });
+    const files = writePppoeFiles(this.dir);
+    this.startProcess('isp/pppoe-server', 'isp', pppoeServerArgv(files));
+    this.startProcess('isp/dns', 'isp', ispDnsArgv(WORLD_ADDRESS));
+  }
+
+  /** The ISP ends the router's PPP session (its pppd is terminated); how many ended. */
+  killIspSessions(): number {
+    return killIspSessions(this.ns('isp'));
   }
 
   /** The ISP's address towards the router (the router's gateway). */
@@ -291,49 +337,41 @@ export class Lab {
       '-h',
       www,
     ]);
-    this.startProcess('world/dns', 'world', [
-      'dnsmasq',
-      '--keep-in-foreground',
-      '--conf-file=/dev/null',
-      '--pid-file=',
-      '--log-facility=-',
-      '--no-resolv',
-      '--no-hosts',
-      '--bind-interfaces',
-      `--listen-address=${WORLD_ADDRESS}`,
-      `--auth-server=ns.${WORLD_NAME},eth0`,
-      `--auth-zone=${WORLD_NAME}`,
-      `--host-record=${WORLD_NAME},${WORLD_ADDRESS}`,
-      `--host-record=www.${WORLD_NAME},${WORLD_ADDRESS}`,
-      `--host-record=ns.${WORLD_NAME},${WORLD_ADDRESS}`,
-      `--host-record=ntp.${WORLD_NAME},${WORLD_ADDRESS}`,
-    ]);
+    this.startProcess(
+      'world/dns',
+      'world',
+      peerDnsmasq(
+        `--listen-address=${WORLD_ADDRESS}`,
+        `--auth-server=ns.${WORLD_NAME},eth0`,
+        `--auth-zone=${WORLD_NAME}`,
+        `--host-record=${WORLD_NAME},${WORLD_ADDRESS}`,
+        `--host-record=www.${WORLD_NAME},${WORLD_ADDRESS}`,
+        `--host-record=ns.${WORLD_NAME},${WORLD_ADDRESS}`,
+        `--host-record=ntp.${WORLD_NAME},${WORLD_ADDRESS}`,
+      ),
+    );
   }
 
   /** (Re)starts the ISP's dnsmasq serving 100.64.K.10–50 with lease `leaseSeconds`. */
   startIspDhcp(leaseSeconds = 600): void {
     const k = this.#state.ispSubnet;
     const net = `100.64.${k}`;
-    this.startProcess('isp/dnsmasq', 'isp', [
-      'dnsmasq',
-      '--keep-in-foreground',
-      '--conf-file=/dev/null',
-      '--pid-file=',
-      '--log-facility=-',
-      '--log-dhcp',
-      '--no-resolv',
-      '--no-hosts',
-      '--bind-interfaces',
-      '--interface=to-rtr',
-      `--server=${WORLD_ADDRESS}`,
-      `--dhcp-range=${net}.10,${net}.50,255.255.255.0,${leaseSeconds}`,
-      `--dhcp-option=option:router,${net}.1`,
-      `--dhcp-option=option:dns-server,${net}.1`,
-      `--dhcp-option=option:ntp-server,${WORLD_ADDRESS}`,
-      '--dhcp-authoritative',
-      '--no-ping',
-      `--dhcp-leasefile=${join(this.dir, 'isp', 'leases')}`,
-    ]);
+    this.startProcess(
+      'isp/dnsmasq',
+      'isp',
+      peerDnsmasq(
+        '--log-dhcp',
+        '--interface=to-rtr',
+        `--server=${WORLD_ADDRESS}`,
+        `--dhcp-range=${net}.10,${net}.50,255.255.255.0,${leaseSeconds}`,
+        `--dhcp-option=option:router,${net}.1`,
+        `--dhcp-option=option:dns-server,${net}.1`,
+        `--dhcp-option=option:ntp-server,${WORLD_ADDRESS}`,
+        '--dhcp-authoritative',
+        '--no-ping',
+        `--dhcp-leasefile=${join(this.dir, 'isp', 'leases')}`,
+      ),
+    );
   }
 
   /**
@@ -474,7 +512,7 @@ export class Lab {
   async waitPeersListening(): Promise<void> {
     await this.#waitListening('world', 't', 80, 'the world HTTP server');
     await this.#waitListening('world', 'u', 53, 'the world DNS server');
-    await this.#waitListening('isp', 'u', 67, 'the ISP DHCP server');
+    if (this.wan === 'dhcp') await this.#waitListening('isp', 'u', 67, 'the ISP DHCP server');
     await this.#waitListening('isp', 'u', 53, 'the ISP DNS forwarder');
   }
 }
@@ -513,6 +551,8 @@ export interface LabUpOptions {
   readonly clients?: boolean;
   /** Called with each step as it happens. */
   readonly onStep?: (step: string) => void;
+  /** How the ISP serves the WAN (default dhcp; pppoe needs a kernel with PPPoE). */
+  readonly wan?: LabWan;
 }
 
 function link(a: { ns: string; name: string }, b: { ns: string; name: string }): void {
@@ -570,7 +610,8 @@ function probeNat(ns: string): void {
 /** Builds a lab and starts its peers (and limen in rtr unless config is false). */
 export async function labUp(options: LabUpOptions): Promise<Lab> {
   const name = checkLabName(options.name);
-  const problem = labPreflight();
+  const wan = options.wan ?? 'dhcp';
+  const problem = labPreflight() ?? (wan === 'pppoe' ? pppoeLabProblem() : undefined);
   if (problem !== undefined) throw new LabError(problem);
   const dir = join(options.baseDir ?? labBaseDir(), name);
   if (
@@ -595,6 +636,7 @@ export async function labUp(options: LabUpOptions): Promise<Lab> {
     ispSubnet: 0,
     siteSource,
     processes: {},
+    wan,
   });
   lab.save();
   try {
@@ -633,12 +675,18 @@ export async function labUp(options: LabUpOptions): Promise<Lab> {
 
     step('world: HTTP server and DNS for world.test');
     lab.startWorld();
-    step('isp: DHCP server and DNS forwarder');
-    lab.startIspDhcp();
+    if (wan === 'pppoe') {
+      step('isp: PPPoE server (CHAP) and DNS forwarder');
+      lab.startIspPppoe();
+    } else {
+      step('isp: DHCP server and DNS forwarder');
+      lab.startIspDhcp();
+    }
     await lab.waitPeersListening();
 
     if (siteSource !== undefined) {
       cpSync(siteSource, lab.siteDir, { recursive: true });
+      lab.applyWan();
       step('rtr: limen');
       await lab.startRouter();
     }

@@ -34,6 +34,9 @@ import { basename, join } from 'node:path';
 import { LabError, have, run } from './system.ts';
 import { withDirectoryLock } from '../platform/flock.ts';
 
+/** Set for every process in the guest, so that it knows (the lab there never boots a VM). */
+export const IN_VM_ENV = 'LIMEN_IN_VM';
+
 /** Where the kernel, its modules and the initramfs are cached (outside the repository). */
 export const VM_CACHE_DIR = process.env['LIMEN_VM_CACHE'] ?? '/var/cache/limen-vm';
 
@@ -156,6 +159,7 @@ poweroff -f
 
 /** Runs in the guest's real root: the mounts a test expects, the command, its status, off. */
 const STAGE2 = `export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export ${IN_VM_ENV}=1
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t tmpfs -o mode=0755 tmpfs /run

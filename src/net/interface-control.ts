@@ -4,8 +4,9 @@
 // ifdown ends every protocol session on the interface first (each protocol says
 // how in protocols.ts: the DHCP client releases its lease with `! <dhcp-release
 // IF>`), then waits, for a bounded time, for the session's record to go, then
-// asserts `<link-admin IF down>` (held until ifup); ifup withdraws it and waits for
-// `<interface-configured IF>` or `<interface-failed IF REASON>` in $config.
+// asserts `<link-admin IF down>` (held until ifup); ifup sends `! <interface-retry
+// IF>` (a protocol holding off after a failure tries again), withdraws the hold and
+// waits for `<interface-configured IF>` or `<interface-failed IF REASON>` in $config.
 //
 // Invariant: once a release was sent, the link goes down, even if the request is
 // cancelled meanwhile: a released client on a link that stays up would sit there
@@ -68,6 +69,7 @@ class InterfaceRequests implements InterfaceControl {
       onProgress(`${ifname}: waiting for ifdown to finish releasing the lease`);
       await pending;
     }
+    await this.#retry(ifname);
     return this.#request(ifname, signal, (f, done) => {
       const h = this.#held.get(ifname);
       if (h !== undefined) {
@@ -94,6 +96,18 @@ class InterfaceRequests implements InterfaceControl {
       this.#progress(f, ifname, onProgress);
       new Takedown(this, f, ifname, done, onProgress);
     });
+  }
+
+  /**
+   * `! <interface-retry IF>`: a protocol holding off after a failure it will not
+   * retry by itself (PPPoE refused by the ISP) tries again now, and withdraws its
+   * `<interface-failed …>`; the request then judges what comes next.
+   */
+  async #retry(ifname: string): Promise<void> {
+    const f = this.#o.facet;
+    if (!f.isAlive) return;
+    f.turn(() => f.send(this.#o.config, record('interface-retry', ifname)));
+    await f.engine.sync();
   }
 
   /** Asserts `<link-admin IF down>` (held until ifup); must run in a turn. */

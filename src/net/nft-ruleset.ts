@@ -28,6 +28,7 @@ export const FIREWALL_LABELS = [
   'firewall-open',
   'firewall-forward',
   'firewall-rule',
+  'interface-over',
 ] as const;
 export type FirewallLabel = (typeof FIREWALL_LABELS)[number];
 
@@ -169,6 +170,7 @@ const SHAPES: { readonly [L in FirewallLabel]: string } = {
   'firewall-open': '<firewall-open ZONE tcp|udp PORT>',
   'firewall-forward': '<firewall-forward FROM-ZONE TO-ZONE>',
   'firewall-rule': '<firewall-rule input|forward|prerouting|postrouting "RULE">',
+  'interface-over': '<interface-over "UPPER" "LOWER">',
 };
 
 const ARITY: { readonly [L in FirewallLabel]: number } = {
@@ -179,6 +181,7 @@ const ARITY: { readonly [L in FirewallLabel]: number } = {
   'firewall-open': 3,
   'firewall-forward': 2,
   'firewall-rule': 2,
+  'interface-over': 2,
 };
 
 class Reader {
@@ -193,6 +196,8 @@ class Reader {
   readonly portForwards = new Map<string, PortForward>();
   readonly opens = new Map<string, OpenPort>();
   readonly rules = new Map<string, CustomRule>();
+  /** lower interface → the interfaces a protocol made over it (`<interface-over UPPER LOWER>`). */
+  readonly over = new Map<string, Set<string>>();
   /** Every zone name some rule refers to, with the first assertion that did. */
   readonly references = new Map<string, string>();
 
@@ -241,7 +246,41 @@ class Reader {
       }
       case 'firewall-rule':
         return this.rule(v, f[0]!, f[1]!);
+      case 'interface-over':
+        return this.interfaceOver(v, f[0]!, f[1]!);
     }
+  }
+
+  interfaceOver(at: Value, upperValue: Value, lowerValue: Value): void {
+    const [upper, lower] = [peel(upperValue), peel(lowerValue)];
+    if (
+      typeof upper !== 'string' ||
+      typeof lower !== 'string' ||
+      firewallInterfaceProblem(upper) !== undefined ||
+      firewallInterfaceProblem(lower) !== undefined ||
+      upper.endsWith('*') ||
+      lower.endsWith('*')
+    ) {
+      this.problem(FirewallProblemCode.Value, at, 'expected two interface names');
+      return;
+    }
+    let set = this.over.get(lower);
+    if (set === undefined) this.over.set(lower, (set = new Set()));
+    set.add(upper);
+  }
+
+  /** A zone's members with every interface made over one of them (a PPP link over wan0). */
+  withUppers(members: ReadonlySet<string>): Set<string> {
+    const all = new Set(members);
+    const queue = [...members];
+    for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
+      for (const upper of this.over.get(m) ?? []) {
+        if (all.has(upper)) continue;
+        all.add(upper);
+        queue.push(upper);
+      }
+    }
+    return all;
   }
 
   zoneName(at: Value, v: Value, what: string): string | undefined {
@@ -409,6 +448,7 @@ class Reader {
   }
 
   finish(): FirewallReadResult {
+    for (const [zone, members] of this.zones) this.zones.set(zone, this.withUppers(members));
     // An interface may belong to one zone only: otherwise which policy applies?
     const owner = new Map<string, string>();
     for (const [zone, members] of [...this.zones].sort(byKey)) {

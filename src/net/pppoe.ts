@@ -13,7 +13,7 @@
 // shell opens on the password file just before it execs pppd; only the file's path
 // is in the daemon's spec. No secrets file in /etc/ppp is written.
 
-import { Dict, type Record, Sym, peel, record, sym, type Value } from '../preserves/index.ts';
+import { Dict, type Record, Sym, is, peel, record, sym, type Value } from '../preserves/index.ts';
 import {
   P,
   anyRecord,
@@ -41,6 +41,8 @@ export interface PppoeOptions {
   readonly lcpEchoInterval: number;
   readonly lcpEchoFailure: number;
   readonly holdoff: number;
+  /** Seconds before dialling again after the ISP refused the credentials. */
+  readonly authRetry: number;
   /** The PPP interface pppd creates; default `ppp-IF` (cut to 15 characters). */
   readonly ifname: string;
 }
@@ -55,6 +57,7 @@ const KEYS = [
   'lcp-echo-interval',
   'lcp-echo-failure',
   'holdoff',
+  'auth-retry',
   'ifname',
 ] as const;
 
@@ -117,6 +120,7 @@ export function readPppoe(
     lcpEchoInterval: count('lcp-echo-interval', 5, 1, 3600),
     lcpEchoFailure: count('lcp-echo-failure', 3, 1, 100),
     holdoff: count('holdoff', 5, 0, 3600),
+    authRetry: count('auth-retry', 300, 1, 86400),
     ifname: own,
   };
   return problems.length > 0 ? { ok: false, problems } : { ok: true, options };
@@ -185,6 +189,7 @@ export function interpretPppLink(
     assertions: [
       ...providedAssertions({
         ifname,
+        over: nic,
         source: record('pppoe', nic),
         addresses: [{ cidr: `${local}/32` }],
         routes: [{ family: 'ipv4', destination: 'default', metric: PPP_ROUTE_METRIC }],
@@ -211,6 +216,16 @@ export function interpretPppLink(
 export interface PppoeOptionsDriver {
   readonly config: Ref;
   readonly machine: Ref;
+  /** $log, where pppd's output lines arrive (`<log TIME {service line …}>`): auth failures. */
+  readonly log?: Ref | undefined;
+}
+
+/** pppd's own words when the ISP refuses the credentials (chap-new.c, upap.c, eap.c). */
+const AUTH_FAILED = /^(CHAP|PAP|MS-CHAP(?:-v2)?|EAP) authentication failed\b/;
+
+/** The authentication protocol named in a pppd line saying the ISP refused us, if it does. */
+export function authFailure(line: string): string | undefined {
+  return AUTH_FAILED.exec(line)?.[1];
 }
 
 /** Starts the `pppoe` protocol's driver in a child facet of `parent`. */
@@ -253,10 +268,39 @@ function runLink(f: Facet, o: PppoeOptionsDriver, nic: string, options: PppoeOpt
   // Only with a kernel that has PPPoE (kernel-features.ts says so, or why not).
   const kernel = P.rec('kernel-feature', P.lit(sym('pppoe')), P.lit(sym('present')));
   during(f, o.machine, kernel, (k) =>
-    during(k, o.machine, carrier, (g) => {
-      g.assert(o.config, record('require-service', service));
-      g.assert(o.config, record('recovery-service', service));
-      g.assert(
+    during(k, o.machine, carrier, (g) => dial(g, o, nic, options, service)),
+  );
+  followOutputs(
+    f,
+    o.config,
+    service,
+    (latest) => interpretPppLink(nic, latest).assertions,
+    `pppoe: ${nic}`,
+  );
+}
+
+/**
+ * pppd on NIC (in facet g, alive while NIC has carrier). When the ISP refuses the
+ * credentials, pppd is stopped rather than left redialling every holdoff:
+ * `<interface-failed NIC "pppoe: authentication failed …">` holds until `auth-retry`
+ * seconds have passed or `limen ifup NIC` (`! <interface-retry NIC>`) asks again; a
+ * new pppd rereads the password file.
+ */
+function dial(
+  g: Facet,
+  o: PppoeOptionsDriver,
+  nic: string,
+  options: PppoeOptions,
+  service: Value,
+): void {
+  let attempt: Facet | undefined;
+  let refused: Facet | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const start = () => {
+    attempt = g.spawn((a) => {
+      a.assert(o.config, record('require-service', service));
+      a.assert(o.config, record('recovery-service', service));
+      a.assert(
         o.config,
         record(
           'daemon',
@@ -267,13 +311,38 @@ function runLink(f: Facet, o: PppoeOptionsDriver, nic: string, options: PppoeOpt
           ]),
         ),
       );
-    }),
-  );
-  followOutputs(
-    f,
-    o.config,
-    service,
-    (latest) => interpretPppLink(nic, latest).assertions,
-    `pppoe: ${nic}`,
-  );
+    }, `pppoe: pppd on ${nic}`);
+  };
+  const retry = () => {
+    clearTimeout(timer);
+    refused?.stop();
+    refused = undefined;
+    if (attempt === undefined) start();
+  };
+  const refuse = (protocol: string) => {
+    if (refused !== undefined) return;
+    attempt?.stop();
+    attempt = undefined;
+    const reason =
+      `pppoe: authentication failed (${protocol}): the ISP refused user "${options.user}"; ` +
+      `dialling again in ${options.authRetry} s or at \`limen ifup ${nic}\``;
+    refused = g.spawn((r) => r.assert(o.config, record('interface-failed', nic, reason)));
+    timer = setTimeout(() => g.turn(retry), options.authRetry * 1000);
+  };
+  g.onStop(() => clearTimeout(timer));
+  if (o.log !== undefined) {
+    g.observe(o.log, P.rec('log', P._, P._), {
+      onMessage: (v) => {
+        const fields = peel((peel(v) as Record).fields[1]!);
+        if (!(fields instanceof Dict)) return;
+        const from = fields.get(sym('service'));
+        const line = fields.get(sym('line'));
+        if (from === undefined || !is(from, service) || typeof peel(line ?? 0) !== 'string') return;
+        const protocol = authFailure(peel(line!) as string);
+        if (protocol !== undefined) refuse(protocol);
+      },
+    });
+  }
+  g.observe(o.config, P.rec('interface-retry', P.lit(nic)), { onMessage: () => retry() });
+  start();
 }

@@ -32,6 +32,8 @@ import { ipFamily, type IpFamily } from './inet-values.ts';
 export interface ProtocolOptions {
   readonly config: Ref;
   readonly machine: Ref;
+  /** $log: the output lines of the programs a protocol runs (absent in a plan's sandbox). */
+  readonly log?: Ref | undefined;
 }
 
 /** What `limen ifdown` does for a protocol before the link goes down. */

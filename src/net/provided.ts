@@ -3,8 +3,8 @@
 // l2tp, dhcpv6) describes what it learned as one ProvidedConfig, and this module
 // alone turns that into the desired state the kernel drivers act on: `<ip-address
 // IF "ADDR/LEN" {…}>`, `<ip-route FAMILY DEST {via dev metric}>`, `<dns-server A
-// SOURCE>`, `<dns-search D SOURCE>`, `<ntp-server A SOURCE>`, `<interface-mtu IF N>`
-// and `<delegated-prefix IF "PREFIX/LEN" {…} SOURCE>`. A protocol never builds those
+// SOURCE>`, `<dns-search D SOURCE>`, `<ntp-server A SOURCE>`, `<interface-mtu IF N>`,
+// `<interface-over UPPER LOWER>` and `<delegated-prefix IF "PREFIX/LEN" {…} SOURCE>`. A protocol never builds those
 // records itself, so a default route of either family, an MTU or a delegated prefix
 // means the same whatever protocol learned it.
 
@@ -35,6 +35,11 @@ export interface ProvidedConfig {
    * created (a PPP link's ppp0).
    */
   readonly ifname: string;
+  /**
+   * The configured interface, when `ifname` is one the protocol created over it
+   * (`<interface-over "ppp-wan0" "wan0">`: a firewall zone naming wan0 takes it in).
+   */
+  readonly over?: string | undefined;
   /** Where DNS and NTP servers came from, in their assertions: `<dhcp "wan0">`, `static`. */
   readonly source: Value;
   readonly addresses: readonly ProvidedAddress[];
@@ -58,6 +63,8 @@ function lifetimes(a: ProvidedAddress): Dict {
 /** The desired state a protocol's provided configuration gives: the one shared path. */
 export function providedAssertions(p: ProvidedConfig): Value[] {
   const out: Value[] = [];
+  if (p.over !== undefined && p.over !== p.ifname)
+    out.push(record('interface-over', p.ifname, p.over));
   for (const a of p.addresses) out.push(record('ip-address', p.ifname, a.cidr, lifetimes(a)));
   for (const r of p.routes) {
     const spec = new Dict();

@@ -31,6 +31,7 @@ import {
   packageRoot,
   type Lab,
   type LabNode,
+  type LabWan,
 } from '../../src/lab/lab.ts';
 import { have, processStartTime, tryRun, type RunResult } from '../../src/lab/system.ts';
 import { captureIo } from '../support/cli-io.ts';
@@ -42,6 +43,10 @@ export const WORLD_PAGE = /Hello from world\.test/;
 export const UDHCPC_WAN = '<daemon <udhcpc "wan0">>';
 export const DNSMASQ_LAN = '<daemon <dnsmasq "lan0">>';
 export const NTPD = '<daemon ntpd>';
+export const PPPD_WAN = '<daemon <pppd "wan0">>';
+
+/** The service that holds the WAN session in a lab. */
+export const wanService = (lab: Lab): string => (lab.wan === 'pppoe' ? PPPD_WAN : UDHCPC_WAN);
 
 /**
  * Why these tests cannot run here (for `describe(…, { skip })`), or false; in CI a
@@ -380,7 +385,7 @@ export async function waitUntilUp(lab: Lab, timeoutMs = 90_000): Promise<void> {
         return false;
       }
       const s = await services(lab);
-      for (const name of [UDHCPC_WAN, DNSMASQ_LAN, NTPD]) {
+      for (const name of [wanService(lab), DNSMASQ_LAN, NTPD]) {
         if (s.get(name)?.state !== 'ready' || pidOf(s, name) === undefined) {
           seen = `services: ${showServices(s)}`;
           return false;
@@ -447,7 +452,7 @@ function staleBuild(): string | undefined {
  * getter for the lab. With LIMEN_LAB_TEST_LOGS=DIR, the lab's directory (logs,
  * leases, the router's run state) is copied to DIR/NAME before it goes.
  */
-export function withLab(): () => Lab {
+export function withLab(options: { wan?: LabWan; upTimeoutMs?: number } = {}): () => Lab {
   const name = `t${randomBytes(3).toString('hex')}`;
   let lab: Lab | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -461,10 +466,10 @@ export function withLab(): () => Lab {
       if (stale !== undefined) process.stderr.write(`warning: ${stale}\n`);
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
-      lab = await labUp({ name });
-      await waitUntilUp(lab);
+      lab = await labUp({ name, ...(options.wan !== undefined ? { wan: options.wan } : {}) });
+      await waitUntilUp(lab, options.upTimeoutMs);
     },
-    { timeout: 150_000 },
+    { timeout: 150_000 + (options.upTimeoutMs ?? 0) },
   );
   after(
     async () => {

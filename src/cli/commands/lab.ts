@@ -17,6 +17,40 @@ import {
   openLab,
 } from '../../lab/lab.ts';
 import { runDemo } from '../../lab/demo.ts';
+import { LAB_WANS, type LabWan } from '../../lab/lab.ts';
+import { pppoeLabProblem } from '../../lab/pppoe-isp.ts';
+import { inVm, runDemoInVm } from '../../lab/vm-lab.ts';
+
+function parseWan(v: string | boolean | undefined, fallback: LabWan): LabWan {
+  if (v === undefined) return fallback;
+  if (typeof v === 'string' && (LAB_WANS as readonly string[]).includes(v)) return v as LabWan;
+  throw new UsageError(`--wan: one of ${LAB_WANS.join(', ')}`);
+}
+
+/** Runs `body` with an AbortSignal that Ctrl-C, SIGTERM and the caller's signal abort. */
+async function interruptible(io: Io, body: (signal: AbortSignal) => Promise<number>) {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  const external = io.signal;
+  external?.addEventListener('abort', onSignal, { once: true });
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await body(stop.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    external?.removeEventListener('abort', onSignal);
+  }
+}
+
+/** The demo in the VM, with the lab's output streamed to io. */
+function demoInVm(io: Io, wan: LabWan, once: boolean, name: string | undefined) {
+  if (inVm()) throw new UsageError("--vm: this is already limen's VM");
+  return interruptible(io, (signal) =>
+    runDemoInVm({ wan, once, name, out: (t) => io.out(t), err: (t) => io.err(t), signal }),
+  );
+}
 
 const nodesText = NODES.join(', ');
 
@@ -36,7 +70,8 @@ function pickName(given: string | boolean | undefined, fallback?: string): strin
 export const labUpCommand: Command = {
   path: ['lab', 'up'],
   summary: 'build the lab: world, isp, rtr (limen), lan1, lan2 in namespaces',
-  usage: 'limen lab up [--name NAME] [--config DIR | --no-router] [--no-clients]',
+  usage:
+    'limen lab up [--name NAME] [--config DIR | --no-router] [--no-clients] [--wan dhcp|pppoe] [--vm]',
   help: `Builds a small internet in network namespaces named limen-NAME-NODE, with real
 programs only: world (busybox httpd for http://world.test/ and dnsmasq serving the
 world.test zone, 198.51.100.10), isp (dnsmasq: DHCP for the router's WAN in
@@ -49,29 +84,44 @@ Options:
   --config DIR    the router's site configuration (default: examples/home-router)
   --no-router     do not start limen in rtr
   --no-clients    do not start the LAN clients
+  --wan dhcp|pppoe  how the ISP serves the WAN (default dhcp): pppoe runs Debian's
+                  pppoe-server with CHAP, and limen dials it (needs a kernel with PPPoE)
+  --vm            the whole lab in limen's VM (a Debian kernel under qemu, for what this
+                  kernel lacks), WAN over PPPoE unless --wan says otherwise: it prints the
+                  demo's timeline and a live view, and lives until Ctrl-C (lab exec cannot
+                  reach into it)
 
 Examples:
   sudo limen lab up
   sudo limen lab exec rtr -- limen status
-  sudo limen lab down`,
+  sudo limen lab down
+  sudo limen lab up --vm`,
   async run(argv: readonly string[], io: Io): Promise<number> {
     const a = parseArgs(argv, {
       name: { type: 'string' },
       config: { type: 'string' },
       'no-router': { type: 'boolean' },
       'no-clients': { type: 'boolean' },
+      wan: { type: 'string' },
+      vm: { type: 'boolean' },
     });
     if (a.positionals.length > 0) throw new UsageError(`unexpected '${a.positionals[0]!}'`);
     if (a.options.has('config') && a.options.has('no-router')) {
       throw new UsageError('--config and --no-router do not go together');
     }
     const name = (a.options.get('name') as string | undefined) ?? 'lab';
+    if (a.options.has('vm')) {
+      const other = ['config', 'no-router', 'no-clients'].find((k) => a.options.has(k));
+      if (other !== undefined) throw new UsageError(`--${other} does not go with --vm`);
+      return demoInVm(io, parseWan(a.options.get('wan'), 'pppoe'), false, name);
+    }
     const config = a.options.get('config');
     const clients = !a.options.has('no-clients');
     const lab = await labUp({
       name,
       config: a.options.has('no-router') ? false : typeof config === 'string' ? config : undefined,
       clients,
+      wan: parseWan(a.options.get('wan'), 'dhcp'),
       onStep: (s) => io.out(`  ${s}\n`),
     });
     // With the router and clients of the default site, "up" means working: lan1
@@ -193,7 +243,7 @@ Examples:
 export const labDemoCommand: Command = {
   path: ['lab', 'demo'],
   summary: 'the demo: the lab with limen as a home router, and a timeline',
-  usage: 'limen lab demo [--once] [--name NAME]',
+  usage: 'limen lab demo [--once] [--name NAME] [--wan dhcp|pppoe] [--vm]',
   help: `Builds the lab, starts limen in rtr with examples/home-router (WAN by DHCP, LAN
 192.168.8.1/24 with a DHCP server, NAT, firewall) and prints a timeline in
 milliseconds since limen started, up to a LAN client fetching http://world.test/
@@ -203,33 +253,44 @@ which removes the lab. Needs root.
 Options:
   --once          check every step, tear down, exit 0 only if the page was fetched
   --name NAME     the lab's name (default: demo)
+  --wan dhcp|pppoe  the WAN by DHCP (default) or over PPPoE (CHAP, pppd under limen);
+                  PPPoE runs in limen's VM when this kernel has no PPPoE
+  --vm            run the whole demo in limen's VM (a Debian kernel under qemu)
 
 Examples:
   npm run demo
-  npm run demo -- --once`,
+  npm run demo -- --once
+  npm run demo -- --wan pppoe`,
   async run(argv: readonly string[], io: Io): Promise<number> {
-    const a = parseArgs(argv, { once: { type: 'boolean' }, name: { type: 'string' } });
+    const a = parseArgs(argv, {
+      once: { type: 'boolean' },
+      name: { type: 'string' },
+      wan: { type: 'string' },
+      vm: { type: 'boolean' },
+    });
     if (a.positionals.length > 0) throw new UsageError(`unexpected '${a.positionals[0]!}'`);
-    const stop = new AbortController();
-    const onSignal = () => stop.abort();
-    const external = io.signal;
-    external?.addEventListener('abort', onSignal, { once: true });
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    try {
-      const name = a.options.get('name');
-      return await runDemo({
-        once: a.options.has('once'),
-        ...(typeof name === 'string' ? { name } : {}),
+    const wan = parseWan(a.options.get('wan'), 'dhcp');
+    const once = a.options.has('once');
+    const given = a.options.get('name');
+    const name = typeof given === 'string' ? given : undefined;
+    const noPppoe = wan === 'pppoe' && !inVm() ? pppoeLabProblem() : undefined;
+    if (a.options.has('vm') || noPppoe !== undefined) {
+      if (noPppoe !== undefined && !a.options.has('vm'))
+        io.out(
+          `limen demo: ${noPppoe.replace(/: run the lab in the VM.*$/, '')}: running it in the VM\n`,
+        );
+      return demoInVm(io, wan, once, name);
+    }
+    return interruptible(io, (signal) =>
+      runDemo({
+        once,
+        wan,
+        ...(name !== undefined ? { name } : {}),
         out: (t) => io.out(t),
         err: (t) => io.err(t),
-        signal: stop.signal,
-      });
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      external?.removeEventListener('abort', onSignal);
-    }
+        signal,
+      }),
+    );
   },
 };
 

@@ -217,6 +217,33 @@ describe('firewall ruleset: reading', () => {
     ]);
   });
 
+  it('takes into a zone every interface a protocol made over a member (a PPP link over wan0)', () => {
+    const m = model(`
+      <firewall-zone wan ["wan0"]>
+      <firewall-zone lan ["lan0"]>
+      <interface-over "ppp-wan0" "wan0">
+      <interface-over "tun9" "ppp-wan0">
+      <interface-over "ppp-x" "eth9">
+    `);
+    assert.deepEqual(
+      m.zones.map((z) => [z.name, z.members]),
+      [
+        ['lan', ['lan0']],
+        ['wan', ['ppp-wan0', 'tun9', 'wan0']],
+      ],
+    );
+    assert.deepEqual(
+      problems('<interface-over "ppp*" "wan0"> <interface-over 1 "wan0">').length,
+      2,
+    );
+    assert.match(
+      problems(
+        '<firewall-zone lan ["lan0"]> <firewall-zone wan ["wan0"]> <interface-over "lan0" "wan0">',
+      )[0]!,
+      /interface lan0 is in two zones, lan and wan/,
+    );
+  });
+
   it('generateRuleset throws one error carrying every problem, with a stable code', () => {
     assert.throws(
       () => generateRuleset(parseAll('<firewall-open wan tcp 0> <masquerade LAN wan>')),

@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse, stringify, type Value } from '../../../src/preserves/index.ts';
-import { interpretPppLink, pppdArgv, readPppoe } from '../../../src/net/pppoe.ts';
+import { authFailure, interpretPppLink, pppdArgv, readPppoe } from '../../../src/net/pppoe.ts';
 
 const v = (t: string): Value => parse(t);
 
@@ -19,10 +19,11 @@ describe('pppoe', () => {
     assert.ok(r.ok);
     assert.equal(r.options.ifname, 'ppp-wan0');
     assert.equal(r.options.mtu, 1492);
+    assert.equal(r.options.authRetry, 300);
     const bad = readPppoe('wan0', v('<pppoe {user: "a b" password-file: "rel" mtu: 9000 usr: 1}>'));
     assert.ok(!bad.ok);
     assert.deepEqual(bad.problems, [
-      'unknown option usr (known: user, password-file, service, ac, mtu, mru, lcp-echo-interval, lcp-echo-failure, holdoff, ifname)',
+      'unknown option usr (known: user, password-file, service, ac, mtu, mru, lcp-echo-interval, lcp-echo-failure, holdoff, auth-retry, ifname)',
       'user must be a non-empty string of printable characters without spaces',
       'password-file must be an absolute path',
       'mtu must be a whole number from 576 to 1500',
@@ -68,6 +69,7 @@ describe('pppoe', () => {
       shown.join('\n'),
     );
     assert.ok(shown.includes('<dns-server "100.64.0.1" <pppoe "wan0">>'), shown.join('\n'));
+    assert.ok(shown.includes('<interface-over "ppp-wan0" "wan0">'), shown.join('\n'));
     assert.equal(shown.filter((s) => s.startsWith('<dns-server')).length, 1);
     assert.deepEqual(
       interpretPppLink('wan0', out({ ifname: '"ppp-wan0"' })).assertions,
@@ -80,5 +82,14 @@ describe('pppoe', () => {
     );
     assert.equal(hostile.problems.length, 2);
     assert.ok(hostile.assertions.every((a) => stringify(a).startsWith('<ppp-error "wan0"')));
+  });
+
+  it("knows pppd's words for credentials the ISP refused", () => {
+    assert.equal(authFailure('CHAP authentication failed'), 'CHAP');
+    assert.equal(authFailure('PAP authentication failed'), 'PAP');
+    assert.equal(authFailure('MS-CHAP-v2 authentication failed: E=691'), 'MS-CHAP-v2');
+    assert.equal(authFailure('CHAP authentication succeeded'), undefined);
+    // What the ISP says is quoted by pppd after "Remote message:": it proves nothing.
+    assert.equal(authFailure('Remote message: CHAP authentication failed'), undefined);
   });
 });

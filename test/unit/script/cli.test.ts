@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../../src/cli/main.ts';
 import { captureIo } from '../../support/cli-io.ts';
+import { packageRoot } from '../../../src/platform/package-root.ts';
 
 const fixtures = fileURLToPath(new URL('../../fixtures/scripts/', import.meta.url));
 const f = (p: string): string => join(fixtures, p);
@@ -84,6 +85,15 @@ describe('limen eval', () => {
         },
       ],
     });
+  });
+
+  it('runs the shipped network layer: an interface is configured by an address on a link made over it', async () => {
+    const network = join(packageRoot(), 'config', 'core', 'network.pr');
+    const r = await run('eval', network, f('ppp-link'));
+    assert.equal(r.code, 0, r.err);
+    const lines = r.out.split('\n');
+    assert.ok(lines.includes('<interface-configured "wan0">'), r.out);
+    assert.ok(!lines.includes('<interface-configured "lan0">'), 'lan0 has no address installed');
   });
 
   it('is deterministic', async () => {
