@@ -44,7 +44,13 @@ import { startResolver } from '../net/resolver.ts';
 import { startInterfaceControl } from '../net/interface-control.ts';
 import { startInterfaceProtocols } from '../net/protocols.ts';
 import { startProbes } from '../net/probes.ts';
-import { limenPathsRecord, resolvePaths, type DaemonPaths, type PathOptions } from './paths.ts';
+import {
+  generationRootsOf,
+  limenPathsRecord,
+  resolvePaths,
+  type DaemonPaths,
+  type PathOptions,
+} from './paths.ts';
 import { createDaemonLog, type DaemonLog, type LogFormat } from './log.ts';
 import { startSiteRootCheck, type SiteRootCheck } from './site-roots.ts';
 import { prepareStart } from './startup.ts';
@@ -421,7 +427,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   await engine.sync();
   // The site configuration: /etc/limen or the --config roots, not /run/limen/etc
   // (written at run time, not by the operator).
-  const generationRoots = paths.siteConfigDirs.filter((d) => d !== paths.runEtcDir);
+  const generationRoots = generationRootsOf(paths);
   // Every configuration that runs is a generation (docs/safe-change.md).
   const generations = await startGenerationRecorder({
     store: state.generationStore,

@@ -40,6 +40,14 @@ export interface PathOptions {
 
 export { packageRoot } from '../platform/package-root.ts';
 
+/**
+ * The site configuration that generations hold and a rollback or trial writes back
+ * (docs/safe-change.md): the site roots but /run/limen/etc, written at run time.
+ */
+export function generationRootsOf(paths: DaemonPaths): string[] {
+  return paths.siteConfigDirs.filter((d) => d !== paths.runEtcDir);
+}
+
 export function resolvePaths(opts: PathOptions = {}): DaemonPaths {
   const root = opts.root === undefined ? '/' : resolve(opts.root);
   const runDir = join(root, 'run/limen');

@@ -3,8 +3,8 @@
 // path's length); take the state directory's exclusive lock (one daemon per
 // root); make every directory limen owns with its documented mode, whatever the
 // umask and whatever mode an older version left; remove the temporaries a killed
-// write left; bind the control socket (one daemon per socket). Only then do the
-// drivers and services start.
+// write left (a rollback's in the site roots too); bind the control socket (one
+// daemon per socket). Only then do the drivers and services start.
 
 import { chmod, mkdir, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -18,7 +18,7 @@ import {
   listenOnSocketFile,
   type ListeningSocket,
 } from '../control/index.ts';
-import type { DaemonPaths } from './paths.ts';
+import { generationRootsOf, type DaemonPaths } from './paths.ts';
 import { SiteConfigMissingError, StartupIoError } from './errors.ts';
 
 /**
@@ -150,6 +150,18 @@ async function removeTemporaries(
   const ifaces = await readdir(lan, { withFileTypes: true }).catch(() => []);
   for (const d of ifaces)
     if (d.isDirectory()) await clean(join(lan, d.name), { legacy: LEGACY_LAN });
+  // A rollback or trial writes the site roots' files atomically: its temporaries,
+  // in every directory of the tree that a snapshot reads (dot-directories are not).
+  const cleanTree = async (dir: string): Promise<void> => {
+    await clean(dir);
+    const entries = await readdir(dir, { withFileTypes: true }).catch((e: unknown) => {
+      if (errno(e) === 'ENOENT') return [];
+      throw ioError(`cannot clean ${dir}`, e);
+    });
+    for (const d of entries)
+      if (d.isDirectory() && !d.name.startsWith('.')) await cleanTree(join(dir, d.name));
+  };
+  for (const root of generationRootsOf(paths)) await cleanTree(root);
   // A directory others write to too (/etc): only resolv.conf's own temporaries.
   if (resolvConf !== undefined) {
     const file = basename(resolvConf);

@@ -133,7 +133,7 @@ export async function snapshot(roots: readonly string[]): Promise<Snapshot> {
     } catch (e) {
       if (!(e instanceof FileTreeTooLargeError)) throw e;
       throw new GenerationError(
-        `the site configuration is larger than ${MAX_SNAPSHOT_BYTES / 1024 / 1024} MiB; it is not recorded as a generation`,
+        `the site configuration is larger than ${MAX_SNAPSHOT_BYTES / 1024 / 1024} MiB (${e.path} takes it past the limit); it is not recorded as a generation`,
       );
     }
     files.set(root, entries);

@@ -5,7 +5,8 @@
 // the daemon applies them, and `limen generations` lists them all. The store itself:
 // a generation's file is never written again, pruning spares the current and the last
 // confirmed, a damaged state file is set aside and rebuilt, a restart on unchanged
-// files records nothing.
+// files records nothing. A snapshot is refused past 32 MiB from the files' sizes,
+// before they are read: a stray file of gigabytes in a site root costs no memory.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,13 +17,15 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  truncateSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Daemon } from '../../../src/daemon/daemon.ts';
 import { SiteDaemon } from '../../support/site-daemon.ts';
-import { GenerationStore, snapshot } from '../../../src/safety/index.ts';
+import { GenerationStore, MAX_SNAPSHOT_BYTES, snapshot } from '../../../src/safety/index.ts';
+import { FileTreeTooLargeError, readFileTree } from '../../../src/platform/file-tree.ts';
 import { until } from '../../support/until.ts';
 
 interface Listed {
@@ -236,5 +239,81 @@ describe('the generation store', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("a snapshot's size", () => {
+  const MiB = 1024 * 1024;
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'limen-snapshot-size-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  // 512 MiB: what readFile would read whole; 3 GiB: past what it can read at all.
+  for (const size of [512 * MiB, 3 * 1024 * MiB]) {
+    it(`is refused from a ${size / MiB} MiB file's size, without reading it`, async (t) => {
+      const site = join(dir, `sparse-${size / MiB}`);
+      mkdirSync(join(site, 'core'), { recursive: true });
+      writeFileSync(join(site, 'core/a.pr'), '<a>');
+      const big = join(site, 'core/big.pr');
+      writeFileSync(big, '');
+      truncateSync(big, size); // sparse: no disk
+      const rssBefore = process.memoryUsage().rss;
+      const peakBefore = process.resourceUsage().maxRSS * 1024;
+      const refused = await snapshot([site]).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const rss = process.memoryUsage().rss - rssBefore;
+      const peak = process.resourceUsage().maxRSS * 1024 - peakBefore;
+      t.diagnostic(`RSS ${(rss / MiB).toFixed(1)} MiB, peak RSS ${(peak / MiB).toFixed(1)} MiB`);
+      assert.ok(rss < 64 * MiB, `RSS grew by ${rss} bytes`);
+      assert.ok(peak < 64 * MiB, `peak RSS grew by ${peak} bytes`);
+      assert.ok(refused instanceof Error, 'refused');
+      assert.equal(refused.name, 'GenerationError');
+      assert.equal(
+        refused.message,
+        `the site configuration is larger than 32 MiB (${big} takes it past the limit); it is not recorded as a generation`,
+      );
+    });
+  }
+
+  it('still holds files up to the limit, counted across files and roots', async () => {
+    const one = join(dir, 'one');
+    const two = join(dir, 'two');
+    mkdirSync(one);
+    mkdirSync(two);
+    const content = Buffer.alloc(MAX_SNAPSHOT_BYTES / 2 - 2, 7);
+    writeFileSync(join(one, 'half.pr'), content);
+    writeFileSync(join(two, 'a.pr'), 'ab');
+    writeFileSync(join(two, 'b.pr'), content);
+    const snap = await snapshot([one, two]);
+    assert.deepEqual(Buffer.from(snap.files.get(one)!.get('half.pr')!), content);
+    assert.deepEqual(Buffer.from(snap.files.get(two)!.get('a.pr')!).toString(), 'ab');
+    assert.deepEqual(Buffer.from(snap.files.get(two)!.get('b.pr')!), content);
+    // Three bytes more, and the limit is passed at b.pr.
+    writeFileSync(join(two, 'a.pr'), 'abcde');
+    await assert.rejects(snapshot([one, two]), /\/two\/b\.pr takes it past the limit/);
+  });
+
+  it('is checked file by file with a small limit: the file that passes it is named', async () => {
+    const site = join(dir, 'small');
+    mkdirSync(site);
+    writeFileSync(join(site, 'a.pr'), '123456');
+    writeFileSync(join(site, 'b.pr'), '123456');
+    const files = new Map<string, Uint8Array>();
+    const budget = { bytes: 0 };
+    await readFileTree(site, files, budget, 12);
+    assert.equal(budget.bytes, 12);
+    assert.deepEqual([...files.keys()], ['a.pr', 'b.pr']);
+    await assert.rejects(
+      readFileTree(site, new Map(), { bytes: 0 }, 11),
+      (e: unknown) =>
+        e instanceof FileTreeTooLargeError &&
+        e.path === join(site, 'b.pr') &&
+        e.message ===
+          `the files under ${site} are larger than 11 bytes (${join(site, 'b.pr')} takes them past it)`,
+    );
   });
 });

@@ -4,10 +4,21 @@
 // older versions' naming too, and every setting file is whole. The kill is real:
 // the daemon is busy storing settings, and is killed as soon as a temporary
 // appears (bounded: at most MAX_KILLS daemons). Before, leftovers stayed for ever.
+// The same for a rollback's temporaries in the site roots' trees: only names that
+// writeFileAtomic gives, and only where a rollback writes (not in dot-directories).
 
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, watch, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  watch,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ControlClient } from '../../../src/control/client.ts';
@@ -105,4 +116,37 @@ describe('stale temporaries', () => {
       assert.equal((await d.stop()).code, 0);
     },
   );
+
+  it('are removed from the site roots, where a rollback writes, and nothing else', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'limen-stale-site-'));
+    dirs.push(dir);
+    const root = join(dir, 'root');
+    const site = join(dir, 'site');
+    mkdirSync(join(site, 'core'), { recursive: true });
+    mkdirSync(join(site, '.git'));
+    const plant = (path: string): string => {
+      writeFileSync(join(site, path), 'x');
+      return join(site, path);
+    };
+    const stale = [
+      plant('.wan.pr.limen-0123456789ab.tmp'),
+      plant('core/.base.pr.limen-abcdef012345.tmp'),
+    ];
+    const kept = [
+      plant('.keep'),
+      plant('core/.base.pr.swp'),
+      plant('core/.base.pr.limen-nothex012345.tmp'),
+      plant('core/base.pr.limen-0123456789ab.tmp'),
+      // Not a directory a rollback writes (a snapshot skips dot-directories).
+      plant('.git/.HEAD.limen-0123456789ab.tmp'),
+    ];
+    const d = new DaemonProcess(['--root', root, '--no-network', '--config', site]);
+    daemons.push(d);
+    await d.started();
+    for (const p of stale) assert.equal(existsSync(p), false, `${p} is removed`);
+    for (const p of kept) assert.equal(existsSync(p), true, `${p} is kept`);
+    const removed = d.log.filter((l) => l.msg === 'removed a stale temporary').map((l) => l.path);
+    assert.deepEqual(removed.sort(), stale.sort(), 'each is logged');
+    assert.equal((await d.stop()).code, 0);
+  });
 });
