@@ -15,7 +15,7 @@
 
 import { Sym, peel, record, stringify, strip, sym, type Value } from '../preserves/index.ts';
 import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
-import { PROTOCOLS, type ProtocolRelease } from './protocols.ts';
+import { PROTOCOLS, protocolOf, type ProtocolRelease } from './protocols.ts';
 
 export type InterfaceResult =
   { readonly ok: true; readonly detail: Value } | { readonly ok: false; readonly reason: string };
@@ -179,8 +179,12 @@ class InterfaceRequests implements InterfaceControl {
     const { config, machine } = this.#o;
     const engine = f.engine;
     let configured = false;
-    f.observe(config, P.rec('configure-interface', P.lit(ifname), P._), {
-      onAdd: () => void (configured = true),
+    let created = false;
+    f.observe(config, P.rec('configure-interface', P.lit(ifname), P.bind('method')), {
+      onAdd: (_v, c) => {
+        configured = true;
+        if (protocolOf(c.get('method')!)?.creates === true) created = true;
+      },
     });
     // A count: a change of the link is its new value added, then the old one removed.
     let links = 0;
@@ -194,7 +198,8 @@ class InterfaceRequests implements InterfaceControl {
       () => false,
     );
     const judge = (known: boolean) => {
-      if (known && links === 0) done({ ok: false, reason: 'no such interface' });
+      // A protocol that creates its interface (l2tp's PPP link) makes it only once it dials.
+      if (known && links === 0 && !created) done({ ok: false, reason: 'no such interface' });
       else if (!configured)
         done({
           ok: false,

@@ -90,7 +90,7 @@ export function hasModule(name: string, root = '/', release?: string): boolean {
 }
 
 /** Protocols of KERNEL_FEATURES that limen implements (src/net/protocols.ts). */
-const IMPLEMENTED: readonly string[] = ['pppoe'];
+const IMPLEMENTED: readonly string[] = ['pppoe', 'l2tp'];
 
 export function checkFeature(
   f: KernelFeature,

@@ -27,6 +27,7 @@ import {
 import { startDhcpLeases } from './dhcp-lease.ts';
 import { startStaticConfig } from './static-config.ts';
 import { startPppoe } from './pppoe.ts';
+import { startL2tp } from './l2tp.ts';
 import { ipFamily, type IpFamily } from './inet-values.ts';
 
 export interface ProtocolOptions {
@@ -63,7 +64,17 @@ export interface InterfaceProtocol {
   start(parent: Facet, o: ProtocolOptions): Driver;
   readonly release?: ProtocolRelease;
   readonly progress?: readonly ProtocolProgress[];
+  /**
+   * True when the protocol creates the interface it configures (l2tp's PPP link):
+   * ifup does not answer "no such interface" before it exists.
+   */
+  readonly creates?: boolean;
 }
+
+const PPP_PROGRESS: readonly ProtocolProgress[] = [
+  { label: 'ppp-session', say: (ifname, d) => `ppp session on ${ifname}: ${d}` },
+  { label: 'ppp-error', say: (ifname, d) => `ppp error on ${ifname}: ${d}` },
+];
 
 export const PROTOCOLS: readonly InterfaceProtocol[] = [
   {
@@ -91,10 +102,20 @@ export const PROTOCOLS: readonly InterfaceProtocol[] = [
       short: 'the session',
       message: (ifname) => record('ppp-hangup', ifname),
     },
-    progress: [
-      { label: 'ppp-session', say: (ifname, d) => `ppp session on ${ifname}: ${d}` },
-      { label: 'ppp-error', say: (ifname, d) => `ppp error on ${ifname}: ${d}` },
-    ],
+    progress: PPP_PROGRESS,
+  },
+  {
+    name: 'l2tp',
+    families: () => ['ipv4'],
+    start: (parent, o) => startL2tp(parent, o),
+    release: {
+      session: 'ppp-session',
+      what: 'the L2TP session',
+      short: 'the session',
+      message: (ifname) => record('l2tp-hangup', ifname),
+    },
+    progress: PPP_PROGRESS,
+    creates: true,
   },
   {
     name: 'static',
