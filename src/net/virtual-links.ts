@@ -267,6 +267,8 @@ class VirtualLinksDriver implements VirtualLinks {
 
   /** One pass for one name: make the kernel match the spec in force (or its absence). */
   async #pass(s: NameState): Promise<void> {
+    // A name released and asked for again has a new state: the old one's passes stop.
+    if (this.#names.get(s.name) !== s) return;
     const want = s.wanted[0]?.spec;
     const signal = this.#signal;
     try {
@@ -371,7 +373,7 @@ class VirtualLinksDriver implements VirtualLinks {
       for (const h of [s.state, s.failure]) if (h !== undefined) this.facet.retract(h);
       s.state = s.failure = undefined;
       // A spec that arrived during the pass keeps the name (its pass is scheduled).
-      if (s.wanted.length === 0) this.#names.delete(s.name);
+      if (s.wanted.length === 0 && this.#names.get(s.name) === s) this.#names.delete(s.name);
     });
   }
 
