@@ -40,6 +40,7 @@ import { startFirewall, type Firewall } from '../net/firewall.ts';
 import { startLanDhcp } from '../net/lan-dhcp.ts';
 import { startKernelFeatures } from '../net/kernel-features.ts';
 import { startLinkAdmin } from '../net/link-admin.ts';
+import { startVirtualLinks, type VirtualLinks } from '../net/virtual-links.ts';
 import { startResolver } from '../net/resolver.ts';
 import { startInterfaceControl } from '../net/interface-control.ts';
 import { startInterfaceProtocols } from '../net/protocols.ts';
@@ -254,6 +255,7 @@ interface NetworkDrivers {
   readonly reconciler: AddressRouteReconciler;
   readonly sysctl: SysctlDriver;
   readonly firewall: Firewall;
+  readonly links: VirtualLinks;
 }
 
 /** The network drivers: each reads and writes assertions, none imports another. */
@@ -280,6 +282,9 @@ function startNetwork(
   const sysctl = startSysctl(root, { config, machine });
   startLinkAdmin(root, { config, machine });
   startKernelFeatures(root, { config, machine });
+  // VLAN and WireGuard links; the ones an earlier run left and no file asks for any
+  // more are deleted once the configuration has loaded.
+  const links = startVirtualLinks(root, { config, machine, settled: loaded });
   startInterfaceProtocols(root, { config, machine, log: d.log.ref });
   startResolver(root, { config, path: o.resolvConf });
   startLanDhcp(root, { config, machine, runDir: o.paths.runDir });
@@ -290,7 +295,7 @@ function startNetwork(
     rulesetFile: join(o.paths.runDir, 'firewall.nft'),
     settled: loaded,
   });
-  return { monitor, reconciler, sysctl, firewall };
+  return { monitor, reconciler, sysctl, firewall, links };
 }
 
 /** Every driver the daemon starts in its first turn. */
@@ -564,11 +569,12 @@ function shutdownSequence(o: {
     // Drivers and services going away withdraw their failures: that is no fix.
     engine.turn(() => drivers.failures.stop());
     // Kernel state stays as it is across a restart (no traffic dropped): stop the
-    // reconciler, sysctl and firewall drivers first, before services stop and their
-    // outputs (DHCP leases) and configuration are retracted, which would delete
-    // addresses, restore sysctls and remove the firewall's table.
+    // reconciler, sysctl, firewall and link drivers first, before services stop and
+    // their outputs (DHCP leases) and configuration are retracted, which would delete
+    // addresses, restore sysctls, remove the firewall's table and delete links.
     const net = drivers.network;
     engine.turn(() => {
+      net?.links.stop();
       net?.reconciler.stop();
       net?.sysctl.stop();
       net?.firewall.stop();
@@ -576,6 +582,7 @@ function shutdownSequence(o: {
     });
     await net?.reconciler.closed;
     await net?.firewall.closed;
+    await net?.links.closed;
     await drivers.services.shutdown((wave) =>
       logger.info('stopping', { services: wave.map((s) => show(s)).join(' ') }),
     );

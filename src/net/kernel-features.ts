@@ -1,13 +1,14 @@
 // Kernel features that some interface configurations need (PPPoE, L2TP, VLAN,
-// WireGuard). When the site asks for one, this driver says clearly whether the
-// kernel has it: `<interface-failed IF "...">` names the missing feature and
-// modules, and `<kernel-feature NAME present|missing>` goes into $machine.
-// limen does not implement these protocols yet; a kernel that has the feature
-// gets an equally plain "not implemented yet".
+// WireGuard). When the site asks for one (`<configure-interface IF <pppoe …>>`, or
+// a link such as `<vlan NAME {…}>`), this driver says clearly whether the kernel
+// has it: `<interface-failed IF "...">` names the missing feature and modules, and
+// `<kernel-feature NAME present|missing>` goes into $machine, where the drivers
+// that need the feature wait for it. A protocol limen does not implement yet gets
+// an equally plain "not implemented yet".
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { record, sym } from '../preserves/index.ts';
+import { record, sym, type Value } from '../preserves/index.ts';
 import {
   spawnDriver,
   type Driver,
@@ -27,6 +28,8 @@ export interface KernelFeature {
   readonly modules: readonly string[];
   /** Device nodes or sysfs paths whose presence also shows the feature (built in). */
   readonly markers: readonly string[];
+  /** The label of the `$config` record `<LABEL NAME {…}>` that creates such a link, if any. */
+  readonly link?: string;
 }
 
 export const KERNEL_FEATURES: readonly KernelFeature[] = [
@@ -47,12 +50,14 @@ export const KERNEL_FEATURES: readonly KernelFeature[] = [
     description: 'VLAN interfaces need 802.1Q support',
     modules: ['8021q'],
     markers: ['/proc/net/vlan'],
+    link: 'vlan',
   },
   {
     protocol: 'wireguard',
     description: 'WireGuard needs the wireguard module',
     modules: ['wireguard'],
     markers: ['/sys/module/wireguard'],
+    link: 'wireguard',
   },
 ];
 
@@ -102,6 +107,29 @@ export function checkFeature(
   return { present: missing.length === 0, missing };
 }
 
+/** Says in `f` whether the kernel has the feature that SUBJECT (an interface or a link) needs. */
+function reportFeature(
+  f: Facet,
+  opts: KernelFeatureOptions,
+  feature: KernelFeature,
+  subject: Value,
+  configured: boolean,
+): void {
+  const { present, missing } = checkFeature(feature, opts.root ?? '/', opts.release);
+  f.assert(
+    opts.machine,
+    record('kernel-feature', sym(feature.protocol), sym(present ? 'present' : 'missing')),
+  );
+  // A protocol limen implements, or a link it creates, needs no word when the kernel has it.
+  if (present && (!configured || IMPLEMENTED.includes(feature.protocol))) return;
+  const reason = !present
+    ? `${feature.description} (kernel modules ${feature.modules.join(', ')}), which this kernel does not have: ${missing.join(', ')} not loaded, not built in and not available to load`
+    : feature.link !== undefined
+      ? `${feature.protocol} is not a way to configure an interface: create the link with <${feature.link} NAME {…}> and configure NAME`
+      : `${feature.protocol} is not implemented in limen yet (the kernel has it)`;
+  f.assert(opts.config, record('interface-failed', subject, reason));
+}
+
 export function startKernelFeatures(parent: Facet, opts: KernelFeatureOptions): Driver {
   return spawnDriver(parent, 'kernel-features', (facet) => {
     // So that `limen status` and the log find them (docs/vocabulary.md, "Failures").
@@ -111,22 +139,17 @@ export function startKernelFeatures(parent: Facet, opts: KernelFeatureOptions): 
         facet,
         opts.config,
         P.rec('configure-interface', P.bind('if'), P.rec(feature.protocol)),
-        (f, c) => {
-          const ifname = c.get('if')!;
-          const { present, missing } = checkFeature(feature, opts.root ?? '/', opts.release);
-          f.assert(
-            opts.machine,
-            record('kernel-feature', sym(feature.protocol), sym(present ? 'present' : 'missing')),
-          );
-          // A protocol limen implements needs no word when the kernel has it.
-          if (present && IMPLEMENTED.includes(feature.protocol)) return;
-          const reason = present
-            ? `${feature.protocol} is not implemented in limen yet (the kernel has it)`
-            : `${feature.description} (kernel modules ${feature.modules.join(', ')}), which this kernel does not have: ${missing.join(', ')} not loaded, not built in and not available to load`;
-          f.assert(opts.config, record('interface-failed', ifname, reason));
-        },
+        (f, c) => reportFeature(f, opts, feature, c.get('if')!, true),
         `kernel-features: ${feature.protocol}`,
       );
+      if (feature.link !== undefined)
+        during(
+          facet,
+          opts.config,
+          P.rec(feature.link, P.bind('name')),
+          (f, c) => reportFeature(f, opts, feature, c.get('name')!, false),
+          `kernel-features: <${feature.link}>`,
+        );
     }
   });
 }

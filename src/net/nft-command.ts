@@ -4,7 +4,7 @@
 // (the process is killed, never left behind), listeners are removed when the
 // run ends, and a failure is an NftError whose message is nft's own, trimmed.
 
-import { spawn } from 'node:child_process';
+import { runProgram, type ProgramResult } from '../platform/run-program.ts';
 import { NftError } from './nft-ruleset.ts';
 
 export interface NftRunnerOptions {
@@ -16,66 +16,20 @@ export interface NftRunnerOptions {
   readonly timeoutMs?: number;
 }
 
-export interface CommandResult {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-const MAX_CAPTURE = 64 * 1024;
+export type CommandResult = ProgramResult;
 
 /** Runs argv with `input` on stdin; resolves with its exit (rejects only if it cannot start). */
-export function runCommand(
+export async function runCommand(
   argv: readonly string[],
   input: string,
   signal: AbortSignal,
   timeoutMs: number,
 ): Promise<CommandResult> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(new NftError('LIMEN_NFT_RUN', `${argv.join(' ')}: aborted`));
-      return;
-    }
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let settled = false;
-    const kill = (): void => {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    };
-    const timer = setTimeout(kill, timeoutMs);
-    signal.addEventListener('abort', kill);
-    const done = (): void => {
-      settled = true;
-      clearTimeout(timer);
-      signal.removeEventListener('abort', kill);
-    };
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      if (stdout.length < MAX_CAPTURE) stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      if (stderr.length < MAX_CAPTURE) stderr += d;
-    });
-    child.stdin.on('error', () => {
-      // The program exited before reading everything; its exit status says why.
-    });
-    child.on('error', (e) => {
-      if (settled) return;
-      done();
-      reject(new NftError('LIMEN_NFT_RUN', `${argv[0]!}: ${e.message}`));
-    });
-    child.on('close', (code, sig) => {
-      if (settled) return;
-      done();
-      resolve({ code, signal: sig, stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
+  try {
+    return await runProgram(argv, { input, signal, timeoutMs });
+  } catch (e) {
+    throw new NftError('LIMEN_NFT_RUN', e instanceof Error ? e.message : String(e));
+  }
 }
 
 /** nft's complaint, trimmed to something that fits an assertion. */

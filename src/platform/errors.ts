@@ -20,3 +20,8 @@ export class StateLockHeldError extends UserError {
 export class FlockError extends LimenError {
   readonly code = 'LIMEN_FLOCK';
 }
+
+/** A program could not be started (not installed, not executable), or the run was aborted first. */
+export class ProgramStartError extends LimenError {
+  readonly code = 'LIMEN_PROGRAM_START';
+}

@@ -66,4 +66,39 @@ describe('kernel features', () => {
     );
     assert.ok(machine.has(parse('<kernel-feature pppoe missing>')));
   });
+
+  it('answers a link that needs a feature: missing is a failure, present a fact', async () => {
+    const bare = fakeRoot({ 'proc/sys/kernel/osrelease': '6.1.0-test\n' });
+    const withVlan = fakeRoot({
+      'proc/sys/kernel/osrelease': '6.1.0-test\n',
+      'proc/net/vlan/config': '',
+    });
+    const run = async (root: string, text: string) => {
+      const engine = checkedEngine().engine;
+      const config = new Dataspace(engine, 'config');
+      const machine = new Dataspace(engine, 'machine');
+      startKernelFeatures(engine.root, { config: config.ref, machine: machine.ref, root });
+      engine.turn(() => engine.root.assert(config.ref, parse(text)));
+      await engine.sync();
+      const failed = config.query(P.rec('interface-failed', P.bind('if'), P.bind('reason')));
+      return {
+        failed: failed.map(
+          (f) => `${f.captures.get('if') as string}: ${f.captures.get('reason') as string}`,
+        ),
+        machine,
+      };
+    };
+    const missing = await run(bare, '<vlan "wan0.7" {parent: "wan0" id: 7}>');
+    assert.equal(missing.failed.length, 1);
+    assert.match(
+      missing.failed[0]!,
+      /^wan0\.7: VLAN interfaces need 802\.1Q support .*8021q not loaded/,
+    );
+    assert.ok(missing.machine.has(parse('<kernel-feature vlan missing>')));
+    const present = await run(withVlan, '<vlan "wan0.7" {parent: "wan0" id: 7}>');
+    assert.deepEqual(present.failed, []);
+    assert.ok(present.machine.has(parse('<kernel-feature vlan present>')));
+    const misused = await run(withVlan, '<configure-interface "wan0.7" <vlan>>');
+    assert.match(misused.failed[0]!, /create the link with <vlan NAME \{…\}> and configure NAME/);
+  });
 });

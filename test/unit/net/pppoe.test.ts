@@ -25,7 +25,7 @@ describe('pppoe', () => {
     assert.deepEqual(bad.problems, [
       'unknown option usr (known: user, password-file, service, ac, mtu, mru, lcp-echo-interval, lcp-echo-failure, holdoff, auth-retry, ifname)',
       'user must be a non-empty string of printable characters without spaces',
-      'password-file must be an absolute path',
+      'password-file must be an absolute path without quotes',
       'mtu must be a whole number from 576 to 1500',
     ]);
   });
