@@ -16,7 +16,8 @@ describe('interface protocols', () => {
     assert.equal(protocolOf(v('<dhcp>'))?.name, 'dhcp');
     assert.equal(protocolOf(v('<dhcp {hostname: "gw"}>'))?.name, 'dhcp');
     assert.equal(protocolOf(v('<pppoe {}>'))?.name, 'pppoe');
-    assert.equal(protocolOf(v('<l2tp {}>')), undefined);
+    assert.equal(protocolOf(v('<l2tp {}>'))?.creates, true);
+    assert.equal(protocolOf(v('<dhcpv6 {}>')), undefined);
     const st = protocolOf(v('<static "2001:db8::1/64">'))!;
     assert.deepEqual(st.families(v('<static "2001:db8::1/64">')), ['ipv6']);
     assert.deepEqual(st.families(v('<static "192.0.2.1/24">')), ['ipv4']);
