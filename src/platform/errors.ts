@@ -20,3 +20,8 @@ export class StateLockHeldError extends UserError {
 export class FlockError extends LimenError {
   readonly code = 'LIMEN_FLOCK';
 }
+
+/** A watchdog device that is not one, cannot be opened, or cannot be written to. */
+export class WatchdogDeviceError extends LimenError {
+  readonly code = 'LIMEN_WATCHDOG_DEVICE';
+}
