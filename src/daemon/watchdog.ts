@@ -8,8 +8,9 @@
 //
 // Invariants: one opening per device, however many `<watchdog>` assertions name it
 // (an edited file asserts its new spec before it retracts the old one: the device
-// stays open, only the interval changes); the interval is the shortest asked for,
-// and never more than half the device's timeout when the kernel tells it; a device
+// stays open, only the interval changes, with a feed at the change so that no gap
+// is longer than either interval); the interval is the shortest asked for, and
+// never more than half the device's timeout when the kernel tells it; a device
 // that cannot be opened, or is not a watchdog, is `<watchdog-error DEVICE MESSAGE>`
 // and is tried again every 10 s while it is asked for.
 
@@ -67,6 +68,8 @@ class Feeder {
   #info: WatchdogInfo | undefined;
   #handle: WatchdogHandle | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** The interval the timer runs at. */
+  #seconds: number | undefined;
   #retry: NodeJS.Timeout | undefined;
   #error: Handle | undefined;
   #warning: Handle | undefined;
@@ -118,7 +121,6 @@ class Feeder {
     this.#info = info;
     this.#handle = handle;
     this.#fail(undefined);
-    this.#feed();
     this.#schedule();
     const { identity, timeout } = info;
     this.#c.log.info(`opened ${this.#device}`, {
@@ -133,9 +135,14 @@ class Feeder {
     if (info === undefined || this.#handle === undefined) return;
     const asked = [...this.#specs].map(([, i]) => i).filter((i) => i !== undefined);
     const interval = feedInterval(asked.length > 0 ? Math.min(...asked) : undefined, info.timeout);
-    clearInterval(this.#timer);
-    this.#timer = setInterval(() => this.#feed(), interval.seconds * 1000);
-    this.#timer.unref();
+    if (interval.seconds !== this.#seconds) {
+      // A feed now, so that the gap across the change is never longer than either interval.
+      this.#feed();
+      clearInterval(this.#timer);
+      this.#timer = setInterval(() => this.#feed(), interval.seconds * 1000);
+      this.#timer.unref();
+      this.#seconds = interval.seconds;
+    }
     const { config } = this.#c;
     const warning = interval.warning;
     this.#warning = this.facet.replace(
