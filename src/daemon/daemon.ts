@@ -57,6 +57,7 @@ import { startSiteRootCheck, type SiteRootCheck } from './site-roots.ts';
 import { prepareStart } from './startup.ts';
 import { startFailureCollector, type FailureCollector } from './failures.ts';
 import { startSystemdNotify } from './sd-notify.ts';
+import { startWatchdog } from './watchdog.ts';
 import { Planner } from './plan.ts';
 import {
   GenerationStore,
@@ -327,6 +328,8 @@ function startDrivers(
   });
   const services = startServiceManager(root, { config });
   startProbes(root, { config });
+  // Opens nothing unless a site asserts <watchdog …> (docs/running.md).
+  startWatchdog(root, { config });
   const nested = startConfigWatcherService(root, config);
   const network =
     o.opts.network === false

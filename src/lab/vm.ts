@@ -167,7 +167,7 @@ mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 mkdir -p /lib/modules && mount -t 9p -o trans=virtio,version=9p2000.L,ro modules /lib/modules
-mkdir -p /vmstate && mount -t 9p -o trans=virtio,version=9p2000.L vmstate /vmstate 2>/dev/null
+mkdir -p /vmstate && mount -t 9p -o trans=virtio,version=9p2000.L,cache=loose vmstate /vmstate 2>/dev/null
 ip link set lo up
 cd /
 sh /vmshare/command > /vmshare/output 2>&1 < /dev/null
@@ -226,7 +226,11 @@ export interface VmRunOptions {
   readonly signal?: AbortSignal;
   /**
    * A host directory shared read-write as /vmstate, kept after the run: state that
-   * must survive into a second boot (the caller creates and removes it).
+   * must survive into a second boot (the caller creates and removes it). Mounted with
+   * the page cache (9p `cache=loose`), as a disk is: inotify works there (without the
+   * cache, 9p makes a new inode at every lookup and a watch sees nothing, so a config
+   * watcher would miss every change), and what a reset may lose is what was not
+   * fsynced, as on a router's flash.
    */
   readonly stateDir?: string;
 }

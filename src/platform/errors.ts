@@ -25,3 +25,8 @@ export class FlockError extends LimenError {
 export class ProgramStartError extends LimenError {
   readonly code = 'LIMEN_PROGRAM_START';
 }
+
+/** A watchdog device that is not one, cannot be opened, or cannot be written to. */
+export class WatchdogDeviceError extends LimenError {
+  readonly code = 'LIMEN_WATCHDOG_DEVICE';
+}
