@@ -81,7 +81,9 @@ function nextAdded(client: ControlClient, pattern: string, signal: AbortSignal):
           else if (synced && e?.type === 'added') resolve(wallNow());
         },
       })
-      .catch(reject);
+      .catch((e: unknown) => {
+        if (!signal.aborted) reject(e instanceof Error ? e : new Error(String(e)));
+      });
     setTimeout(
       () => reject(new Error(`no ${pattern} within ${ROUND_TIMEOUT_MS} ms`)),
       ROUND_TIMEOUT_MS,
@@ -93,12 +95,14 @@ async function round(lab: Lab, client: ControlClient) {
   const stop = new AbortController();
   try {
     const gone = new Promise<void>((resolve) => {
-      void client.watch('config', parse('<default-route ipv4>'), {
-        signal: stop.signal,
-        onEvent: (v) => {
-          if (decodeWatchEvent(v)?.type === 'removed') resolve();
-        },
-      });
+      client
+        .watch('config', parse('<default-route ipv4>'), {
+          signal: stop.signal,
+          onEvent: (v) => {
+            if (decodeWatchEvent(v)?.type === 'removed') resolve();
+          },
+        })
+        .catch(() => undefined); // ended by stop.abort()
     });
     const killedAt = Date.now();
     if (lab.killIspSessions() < 1) throw new Error('the ISP had no session to end');

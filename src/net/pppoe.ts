@@ -98,6 +98,8 @@ export function pppdArgv(nic: string, o: PppoeOptions): string[] {
     ...['plugin', 'pppoe.so', `nic-${nic}`, 'nodetach', 'noauth', 'user', o.user],
     ...['ifname', o.ifname, 'linkname', `limen-${nic}`, 'noipdefault', 'nodefaultroute'],
     ...['usepeerdns', 'persist', 'maxfail', '0', 'holdoff', String(o.holdoff)],
+    // IPV6CP too: the link gets its link-local address (DHCPv6 over it is issue 15's).
+    '+ipv6',
     ...['mtu', String(o.mtu), 'mru', String(o.mru)],
     ...['lcp-echo-interval', String(o.lcpEchoInterval)],
     ...['lcp-echo-failure', String(o.lcpEchoFailure)],

@@ -53,6 +53,9 @@ describe('the lab over PPPoE', { skip, timeout: 900_000 }, () => {
       defaultRoutes(lab).join('\n'),
     );
     await fetchUntil(lab, 'lan1', `http://${WORLD_NAME}/`, { timeoutMs: 60_000 });
+    // IPV6CP ran: the link has its IPv6 link-local address.
+    const v6 = lab.exec('rtr', ['ip', '-6', 'addr', 'show', 'dev', 'ppp-wan0']).stdout;
+    assert.match(v6, /inet6 fe80::\S+ .*scope link/, v6);
     assert.match(nftChain(lab, 'forward'), /tcp option maxseg size set rt mtu/);
     // (nft lists a set's elements in its own order.)
     assert.match(

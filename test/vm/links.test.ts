@@ -2,6 +2,8 @@
 // the VM (this machine's kernel has neither): limen in namespace rtr creates
 // - `<vlan "wan0.7" {parent: "wan0" id: 7}>`, configured with `<dhcp>` against
 //   dnsmasq on VLAN 7 of the ISP's end: the lease, the default route via wan0.7, a ping;
+// - `<vlan "wan0.9" {parent: "wan0" id: 9}>` with `<pppoe {…}>` over it, against
+//   pppoe-server with CHAP on VLAN 9 of the ISP's end: PPPoE over a VLAN;
 // - `<wireguard "wg0" {…}>`, peered with a tunnel configured by hand (ip + wg) in
 //   namespace peer: a ping to an address that only the allowed-IPs route reaches.
 // No key is in any process's command line, the daemon's log, `limen status --json`
@@ -50,6 +52,14 @@ ip netns exec isp dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file=
   --port=0 --bind-interfaces --interface=to-rtr.7 --dhcp-range=100.64.7.10,100.64.7.50,255.255.255.0,600 \
   --dhcp-option=option:router,100.64.7.1 --dhcp-authoritative --no-ping --dhcp-leasefile=/tmp/isp.leases \
   > /tmp/dnsmasq.log 2>&1 &
+# PPPoE over VLAN 9, as many ISPs require: pppoe-server with CHAP on the ISP's to-rtr.9.
+modprobe ppp_generic; modprobe pppoe; modprobe ppp_async
+ip -n isp link add link to-rtr name to-rtr.9 type vlan id 9
+ip -n isp link set to-rtr.9 up
+echo '"alice" * "pw-vlan-9" *' > /etc/ppp/chap-secrets
+printf 'require-chap\n' > /tmp/pppoe-server-options
+ip netns exec isp pppoe-server -I to-rtr.9 -L 10.64.9.1 -R 10.64.9.10 -N 2 -O /tmp/pppoe-server-options
+umask 077; printf 'pw-vlan-9' > /tmp/pw; umask 022
 # A VLAN on wan0 that limen did not create.
 ip -n rtr link add link wan0 name wan0.8 type vlan id 8
 # Keys: root's, mode 0600.
@@ -69,6 +79,8 @@ cat > /tmp/site/core/wan.pr <<EOF
 <vlan "wan0.7" {parent: "wan0" id: 7}>
 <configure-interface "wan0.7" <dhcp>>
 <vlan "wan0.8" {parent: "wan0" id: 8}>
+<vlan "wan0.9" {parent: "wan0" id: 9}>
+<configure-interface "wan0.9" <pppoe {user: "alice" password-file: "/tmp/pw"}>>
 EOF
 cat > /tmp/site/core/wg.pr <<EOF
 <configure-interface "up0" <static "10.77.0.1/24">>
@@ -82,6 +94,8 @@ ip -n rtr -d link show wan0.7 | grep -o 'vlan protocol 802.1Q id 7'
 ip -n rtr -4 -br addr show dev wan0.7
 ip -n rtr route show default
 ip netns exec rtr ping -c1 -W3 100.64.7.1 >/dev/null && echo "vlan ping ok"
+poll pppoe-vlan 150 has addr show dev ppp-wan0.9
+ip netns exec rtr ping -c1 -W3 10.64.9.1 >/dev/null && echo "pppoe over vlan ping ok"
 poll wg-route 90 has route show 192.168.50.0/24 dev wg0
 limen query '<link-state ?n ?k ?s ?d>'
 ip -n rtr route show 192.168.50.0/24
@@ -125,6 +139,8 @@ describe('VLAN and WireGuard links in the VM', { skip, timeout: 900_000 }, () =>
     assert.match(out, /^wan0\.7@wan0 +UP +100\.64\.7\.\d+\/24/m, out);
     assert.match(out, /^default via 100\.64\.7\.1 dev wan0\.7 /m, out);
     assert.match(out, /^vlan ping ok$/m, out);
+    assert.match(out, /^pppoe-vlan 1$/m, out);
+    assert.match(out, /^pppoe over vlan ping ok$/m, out);
     assert.match(out, /^wg-route 1$/m, out);
     assert.match(out, /^192\.168\.50\.0\/24 dev wg0 proto 76 scope link metric 50 *$/m, out);
     assert.match(out, /^tunnel ping ok$/m, out);

@@ -45,6 +45,7 @@ describe('pppoe', () => {
     assert.match(args, /plugin pppoe\.so nic-wan0 nodetach/);
     assert.match(args, /plugin passwordfd\.so passwordfd 3$/);
     assert.match(args, /rp_pppoe_service isp/);
+    assert.match(args, / \+ipv6 /);
     assert.doesNotMatch(args, /password /);
   });
 
