@@ -24,7 +24,7 @@ import { type Lab, labDown, labUp, packageRoot } from '../src/lab/lab.ts';
 import { runInVm, vmUnavailable } from '../src/lab/vm.ts';
 import { inVm } from '../src/lab/vm-lab.ts';
 import { parse } from '../src/preserves/index.ts';
-import { formatTable, ms, summarize, wallNow } from './support/lab-timing.ts';
+import { formatTable, ms, summarize } from './support/lab-timing.ts';
 
 const { values: opts } = parseArgs({ options: { rounds: { type: 'string' } } });
 const ROUNDS = opts.rounds !== undefined ? Number(opts.rounds) : 5;
@@ -68,52 +68,55 @@ function pppdLineTime(lab: Lab, re: RegExp, since: number): number | undefined {
   return undefined;
 }
 
-/** Resolves with the arrival time of the next `+ PATTERN` after the watch synced. */
-function nextAdded(client: ControlClient, pattern: string, signal: AbortSignal): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let synced = false;
-    client
-      .watch('config', parse(pattern), {
-        signal,
-        onEvent: (v) => {
-          const e = decodeWatchEvent(v);
-          if (e?.type === 'synced') synced = true;
-          else if (synced && e?.type === 'added') resolve(wallNow());
-        },
-      })
-      .catch((e: unknown) => {
-        if (!signal.aborted) reject(e instanceof Error ? e : new Error(String(e)));
-      });
-    setTimeout(
-      () => reject(new Error(`no ${pattern} within ${ROUND_TIMEOUT_MS} ms`)),
-      ROUND_TIMEOUT_MS,
-    ).unref();
-  });
+/**
+ * Arrival times (Date.now(), the clock pppd's log lines are stamped with) of every
+ * `+ PATTERN` after the watch synced, until the signal aborts.
+ */
+function additions(client: ControlClient, pattern: string, signal: AbortSignal): number[] {
+  const times: number[] = [];
+  let synced = false;
+  client
+    .watch('config', parse(pattern), {
+      signal,
+      onEvent: (v) => {
+        const e = decodeWatchEvent(v);
+        if (e?.type === 'synced') synced = true;
+        else if (synced && e?.type === 'added') times.push(Date.now());
+      },
+    })
+    .catch(() => undefined); // ended by the signal
+  return times;
+}
+
+/** Waits (bounded) for a time in `times` after `after`; returns it. */
+async function firstAfter(times: number[], after: number, what: string): Promise<number> {
+  const deadline = Date.now() + ROUND_TIMEOUT_MS;
+  for (;;) {
+    const t = times.find((x) => x >= after);
+    if (t !== undefined) return t;
+    if (Date.now() > deadline) throw new Error(`no ${what} within ${ROUND_TIMEOUT_MS} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 async function round(lab: Lab, client: ControlClient) {
   const stop = new AbortController();
   try {
-    const gone = new Promise<void>((resolve) => {
-      client
-        .watch('config', parse('<default-route ipv4>'), {
-          signal: stop.signal,
-          onEvent: (v) => {
-            if (decodeWatchEvent(v)?.type === 'removed') resolve();
-          },
-        })
-        .catch(() => undefined); // ended by stop.abort()
-    });
+    const routes = additions(client, '<default-route ipv4>', stop.signal);
+    const events = additions(client, `<output ${PPPD} event _>`, stop.signal);
     const killedAt = Date.now();
     if (lab.killIspSessions() < 1) throw new Error('the ISP had no session to end');
-    await gone;
-    const event = nextAdded(client, `<output ${PPPD} event _>`, stop.signal);
-    const route = nextAdded(client, '<default-route ipv4>', stop.signal);
-    const [eventAt, routeAt] = [await event, await route];
+    // The new link: pppd's IPCP, then the hook's outputs, then the route that needs them.
+    let ipcp: number | undefined;
+    const ipcpDeadline = Date.now() + ROUND_TIMEOUT_MS;
+    while ((ipcp = pppdLineTime(lab, /^local {2}IP address /, killedAt)) === undefined) {
+      if (Date.now() > ipcpDeadline) throw new Error('pppd never brought the link up again');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const eventAt = await firstAfter(events, ipcp, 'hook outputs');
+    const routeAt = await firstAfter(routes, eventAt, '<default-route ipv4>');
     const session = pppdLineTime(lab, /^PPP session is \d+/, killedAt);
-    const ipcp = pppdLineTime(lab, /^local {2}IP address /, killedAt);
-    if (session === undefined || ipcp === undefined)
-      throw new Error('pppd said nothing of the new link');
+    if (session === undefined) throw new Error('pppd said nothing of the new session');
     return { pppd: ipcp - session, hook: eventAt - ipcp, route: routeAt - ipcp };
   } finally {
     stop.abort();

@@ -94,7 +94,7 @@ ip -n rtr -d link show wan0.7 | grep -o 'vlan protocol 802.1Q id 7'
 ip -n rtr -4 -br addr show dev wan0.7
 ip -n rtr route show default
 ip netns exec rtr ping -c1 -W3 100.64.7.1 >/dev/null && echo "vlan ping ok"
-poll pppoe-vlan 150 has addr show dev ppp-wan0.9
+poll pppoe-vlan 150 has route show default dev ppp-wan0.9
 ip netns exec rtr ping -c1 -W3 10.64.9.1 >/dev/null && echo "pppoe over vlan ping ok"
 poll wg-route 90 has route show 192.168.50.0/24 dev wg0
 limen query '<link-state ?n ?k ?s ?d>'
