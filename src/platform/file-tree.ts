@@ -24,7 +24,7 @@ const GROWTH_CHUNK = 64 * 1024;
  * is checked before anything is read, and a file that grows meanwhile is read no
  * further than `room` + 1 bytes.
  */
-async function readWithin(path: string, room: number): Promise<Buffer | undefined> {
+export async function readWithin(path: string, room: number): Promise<Buffer | undefined> {
   const fh = await open(path, 'r');
   try {
     const { size } = await fh.stat();
@@ -48,17 +48,11 @@ async function readWithin(path: string, room: number): Promise<Buffer | undefine
 }
 
 /**
- * Adds the files under `root` to `into`; `budget.bytes` counts what was read, and
- * passing `maxBytes` is a FileTreeTooLargeError, raised from each file's size
- * before it is read (a stray file of gigabytes costs no memory). A missing root
- * has no files.
+ * The files under `root` (regular files, no dot-file or dot-directory), as paths
+ * relative to it with '/' separators, in name order; a missing root has none.
  */
-export async function readFileTree(
-  root: string,
-  into: Map<string, Uint8Array>,
-  budget: { bytes: number },
-  maxBytes = Infinity,
-): Promise<void> {
+export async function listFileTree(root: string): Promise<string[]> {
+  const out: string[] = [];
   const walk = async (dir: string): Promise<void> => {
     let entries;
     try {
@@ -72,22 +66,39 @@ export async function readFileTree(
       if (e.name.startsWith('.')) continue;
       const path = join(dir, e.name);
       if (e.isDirectory()) await walk(path);
-      else if (e.isFile()) {
-        const content =
-          maxBytes === Infinity
-            ? await readFile(path)
-            : await readWithin(path, maxBytes - budget.bytes);
-        if (content === undefined)
-          throw new FileTreeTooLargeError(
-            `the files under ${root} are larger than ${maxBytes} bytes (${path} takes them past it)`,
-            path,
-          );
-        budget.bytes += content.length;
-        into.set(relative(root, path).split(sep).join('/'), new Uint8Array(content));
-      }
+      else if (e.isFile()) out.push(relative(root, path).split(sep).join('/'));
     }
   };
   await walk(root);
+  return out;
+}
+
+/**
+ * Adds the files under `root` to `into`; `budget.bytes` counts what was read, and
+ * passing `maxBytes` is a FileTreeTooLargeError, raised from each file's size
+ * before it is read (a stray file of gigabytes costs no memory). A missing root
+ * has no files.
+ */
+export async function readFileTree(
+  root: string,
+  into: Map<string, Uint8Array>,
+  budget: { bytes: number },
+  maxBytes = Infinity,
+): Promise<void> {
+  for (const rel of await listFileTree(root)) {
+    const path = join(root, ...rel.split('/'));
+    const content =
+      maxBytes === Infinity
+        ? await readFile(path)
+        : await readWithin(path, maxBytes - budget.bytes);
+    if (content === undefined)
+      throw new FileTreeTooLargeError(
+        `the files under ${root} are larger than ${maxBytes} bytes (${path} takes them past it)`,
+        path,
+      );
+    budget.bytes += content.length;
+    into.set(rel, new Uint8Array(content));
+  }
 }
 
 /** True if `path` is a directory (false when it is anything else or missing). */

@@ -23,7 +23,12 @@ import { lstat, mkdir, readFile, readdir, rename, rm, unlink } from 'node:fs/pro
 import { dirname, join } from 'node:path';
 import { UserError } from '../base/errors.ts';
 import { syncDirectory, writeFileAtomic } from '../platform/atomic-file.ts';
-import { FileTreeTooLargeError, readFileTree } from '../platform/file-tree.ts';
+import {
+  FileTreeTooLargeError,
+  listFileTree,
+  readFileTree,
+  readWithin,
+} from '../platform/file-tree.ts';
 export { isDirectory } from '../platform/file-tree.ts';
 import {
   Bytes,
@@ -452,23 +457,27 @@ export class GenerationStore {
  * atomically (only when its content differs), every other file that a snapshot
  * would have read removed. Dot-files (editors' swap files, limen's temporaries) stay.
  */
-export async function restoreFiles(g: Generation): Promise<{ written: number; removed: number }> {
+export async function restoreFiles(
+  g: Pick<Generation, 'roots' | 'files'>,
+): Promise<{ written: number; removed: number }> {
   let written = 0;
   let removed = 0;
   for (const root of g.roots) {
     const want = g.files.get(root) ?? new Map<string, Uint8Array>();
-    const have = new Map<string, Uint8Array>();
-    await readFileTree(root, have, { bytes: 0 });
+    // What is there is listed, and a file read only to compare it with what is
+    // wanted, no further than that (a stray file of gigabytes costs no memory).
+    const have = new Set(await listFileTree(root));
     for (const [path, content] of want) {
-      const old = have.get(path);
-      if (old !== undefined && Buffer.compare(Buffer.from(old), Buffer.from(content)) === 0)
-        continue;
+      const old = have.has(path)
+        ? await readWithin(join(root, ...path.split('/')), content.length).catch(() => undefined)
+        : undefined;
+      if (old !== undefined && Buffer.compare(old, Buffer.from(content)) === 0) continue;
       const target = join(root, ...path.split('/'));
       await mkdir(dirname(target), { recursive: true });
       await writeFileAtomic(target, content, { mode: await modeOf(target) });
       written++;
     }
-    for (const path of have.keys()) {
+    for (const path of have) {
       if (want.has(path)) continue;
       const target = join(root, ...path.split('/'));
       await rm(target, { force: true });

@@ -1,15 +1,18 @@
 // PPPoE (src/net/pppoe.ts; issue 14, its tests 1, 2, 3 and 7) in limen's VM, this
-// machine's kernel having no PPP. Two boots:
+// machine's kernel having no PPP. Three boots:
 //  - the demo as a user runs it, `limen lab demo --wan pppoe --once` from the host's
 //    CLI (which boots the VM): the same timeline as the DHCP demo, ending with a LAN
 //    client fetching http://world.test/ through limen over PPPoE;
+//  - `limen lab up --vm`: the same in the VM, live until Ctrl-C, which removes the
+//    lab and powers the VM off;
 //  - test/guest/pppoe-lab.test.ts run inside the guest by the project's own test
 //    runner: cold start, the ISP ending the session, a wrong password, and the secret
 //    kept out of sight.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { until } from '../support/until.ts';
 import { runInVm, vmUnavailable } from '../../src/lab/vm.ts';
 
 const skip = vmUnavailable() ?? false;
@@ -36,6 +39,32 @@ describe('PPPoE in the VM', { skip, timeout: 1_200_000 }, () => {
       /removed 6 namespaces; the lab is gone/,
     ])
       assert.match(r.stdout, step, out);
+  });
+
+  it('limen lab up --vm: the lab over PPPoE in the VM, live until Ctrl-C, which removes it', async () => {
+    const child = spawn(process.execPath, ['bin/limen.js', 'lab', 'up', '--vm', '--name', 'vmup'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => void (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => void (out += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      await until(
+        () => /LAN client fetched http:\/\/world\.test\//.test(out) && /Live view/.test(out),
+        {
+          timeoutMs: 600_000,
+          intervalMs: 500,
+          describe: () => `the timeline up to the fetch, then the live view:\n${out}`,
+        },
+      );
+      assert.match(out, /PPPoE session up +ppp-wan0/);
+      child.kill('SIGINT');
+      assert.equal(await exited, 130, out);
+      assert.match(out, /removed 6 namespaces; the lab is gone/, out);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('runs test/guest/pppoe-lab.test.ts inside the guest: all pass', async () => {

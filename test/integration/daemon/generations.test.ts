@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import type { Daemon } from '../../../src/daemon/daemon.ts';
 import { SiteDaemon } from '../../support/site-daemon.ts';
 import { GenerationStore, MAX_SNAPSHOT_BYTES, snapshot } from '../../../src/safety/index.ts';
+import { restoreFiles } from '../../../src/safety/generations.ts';
 import { FileTreeTooLargeError, readFileTree } from '../../../src/platform/file-tree.ts';
 import { until } from '../../support/until.ts';
 
@@ -295,6 +296,25 @@ describe("a snapshot's size", () => {
     // Three bytes more, and the limit is passed at b.pr.
     writeFileSync(join(two, 'a.pr'), 'abcde');
     await assert.rejects(snapshot([one, two]), /\/two\/b\.pr takes it past the limit/);
+  });
+
+  it('is not read to restore a generation: a stray 3 GiB file is removed, a 3 GiB one rewritten', async (t) => {
+    const site = join(dir, 'restore');
+    mkdirSync(join(site, 'core'), { recursive: true });
+    writeFileSync(join(site, 'core/a.pr'), '<a>');
+    const snap = await snapshot([site]);
+    const stray = join(site, 'core/stray.pr');
+    writeFileSync(stray, '');
+    truncateSync(stray, 3 * 1024 * MiB);
+    truncateSync(join(site, 'core/a.pr'), 3 * 1024 * MiB);
+    const rssBefore = process.memoryUsage().rss;
+    const r = await restoreFiles(snap);
+    const rss = process.memoryUsage().rss - rssBefore;
+    t.diagnostic(`RSS ${(rss / MiB).toFixed(1)} MiB`);
+    assert.ok(rss < 64 * MiB, `RSS grew by ${rss} bytes`);
+    assert.deepEqual(r, { written: 1, removed: 1 });
+    assert.deepEqual(readdirSync(join(site, 'core')), ['a.pr']);
+    assert.equal(readFileSync(join(site, 'core/a.pr'), 'utf8'), '<a>');
   });
 
   it('is checked file by file with a small limit: the file that passes it is named', async () => {
