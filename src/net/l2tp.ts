@@ -11,9 +11,12 @@
 // so the tunnel never routes through itself.
 //
 // The secret never appears on a command line, in a log, in `limen status` or in an
-// assertion: xl2tpd's pppd asks for it through its passprompt.so plugin, whose
-// prompt program (written at start in the service's private directory) reads the
-// password file; only the file's path is in the configuration.
+// assertion: xl2tpd starts its pppd itself (so no descriptor can carry the secret
+// to every redial, as passwordfd.so does for PPPoE, and pppd's passprompt plugin
+// serves PAP only), so the shell that starts xl2tpd copies it with builtins into
+// pppd's options file in the service's private directory (mode 0600 in a 0700
+// directory under limen's run directory, emptied with the service's outputs); only
+// the password file's path is in the configuration.
 
 import { Dict, record, sym, type Value } from '../preserves/index.ts';
 import { P, during, type Driver, type Facet } from '../dataspace/index.ts';
@@ -93,18 +96,22 @@ export function readL2tp(
 }
 
 /**
- * The shell that writes xl2tpd's configuration, pppd's options and the password
- * prompt into `$LIMEN_OUTPUTS/.l2tp` (a dot-directory: never read as outputs; the
+ * The shell that writes xl2tpd's configuration and pppd's options (with the secret)
+ * into `$LIMEN_OUTPUTS/.l2tp` (a dot-directory: never read as outputs; the
  * supervisor empties it between runs), then execs xl2tpd in the foreground. Every
  * value reaches it as an argument, and was checked: printable, no spaces or quotes.
  */
 const XL2TPD_SCRIPT = `set -eu
+umask 077
 dir="$LIMEN_OUTPUTS/.l2tp"
 mkdir -p "$dir"; chmod 700 "$dir"
-printf '#!/bin/sh\\nexec cat -- %s\\n' "'$4'" > "$dir/password"; chmod 700 "$dir/password"
-printf '%s\\n' "name $3" "ifname $2" noauth noipdefault nodefaultroute usepeerdns \\
-  "mtu $5" "mru $5" "lcp-echo-interval $6" "lcp-echo-failure $7" logfd 2 \\
-  "ipparam limen:$LIMEN_OUTPUTS" "plugin passprompt.so" "promptprog $dir/password" > "$dir/options"
+{
+  printf '%s\\n' "name $3" "ifname $2" noauth noipdefault nodefaultroute usepeerdns \\
+    "mtu $5" "mru $5" "lcp-echo-interval $6" "lcp-echo-failure $7" "logfd 2" \\
+    "ipparam limen:$LIMEN_OUTPUTS"
+  secret=$(sed 's/[\\\\"]/\\\\&/g' -- "$4")
+  printf 'password "%s"\\n' "$secret"
+} > "$dir/options"
 printf '%s\\n' '[global]' 'access control = no' '[lac limen]' "lns = $1" \\
   "pppoptfile = $dir/options" 'pass peer = no' 'autodial = yes' 'redial = yes' \\
   "redial timeout = $8" 'length bit = yes' > "$dir/xl2tpd.conf"

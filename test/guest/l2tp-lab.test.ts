@@ -129,6 +129,18 @@ describe('L2TP over the DHCP WAN', { skip, timeout: 900_000 }, () => {
     });
   });
 
+  it('a wrong password: ifup answers with the authentication failure, and xl2tpd is stopped', async () => {
+    const down = await cli(lab, 'ifdown', 'l2tp0', '--timeout', '60');
+    assert.equal(down.code, 0, down.err + down.out);
+    writeFileSync('/tmp/l2tp.secret', 'not-the-secret', { mode: 0o600 });
+    const up = await cli(lab, 'ifup', 'l2tp0', '--timeout', '180');
+    assert.notEqual(up.code, 0, up.out);
+    assert.match(up.err + up.out, /l2tp: authentication failed \(CHAP\)/, routerLogTail(lab));
+    writeFileSync('/tmp/l2tp.secret', SECRET, { mode: 0o600 });
+    const again = await cli(lab, 'ifup', 'l2tp0', '--timeout', '180');
+    assert.equal(again.code, 0, again.err + again.out + routerLogTail(lab));
+  });
+
   it('the secret is in no command line, log or status', async () => {
     for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
       let cmdline = '';

@@ -42,13 +42,14 @@ describe('l2tp', () => {
     });
   });
 
-  it('gives xl2tpd the password file’s path only, and pppd the outputs directory as ipparam', () => {
+  it('gives xl2tpd the password file’s path only (the shell copies the secret into pppd’s private options), and pppd the outputs directory as ipparam', () => {
     const r = readL2tp('l2tp0', v(GOOD));
     assert.ok(r.ok);
     const argv = xl2tpdArgv('l2tp0', r.options);
     assert.equal(argv[0], 'sh');
     assert.ok(argv.includes('/etc/limen/l2tp.secret'));
-    assert.match(argv[2]!, /passprompt\.so/);
+    assert.match(argv[2]!, /printf .password "%s"/);
+    assert.doesNotMatch(argv.join(' '), /alice-secret/);
     assert.match(argv[2]!, /ipparam limen:\$LIMEN_OUTPUTS/);
     assert.match(argv[2]!, /pass peer = no/);
     assert.match(argv[2]!, /exec xl2tpd -D /);
