@@ -268,10 +268,10 @@ export function interpretDhcpv6(
   const seconds = (n: number) => (n === INFINITE_LIFETIME ? undefined : n);
 
   const addresses: ProvidedAddress[] = [];
-  for (const item of list('addresses.pr')) {
+  for (const item of list('addresses')) {
     const fields = peel(item);
     if (!Array.isArray(fields) || fields.length !== 3) {
-      problems.push('addresses.pr: expected ["ADDRESS" PREFERRED VALID]');
+      problems.push('addresses: expected ["ADDRESS" PREFERRED VALID]');
       continue;
     }
     const a = text('address', fields[0] as Value);
@@ -294,10 +294,10 @@ export function interpretDhcpv6(
   }
 
   const prefixes: ProvidedAddress[] = [];
-  for (const item of list('prefixes.pr')) {
+  for (const item of list('prefixes')) {
     const fields = peel(item);
     if (!Array.isArray(fields) || fields.length !== 4) {
-      problems.push('prefixes.pr: expected ["PREFIX" LENGTH PREFERRED VALID]');
+      problems.push('prefixes: expected ["PREFIX" LENGTH PREFERRED VALID]');
       continue;
     }
     const a = text('prefix', fields[0] as Value);
@@ -336,7 +336,7 @@ export function interpretDhcpv6(
   }
 
   const dns: string[] = [];
-  for (const item of list('dns.pr')) {
+  for (const item of list('dns')) {
     const a = text('dns', item);
     if (a === undefined) continue;
     const p = ipv6UnicastProblem(a);
@@ -344,7 +344,7 @@ export function interpretDhcpv6(
     else if (!dns.includes(canonical(a))) dns.push(canonical(a));
   }
   const domains: string[] = [];
-  for (const item of list('domains.pr')) {
+  for (const item of list('domains')) {
     const s = text('domains', item);
     if (s === undefined) continue;
     const d = parseDomainName(s);
@@ -432,7 +432,7 @@ function runInterface(f: Facet, o: Dhcpv6DriverOptions, ifname: string, opts: Dh
         o.config,
         record(
           'daemon',
-          service,
+          record('dhcpcd', ifname),
           new Dict([
             [sym('argv'), dhcpcdArgv(ifname, `${libexec}/dhcpcd-script`, opts)],
             // A RELEASE (SIGALRM) makes dhcpcd exit 0: it stays down until ifup.

@@ -19,10 +19,10 @@ const outputs = (o: { [k: string]: string }) =>
   new Map(Object.entries(o).map(([k, t]) => [k, v(t)] as const));
 
 const good = {
-  'addresses.pr': '[["2001:db8:1::100" 300 600]]',
-  'prefixes.pr': '[["2001:db8:8000::" 56 300 600]]',
-  'dns.pr': '["2001:db8:1::53"]',
-  'domains.pr': '["Example.test"]',
+  addresses: '[["2001:db8:1::100" 300 600]]',
+  prefixes: '[["2001:db8:8000::" 56 300 600]]',
+  dns: '["2001:db8:1::53"]',
+  domains: '["Example.test"]',
   server: '"00030001aabbcc"',
   event: '"bound6 1"',
 };
@@ -114,7 +114,7 @@ describe('interpreting dhcpcd-script outputs', () => {
       'wan0',
       outputs({
         ...good,
-        'prefixes.pr': '[["2001:0DB8:8000:0000::" 48 4294967295 4294967295]]',
+        prefixes: '[["2001:0DB8:8000:0000::" 48 4294967295 4294967295]]',
       }),
     );
     assert.ok(
@@ -132,25 +132,25 @@ describe('interpreting dhcpcd-script outputs', () => {
 
   it('refuses hostile values with a message each, and installs none of them', () => {
     const cases: [{ [k: string]: string }, RegExp][] = [
-      [{ 'prefixes.pr': '[["2001:db8:8000::" 80 300 600]]' }, /longer than \/64.*refused/],
-      [{ 'prefixes.pr': '[["2001:db8:8000::1" 56 300 600]]' }, /not a network/],
-      [{ 'prefixes.pr': '[["ff02::" 56 300 600]]' }, /multicast/],
-      [{ 'prefixes.pr': '[["2001:db8:8000::" 56 0 0]]' }, /valid lifetime of 0/],
-      [{ 'prefixes.pr': '[["2001:db8:8000::" 56 600 300]]' }, /preferred lifetime 600 is longer/],
-      [{ 'prefixes.pr': '[["2001:db8:8000::" 56 "300; x" 600]]' }, /whole numbers/],
-      [{ 'addresses.pr': '[["2001:db8:1::100" 900 600]]' }, /preferred lifetime 900/],
-      [{ 'addresses.pr': '[["2001:db8:1::100" 0 0]]' }, /valid lifetime of 0/],
-      [{ 'addresses.pr': '[["fe80::1" 300 600]]' }, /link-local/],
-      [{ 'addresses.pr': '[["1.2.3.4" 300 600]]' }, /not an IPv6 address/],
-      [{ 'dns.pr': '["ff02::1"]' }, /^dns: "ff02::1" is a multicast address$/],
-      [{ 'dns.pr': '["::"]' }, /unspecified/],
-      [{ 'dns.pr': '["::1"]' }, /loopback/],
-      [{ 'dns.pr': '["fe80::1%wan0"]' }, /not an IPv6 address/],
-      [{ 'dns.pr': '["2001:db8::53\\"] <evil>"]' }, /spaces or characters that are not printable/],
-      [{ 'dns.pr': '["2001:db8::\\u0007"]' }, /not printable/],
-      [{ 'domains.pr': '["a\\u0001b"]' }, /not printable/],
-      [{ 'domains.pr': '["bad\\\\domain"]' }, /not a domain name/],
-      [{ 'dns.pr': '<evil>' }, /expected a sequence/],
+      [{ prefixes: '[["2001:db8:8000::" 80 300 600]]' }, /longer than \/64.*refused/],
+      [{ prefixes: '[["2001:db8:8000::1" 56 300 600]]' }, /not a network/],
+      [{ prefixes: '[["ff02::" 56 300 600]]' }, /multicast/],
+      [{ prefixes: '[["2001:db8:8000::" 56 0 0]]' }, /valid lifetime of 0/],
+      [{ prefixes: '[["2001:db8:8000::" 56 600 300]]' }, /preferred lifetime 600 is longer/],
+      [{ prefixes: '[["2001:db8:8000::" 56 "300; x" 600]]' }, /whole numbers/],
+      [{ addresses: '[["2001:db8:1::100" 900 600]]' }, /preferred lifetime 900/],
+      [{ addresses: '[["2001:db8:1::100" 0 0]]' }, /valid lifetime of 0/],
+      [{ addresses: '[["fe80::1" 300 600]]' }, /link-local/],
+      [{ addresses: '[["1.2.3.4" 300 600]]' }, /not an IPv6 address/],
+      [{ dns: '["ff02::1"]' }, /^dns: "ff02::1" is a multicast address$/],
+      [{ dns: '["::"]' }, /unspecified/],
+      [{ dns: '["::1"]' }, /loopback/],
+      [{ dns: '["fe80::1%wan0"]' }, /not an IPv6 address/],
+      [{ dns: '["2001:db8::53\\"] <evil>"]' }, /spaces or characters that are not printable/],
+      [{ dns: '["2001:db8::\\u0007"]' }, /not printable/],
+      [{ domains: '["a\\u0001b"]' }, /not printable/],
+      [{ domains: '["bad\\\\domain"]' }, /not a domain name/],
+      [{ dns: '<evil>' }, /expected a sequence/],
     ];
     for (const [change, message] of cases) {
       const r = interpretDhcpv6('wan0', outputs({ ...good, ...change }));
@@ -164,10 +164,10 @@ describe('interpreting dhcpcd-script outputs', () => {
       // The hostile value is nowhere in the desired state.
       const key = Object.keys(change)[0]!;
       const kind = {
-        'prefixes.pr': '<delegated-prefix',
-        'addresses.pr': '<ip-address',
-        'dns.pr': '<dns-server',
-        'domains.pr': '<dns-search',
+        prefixes: '<delegated-prefix',
+        addresses: '<ip-address',
+        dns: '<dns-server',
+        domains: '<dns-search',
       }[key]!;
       assert.deepEqual(
         texts.filter((t) => t.startsWith(kind)),
