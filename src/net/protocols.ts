@@ -28,6 +28,7 @@ import { startDhcpLeases } from './dhcp-lease.ts';
 import { startStaticConfig } from './static-config.ts';
 import { startPppoe } from './pppoe.ts';
 import { startL2tp } from './l2tp.ts';
+import { startDhcpv6 } from './dhcpv6.ts';
 import { ipFamily, type IpFamily } from './inet-values.ts';
 
 export interface ProtocolOptions {
@@ -90,6 +91,21 @@ export const PROTOCOLS: readonly InterfaceProtocol[] = [
     progress: [
       { label: 'dhcp-lease', say: (ifname, d) => `dhcp lease on ${ifname}: ${d}` },
       { label: 'dhcp-error', say: (ifname, d) => `dhcp error on ${ifname}: ${d}` },
+    ],
+  },
+  {
+    name: 'dhcpv6',
+    families: () => ['ipv6'],
+    start: (parent, o) => startDhcpv6(parent, { config: o.config, machine: o.machine }),
+    release: {
+      session: 'dhcpv6-lease',
+      what: 'the DHCPv6 lease',
+      short: 'the lease',
+      message: (ifname) => record('dhcpv6-release', ifname),
+    },
+    progress: [
+      { label: 'dhcpv6-lease', say: (ifname, d) => `dhcpv6 lease on ${ifname}: ${d}` },
+      { label: 'dhcpv6-error', say: (ifname, d) => `dhcpv6 error on ${ifname}: ${d}` },
     ],
   },
   {

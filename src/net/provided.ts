@@ -4,7 +4,8 @@
 // alone turns that into the desired state the kernel drivers act on: `<ip-address
 // IF "ADDR/LEN" {…}>`, `<ip-route FAMILY DEST {via dev metric}>`, `<dns-server A
 // SOURCE>`, `<dns-search D SOURCE>`, `<ntp-server A SOURCE>`, `<interface-mtu IF N>`,
-// `<interface-over UPPER LOWER>` and `<delegated-prefix IF "PREFIX/LEN" {…} SOURCE>`. A protocol never builds those
+// `<interface-over UPPER LOWER>` and `<delegated-prefix IF "PREFIX/LEN" {…} SOURCE>`, and
+// reports what the kernel configured by itself (`<kernel-address …>`, `<kernel-route …>`). A protocol never builds those
 // records itself, so a default route of either family, an MTU or a delegated prefix
 // means the same whatever protocol learned it.
 
@@ -50,6 +51,23 @@ export interface ProvidedConfig {
   readonly mtu?: number | undefined;
   /** Prefixes delegated to this router (DHCPv6 IA_PD), for its LAN interfaces. */
   readonly delegatedPrefixes?: readonly ProvidedAddress[] | undefined;
+  /**
+   * What the kernel configured by itself for this protocol (an RA's SLAAC address and
+   * default route, with accept_ra=2): reported as `<kernel-address IF "ADDR/LEN" {}
+   * SOURCE>` and `<kernel-route FAMILY DEST {via dev metric} SOURCE>`, never desired,
+   * so that nothing is installed twice and the kernel keeps the RA's lifetimes.
+   */
+  readonly kernel?:
+    | { readonly addresses: readonly ProvidedAddress[]; readonly routes: readonly ProvidedRoute[] }
+    | undefined;
+}
+
+function routeSpec(p: ProvidedConfig, r: ProvidedRoute): Dict {
+  const spec = new Dict();
+  if (r.via !== undefined) spec.set(sym('via'), r.via);
+  spec.set(sym('dev'), p.ifname);
+  spec.set(sym('metric'), r.metric);
+  return spec;
 }
 
 function lifetimes(a: ProvidedAddress): Dict {
@@ -66,18 +84,17 @@ export function providedAssertions(p: ProvidedConfig): Value[] {
   if (p.over !== undefined && p.over !== p.ifname)
     out.push(record('interface-over', p.ifname, p.over));
   for (const a of p.addresses) out.push(record('ip-address', p.ifname, a.cidr, lifetimes(a)));
-  for (const r of p.routes) {
-    const spec = new Dict();
-    if (r.via !== undefined) spec.set(sym('via'), r.via);
-    spec.set(sym('dev'), p.ifname);
-    spec.set(sym('metric'), r.metric);
-    out.push(record('ip-route', sym(r.family), r.destination, spec));
-  }
+  for (const r of p.routes)
+    out.push(record('ip-route', sym(r.family), r.destination, routeSpec(p, r)));
   for (const a of p.dns) out.push(record('dns-server', a, p.source));
   for (const d of p.domains) out.push(record('dns-search', d, p.source));
   for (const a of p.ntp) out.push(record('ntp-server', a, p.source));
   if (p.mtu !== undefined) out.push(record('interface-mtu', p.ifname, p.mtu));
   for (const d of p.delegatedPrefixes ?? [])
     out.push(record('delegated-prefix', p.ifname, d.cidr, lifetimes(d), p.source));
+  for (const a of p.kernel?.addresses ?? [])
+    out.push(record('kernel-address', p.ifname, a.cidr, lifetimes(a), p.source));
+  for (const r of p.kernel?.routes ?? [])
+    out.push(record('kernel-route', sym(r.family), r.destination, routeSpec(p, r), p.source));
   return out;
 }

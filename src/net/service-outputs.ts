@@ -10,7 +10,9 @@ import { P, type Facet, type Handle, type Ref } from '../dataspace/index.ts';
 
 /**
  * While `facet` lives, asserts in `config` what `interpret` makes of SERVICE's newest
- * outputs (key → value); everything goes with the facet.
+ * outputs (key → value); everything goes with the facet. Returns a function that
+ * interprets again (in a later turn), for an interpretation that also reads other
+ * state (dhcpv6's reading of the kernel's SLAAC address).
  */
 export function followOutputs(
   facet: Facet,
@@ -18,7 +20,7 @@ export function followOutputs(
   service: Value,
   interpret: (latest: ReadonlyMap<string, Value>) => readonly Value[],
   name: string,
-): void {
+): () => void {
   // Several values for one key can coexist for a moment (a changed output is
   // asserted before the old one is retracted); the newest wins.
   const outputs = new Map<string, Value[]>();
@@ -69,4 +71,5 @@ export function followOutputs(
     },
     name,
   );
+  return schedule;
 }

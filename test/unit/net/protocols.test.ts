@@ -17,7 +17,8 @@ describe('interface protocols', () => {
     assert.equal(protocolOf(v('<dhcp {hostname: "gw"}>'))?.name, 'dhcp');
     assert.equal(protocolOf(v('<pppoe {}>'))?.name, 'pppoe');
     assert.equal(protocolOf(v('<l2tp {}>'))?.creates, true);
-    assert.equal(protocolOf(v('<dhcpv6 {}>')), undefined);
+    assert.equal(protocolOf(v('<dhcpv6 {}>'))?.name, 'dhcpv6');
+    assert.equal(protocolOf(v('<slaac {}>')), undefined);
     const st = protocolOf(v('<static "2001:db8::1/64">'))!;
     assert.deepEqual(st.families(v('<static "2001:db8::1/64">')), ['ipv6']);
     assert.deepEqual(st.families(v('<static "192.0.2.1/24">')), ['ipv4']);
@@ -53,6 +54,15 @@ describe('interface protocols', () => {
     retractText('<configure-interface "wan0" <dhcp>>');
     await engine.sync();
     assert.deepEqual(failed(), [], 'the clash goes with one of the two');
+
+    assertText('<configure-interface "wan0" <dhcpv6 {prefix-hint: 56}>>');
+    await engine.sync();
+    assert.deepEqual(failed(), [
+      '"dhcpv6 and static both configure one address family here: keep one (one IPv4 and one IPv6 protocol per interface)"',
+    ]);
+    retractText('<configure-interface "wan0" <static "2001:db8::2/64">>');
+    await engine.sync();
+    assert.deepEqual(failed(), [], 'a static IPv4 address and dhcpv6 share wan0');
     engine.turn(() => engine.root.stop());
     await engine.sync();
   });

@@ -1,0 +1,188 @@
+// The dhcpv6 protocol's pure half: its options, dhcpcd's configuration, and what
+// dhcpcd-script's outputs mean (hostile values refused and never installed).
+
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { parse, stringify, type Value } from '../../../src/preserves/index.ts';
+import {
+  acceptRaKey,
+  dhcpcdConfig,
+  interpretDhcpv6,
+  ipv6UnicastProblem,
+  readDhcpv6,
+} from '../../../src/net/dhcpv6.ts';
+import { protocolOf } from '../../../src/net/protocols.ts';
+
+const v = (t: string): Value => parse(t);
+const show = (x: Value) => stringify(x);
+const outputs = (o: { [k: string]: string }) =>
+  new Map(Object.entries(o).map(([k, t]) => [k, v(t)] as const));
+
+const good = {
+  addresses: '[["2001:db8:1::100" 300 600]]',
+  prefixes: '[["2001:db8:8000::" 56 300 600]]',
+  dns: '["2001:db8:1::53"]',
+  domains: '["Example.test"]',
+  server: '"00030001aabbcc"',
+  event: '"bound6 1"',
+};
+
+describe('dhcpv6 options', () => {
+  it('reads defaults and every option, and collects every problem', () => {
+    assert.deepEqual(readDhcpv6(v('<dhcpv6>')), {
+      ok: true,
+      options: { address: true, prefix: true, prefixHint: undefined },
+    });
+    assert.deepEqual(readDhcpv6(v('<dhcpv6 {address: #f prefix-hint: 56}>')), {
+      ok: true,
+      options: { address: false, prefix: true, prefixHint: 56 },
+    });
+    assert.deepEqual(readDhcpv6(v('<dhcpv6 {prefix-hint: 65 adress: #t prefix: #f}>')), {
+      ok: false,
+      problems: [
+        'unknown option adress (known: address, prefix, prefix-hint)',
+        'prefix-hint must be a prefix length from 32 to 64',
+        'prefix-hint asks for a prefix, but prefix is #f',
+      ],
+    });
+  });
+
+  it('tells dhcpcd to leave RAs to the kernel, and asks for IA_NA and IA_PD with the hint', () => {
+    const c = dhcpcdConfig('wan0', { address: true, prefix: true, prefixHint: 56 });
+    assert.deepEqual(c, [
+      'noipv6rs',
+      'option dhcp6_name_servers',
+      'option dhcp6_domain_search',
+      'interface wan0',
+      'ia_na 1',
+      'ia_pd 2/::/56',
+    ]);
+    assert.ok(
+      dhcpcdConfig('wan0', { address: false, prefix: false, prefixHint: undefined }).includes(
+        'inform6',
+      ),
+    );
+    assert.equal(acceptRaKey('wan0'), 'net.ipv6.conf.wan0.accept_ra');
+    assert.equal(acceptRaKey('wan0.7'), 'net/ipv6/conf/wan0.7/accept_ra');
+  });
+
+  it('is an IPv6 protocol, so it shares an interface with dhcp', () => {
+    assert.deepEqual(protocolOf(v('<dhcpv6 {}>'))?.families(v('<dhcpv6 {}>')), ['ipv6']);
+    assert.equal(protocolOf(v('<dhcpv6>'))?.release?.session, 'dhcpv6-lease');
+  });
+});
+
+describe('interpreting dhcpcd-script outputs', () => {
+  it('gives the address, DNS, the delegated prefix and the status, with lifetimes', () => {
+    const r = interpretDhcpv6('wan0', outputs(good), {
+      addresses: ['2001:db8:1:0:a8bb:ccff:fe00:1/64', '2001:db8:1::100/128'],
+      routes: [{ via: 'fe80::1', metric: 1024 }],
+    });
+    assert.deepEqual(r.problems, []);
+    assert.deepEqual(
+      r.assertions.map(show).sort(),
+      [
+        '<ip-address "wan0" "2001:db8:1::100/128" {preferred: 300 renewed: "bound6 1" valid: 600}>',
+        '<dns-server "2001:db8:1::53" <dhcpv6 "wan0">>',
+        '<dns-search "example.test" <dhcpv6 "wan0">>',
+        '<delegated-prefix "wan0" "2001:db8:8000::/56" {preferred: 300 renewed: "bound6 1" valid: 600} <dhcpv6 "wan0">>',
+        // The kernel's own (SLAAC, the RA's route): reported, not desired.
+        '<kernel-address "wan0" "2001:db8:1:0:a8bb:ccff:fe00:1/64" {} <dhcpv6 "wan0">>',
+        '<kernel-route ipv6 "default" {dev: "wan0" metric: 1024 via: "fe80::1"} <dhcpv6 "wan0">>',
+        '<dhcpv6-lease "wan0" {addresses: ["2001:db8:1::100/128"] dns: ["2001:db8:1::53"] domains: ["example.test"] event: "bound6 1" prefixes: ["2001:db8:8000::/56"] server: "00030001aabbcc"}>',
+      ]
+        .map((t) => show(v(t)))
+        .sort(),
+    );
+    // No desired route: the kernel's RA route is never installed a second time.
+    assert.ok(!r.assertions.map(show).some((t) => t.startsWith('<ip-route')));
+  });
+
+  it('reports the kernel state alone, and nothing of a lease, before the event exists', () => {
+    const { event: _, ...partial } = good;
+    const r = interpretDhcpv6('wan0', outputs(partial), {
+      addresses: ['2001:db8:1::5/64'],
+      routes: [],
+    });
+    assert.deepEqual(r.assertions.map(show), [
+      '<kernel-address "wan0" "2001:db8:1::5/64" {} <dhcpv6 "wan0">>',
+    ]);
+  });
+
+  it('gives an infinite lifetime no number, and canonical addresses', () => {
+    const r = interpretDhcpv6(
+      'wan0',
+      outputs({
+        ...good,
+        prefixes: '[["2001:0DB8:8000:0000::" 48 4294967295 4294967295]]',
+      }),
+    );
+    assert.ok(
+      r.assertions
+        .map(show)
+        .includes(
+          show(
+            v(
+              '<delegated-prefix "wan0" "2001:db8:8000::/48" {renewed: "bound6 1"} <dhcpv6 "wan0">>',
+            ),
+          ),
+        ),
+    );
+  });
+
+  it('refuses hostile values with a message each, and installs none of them', () => {
+    const cases: [{ [k: string]: string }, RegExp][] = [
+      [{ prefixes: '[["2001:db8:8000::" 80 300 600]]' }, /longer than \/64.*refused/],
+      [{ prefixes: '[["2001:db8:8000::1" 56 300 600]]' }, /not a network/],
+      [{ prefixes: '[["ff02::" 56 300 600]]' }, /multicast/],
+      [{ prefixes: '[["2001:db8:8000::" 56 0 0]]' }, /valid lifetime of 0/],
+      [{ prefixes: '[["2001:db8:8000::" 56 600 300]]' }, /preferred lifetime 600 is longer/],
+      [{ prefixes: '[["2001:db8:8000::" 56 "300; x" 600]]' }, /whole numbers/],
+      [{ addresses: '[["2001:db8:1::100" 900 600]]' }, /preferred lifetime 900/],
+      [{ addresses: '[["2001:db8:1::100" 0 0]]' }, /valid lifetime of 0/],
+      [{ addresses: '[["fe80::1" 300 600]]' }, /link-local/],
+      [{ addresses: '[["1.2.3.4" 300 600]]' }, /not an IPv6 address/],
+      [{ dns: '["ff02::1"]' }, /^dns: "ff02::1" is a multicast address$/],
+      [{ dns: '["::"]' }, /unspecified/],
+      [{ dns: '["::1"]' }, /loopback/],
+      [{ dns: '["fe80::1%wan0"]' }, /not an IPv6 address/],
+      [{ dns: '["2001:db8::53\\"] <evil>"]' }, /spaces or characters that are not printable/],
+      [{ dns: '["2001:db8::\\u0007"]' }, /not printable/],
+      [{ domains: '["a\\u0001b"]' }, /not printable/],
+      [{ domains: '["bad\\\\domain"]' }, /not a domain name/],
+      [{ dns: '<evil>' }, /expected a sequence/],
+    ];
+    for (const [change, message] of cases) {
+      const r = interpretDhcpv6('wan0', outputs({ ...good, ...change }));
+      assert.ok(
+        r.problems.some((p) => message.test(p)),
+        `${JSON.stringify(change)}: ${JSON.stringify(r.problems)}`,
+      );
+      const texts = r.assertions.map(show);
+      const errors = texts.filter((t) => t.startsWith('<dhcpv6-error "wan0" "'));
+      assert.equal(errors.length, r.problems.length);
+      // The hostile value is nowhere in the desired state.
+      const key = Object.keys(change)[0]!;
+      const kind = {
+        prefixes: '<delegated-prefix',
+        addresses: '<ip-address',
+        dns: '<dns-server',
+        domains: '<dns-search',
+      }[key]!;
+      assert.deepEqual(
+        texts.filter((t) => t.startsWith(kind)),
+        [],
+        `${JSON.stringify(change)} installed nothing`,
+      );
+      // The rest of the lease stands.
+      assert.ok(texts.some((t) => t.startsWith('<dhcpv6-lease "wan0"')));
+    }
+  });
+
+  it('knows a unicast address', () => {
+    assert.equal(ipv6UnicastProblem('2001:db8::1'), undefined);
+    assert.equal(ipv6UnicastProblem('::ffff:1.2.3.4'), 'an IPv4-mapped address');
+    assert.equal(ipv6UnicastProblem('febf::1'), 'a link-local address');
+    assert.equal(ipv6UnicastProblem('fec0::1'), undefined);
+  });
+});
