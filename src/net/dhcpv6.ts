@@ -19,7 +19,6 @@
 // and left out, never installed; stopping withdraws everything (the kernel keeps the
 // SLAAC address and RA route, which are the kernel's).
 
-import { isIPv6 } from 'node:net';
 import { Dict, Record, Sym, peel, printable, record, sym, type Value } from '../preserves/index.ts';
 import {
   P,
@@ -31,7 +30,8 @@ import {
   type Ref,
 } from '../dataspace/index.ts';
 import { isInterfaceName } from '../base/interface-name.ts';
-import { parseDomainName } from './inet-values.ts';
+import { ipv6Bits, parseDomainName } from './inet-values.ts';
+export { ipv6Bits } from './inet-values.ts';
 import { providedAssertions, type ProvidedAddress, type ProvidedRoute } from './provided.ts';
 import { followOutputs } from './service-outputs.ts';
 
@@ -147,26 +147,6 @@ export interface Dhcpv6Interpretation {
 }
 
 const source = (ifname: string): Value => record('dhcpv6', ifname);
-
-/** 128 bits of an IPv6 address (no zone), or undefined. */
-export function ipv6Bits(text: string): bigint | undefined {
-  if (text.includes('%') || !isIPv6(text)) return undefined;
-  let t = text;
-  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(t);
-  if (v4 !== null) {
-    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
-    t = `${t.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = t.includes('::') ? t.split('::') : [t, undefined];
-  const h = head === '' || head === undefined ? [] : head.split(':');
-  const tl = tail === undefined ? [] : tail === '' ? [] : tail.split(':');
-  const groups =
-    tail === undefined
-      ? h
-      : [...h, ...(Array(8 - h.length - tl.length).fill('0') as string[]), ...tl];
-  if (groups.length !== 8) return undefined;
-  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
-}
 
 function canonical(text: string): string {
   return new URL(`http://[${text}]/`).hostname.slice(1, -1);

@@ -34,6 +34,33 @@ export function isIpv6(text: string): boolean {
   return isIPv6(text);
 }
 
+/** 128 bits of an IPv6 address (no zone), or undefined. */
+export function ipv6Bits(text: string): bigint | undefined {
+  if (text.includes('%') || !isIPv6(text)) return undefined;
+  let t = text;
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(t);
+  if (v4 !== null) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    t = `${t.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = t.includes('::') ? t.split('::') : [t, undefined];
+  const h = head === '' || head === undefined ? [] : head.split(':');
+  const tl = tail === undefined ? [] : tail === '' ? [] : tail.split(':');
+  const groups =
+    tail === undefined
+      ? h
+      : [...h, ...(Array(8 - h.length - tl.length).fill('0') as string[]), ...tl];
+  if (groups.length !== 8) return undefined;
+  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+}
+
+/** The canonical text (RFC 5952) of 128 bits. */
+export function formatIpv6Bits(bits: bigint): string {
+  const groups: string[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(((bits >> BigInt(i * 16)) & 0xffffn).toString(16));
+  return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
+}
+
 export function ipFamily(text: string): IpFamily | undefined {
   if (isIpv4(text)) return 'ipv4';
   if (isIpv6(text)) return 'ipv6';
