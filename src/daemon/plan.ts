@@ -21,6 +21,7 @@ import {
 import { startServiceManager } from '../supervisor/service-manager.ts';
 import { startInterfaceProtocols } from '../net/protocols.ts';
 import { startLanDhcp } from '../net/lan-dhcp.ts';
+import { startLanIpv6 } from '../net/lan-ipv6.ts';
 import { startKernelFeatures } from '../net/kernel-features.ts';
 import {
   CandidateError,
@@ -121,6 +122,8 @@ export async function evaluateConfiguration(
         runDir: paths.runDir,
         dryRun: true,
       });
+      // Reads the ULA prefix if the router has one; never makes it.
+      startLanIpv6(root, { config: config.ref, stateDir: paths.stateDir, dryRun: true });
       startKernelFeatures(root, { config: config.ref, machine: machine.ref });
     }
     root.assert(config.ref, limenPathsRecord(paths));
