@@ -308,6 +308,11 @@ export interface DnsmasqPaths {
 export interface DnsmasqConfOptions {
   /** dnsmasq's --user (it drops root to it after binding); default dnsmasq's own. */
   readonly user?: string | undefined;
+  /**
+   * IF has IPv6 prefixes (`<lan-ipv6 IF …>`): router advertisements and stateless
+   * DHCPv6 for every /64 IF holds (docs/vocabulary.md, "LAN: IPv6 prefixes").
+   */
+  readonly ipv6?: boolean | undefined;
 }
 
 /** The dnsmasq configuration file for one LAN interface. */
@@ -337,6 +342,15 @@ export function renderDnsmasqConf(
   if (!c.pingCheck) lines.push('no-ping');
   if (c.dns.length > 0) lines.push(`dhcp-option=option:dns-server,${c.dns.join(',')}`);
   if (c.domain !== undefined) lines.push(`domain=${c.domain}`, `local=/${c.domain}/`);
+  if (o.ipv6 === true) {
+    // A prefix per global address of IF, with the address's lifetimes (the delegated
+    // prefix's): SLAAC and DNS by stateless DHCPv6 (the A and O bits). When an
+    // address goes, dnsmasq keeps announcing its prefix, deprecated (preferred 0),
+    // until it expires (at most 2 h): the LAN is renumbered, not silently left.
+    // RDNSS is dnsmasq's link-local address, which survives renumbering.
+    lines.push('enable-ra', `dhcp-range=::,constructor:${c.ifname},ra-stateless,64`);
+    if (c.domain !== undefined) lines.push(`dhcp-option=option6:domain-search,${c.domain}`);
+  }
   for (const l of c.staticLeases)
     lines.push(`dhcp-host=${l.mac},${l.ip}${l.hostname !== undefined ? `,${l.hostname}` : ''}`);
   if (o.user !== undefined) lines.push(`user=${o.user}`);
@@ -462,6 +476,8 @@ class LanInterface {
   /** Records `<lan-dhcp IF …>` with the wrong number of fields. */
   readonly malformed = new ValueMap<number>();
   readonly servers = new ValueMap<number>();
+  /** `<lan-ipv6 IF …>` in $config, counted: IF gets router advertisements. */
+  readonly ipv6 = new ValueMap<number>();
   /** IF's IPv4 addresses in $machine, as "ADDR/LEN". */
   readonly addresses = new ValueMap<number>();
   readonly errors = new Map<string, Handle>();
@@ -512,6 +528,10 @@ class LanInterface {
         if (r.fields.length === 2) count(this.specs, r.fields[1]!, -1);
         else count(this.malformed, v, -1);
       },
+    });
+    facet.observe(o.config, P.rec('lan-ipv6', P.lit(ifnameValue), P._), {
+      onAdd: (v) => count(this.ipv6, v, +1),
+      onRemove: (v) => count(this.ipv6, v, -1),
     });
     facet.observe(o.config, P.rec('dns-server', P.bind('addr'), P._), {
       onAdd: (_v, c) => count(this.servers, c.get('addr')!, +1),
@@ -591,7 +611,10 @@ class LanInterface {
       conf:
         this.running === undefined
           ? undefined
-          : renderDnsmasqConf(this.running, this.paths(), { user: this.o.user }),
+          : renderDnsmasqConf(this.running, this.paths(), {
+              user: this.o.user,
+              ipv6: this.ipv6.size > 0,
+            }),
       resolv: renderResolv(servers),
     };
     if (this.o.dryRun === true) {

@@ -147,6 +147,26 @@ user=dnsmasq
     assert.doesNotMatch(minimal, /dhcp-option|domain=|user=/);
   });
 
+  it('adds router advertisements and stateless DHCPv6 for an interface with <lan-ipv6 …>', () => {
+    const c = config('{range: ["192.168.1.100" "192.168.1.200"] domain: "lan"}');
+    // The IPv4 file (golden above), and three lines after the domain's.
+    assert.equal(
+      renderDnsmasqConf(c, paths, { ipv6: true }),
+      renderDnsmasqConf(c, paths) +
+        'enable-ra\n' +
+        'dhcp-range=::,constructor:lan0,ra-stateless,64\n' +
+        'dhcp-option=option6:domain-search,lan\n',
+    );
+    assert.match(renderDnsmasqConf(c, paths), /^local=\/lan\/\n$/m);
+    assert.doesNotMatch(renderDnsmasqConf(c, paths, { ipv6: false }), /enable-ra|::/);
+    assert.doesNotMatch(renderDnsmasqConf(c, paths), /enable-ra|::/);
+    const noDomain = renderDnsmasqConf(config('{range: ["10.0.0.10" "10.0.0.20"]}'), paths, {
+      ipv6: true,
+    });
+    assert.match(noDomain, /^enable-ra$/m);
+    assert.doesNotMatch(noDomain, /option6/);
+  });
+
   it('renders the resolv file', () => {
     assert.equal(
       renderResolv(['198.51.100.1', '2001:db8::53']),
