@@ -148,6 +148,8 @@ class LanIpv6Interface {
   /** `[PREFIX LIFETIMES]` of every delegated prefix, counted. */
   readonly prefixes = new ValueMap<number>();
   readonly published = new Map<string, Handle>();
+  /** `<lan-dhcp IF …>`s: the dnsmasq that announces IF's prefixes. */
+  readonly lanDhcp = new ValueMap<number>();
   #queued = false;
 
   constructor(facet: Facet, o: LanIpv6Options, ifnameValue: Value, ula: UlaState) {
@@ -164,6 +166,10 @@ class LanIpv6Interface {
     facet.observe(o.config, P.rec('lan-ipv6', P.lit(ifnameValue), P.bind('spec')), {
       onAdd: (_v, c) => count(this.specs, c.get('spec')!, +1),
       onRemove: (_v, c) => count(this.specs, c.get('spec')!, -1),
+    });
+    facet.observe(o.config, P.rec('lan-dhcp', P.lit(ifnameValue), P._), {
+      onAdd: (v) => count(this.lanDhcp, v, +1),
+      onRemove: (v) => count(this.lanDhcp, v, -1),
     });
     facet.observe(o.config, P.rec('delegated-prefix', P._, P.bind('prefix'), P.bind('life'), P._), {
       onAdd: (_v, c) => count(this.prefixes, [c.get('prefix')!, c.get('life')!], +1),
@@ -223,6 +229,11 @@ class LanIpv6Interface {
           }
         }
         if (c.ula && this.ula.problem !== undefined) problems.push(this.ula.problem);
+        if (this.lanDhcp.size === 0)
+          problems.push(
+            `no <lan-dhcp "${c.ifname}" …>: the router's addresses are installed, but router ` +
+              `advertisements come from the LAN's dnsmasq, so LAN hosts get no IPv6 address`,
+          );
         want.push(
           ...providedAssertions({
             ifname: c.ifname,

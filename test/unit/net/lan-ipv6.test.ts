@@ -68,6 +68,7 @@ describe('the LAN prefix driver', () => {
       return h!;
     };
     const retract = (h: Handle) => engine.turn(() => engine.root.retract(h));
+    assertText('<lan-dhcp "lan0" {range: ["192.168.1.100" "192.168.1.200"]}>');
     const derived = () =>
       [...config.values()]
         .map((x) => stringify(x))
@@ -75,6 +76,7 @@ describe('the LAN prefix driver', () => {
           (s) =>
             !s.startsWith('<failure-shape') &&
             !s.startsWith('<lan-ipv6 ') &&
+            !s.startsWith('<lan-dhcp ') &&
             !s.startsWith('<delegated-prefix'),
         )
         .sort();
@@ -135,6 +137,21 @@ describe('the LAN prefix driver', () => {
         '<ip-address "lan0" "2001:db8:1:10::1/64" {}>',
         '<lan-ipv6-subnet "lan0" "2001:db8:1:10::/64" "2001:db8:1::/48">',
         '<lan-ipv6-error "lan0" "delegated prefix: subnet 16 does not fit 2001:db8:0:10::/60: a /60 has subnets 0 to 15">',
+      ),
+    );
+  });
+
+  it('says that nothing announces the prefixes without <lan-dhcp IF …>', async () => {
+    const t = await start();
+    t.assertText('<lan-ipv6 "lan1" {subnet: 2 ula: #f}>');
+    t.assertText('<delegated-prefix "wan0" "2001:db8:0:100::/56" {} <dhcpv6 "wan0">>');
+    await t.engine.sync();
+    assert.deepEqual(
+      t.derived(),
+      sorted(
+        '<ip-address "lan1" "2001:db8:0:102::1/64" {}>',
+        '<lan-ipv6-subnet "lan1" "2001:db8:0:102::/64" "2001:db8:0:100::/56">',
+        `<lan-ipv6-error "lan1" "no <lan-dhcp \\"lan1\\" …>: the router's addresses are installed, but router advertisements come from the LAN's dnsmasq, so LAN hosts get no IPv6 address">`,
       ),
     );
   });
