@@ -6,8 +6,8 @@
 //
 // Invariants: when a delegated prefix goes, its LAN addresses go with it; a subnet id
 // that does not fit a prefix is refused for that prefix (`<lan-ipv6-error IF M>`),
-// never truncated. The ULA /48 is made once and kept in `${stateDir}/ula-prefix`
-// (written atomically); a file that is not a ULA prefix is reported, never replaced.
+// never truncated. The ULA /48 is made once, when the first `<lan-ipv6 …>` appears,
+// and kept in `${stateDir}/ula-prefix` (written atomically); a file that is not a ULA prefix is reported, never replaced.
 // Stopping the driver retracts its desired addresses (the reconciler then removes them).
 
 import { randomBytes } from 'node:crypto';
@@ -83,26 +83,35 @@ export function startLanIpv6(parent: Facet, o: LanIpv6Options): Driver {
     declareFailures(f, o.config, anyRecord('lan-ipv6-error', 2));
     const state: UlaState = { prefix: undefined, problem: undefined, interfaces: new Set() };
     const path = join(o.stateDir, ULA_FILE);
-    loadOrCreateUla(path, { create: o.dryRun !== true, ...(o.random ? { random: o.random } : {}) })
-      .then(
-        (p) => ({ prefix: p, problem: undefined }),
-        (e: unknown) => ({
-          prefix: undefined,
-          problem: `ULA: ${e instanceof Error ? e.message : String(e)}`,
-        }),
-      )
-      .then(
-        (r) => {
-          if (!f.isAlive) return;
-          f.turn(() => {
-            state.prefix = r.prefix;
-            state.problem = r.problem;
-            if (r.problem !== undefined) driverLog(f, 'lan-ipv6').error(r.problem);
-            for (const i of state.interfaces) i.queueReconcile();
-          });
-        },
-        () => undefined,
-      );
+    // Made when the first LAN interface asks for IPv6, not by every daemon.
+    let loading = false;
+    const loadUla = (): void => {
+      if (loading) return;
+      loading = true;
+      loadOrCreateUla(path, {
+        create: o.dryRun !== true,
+        ...(o.random ? { random: o.random } : {}),
+      })
+        .then(
+          (p) => ({ prefix: p, problem: undefined }),
+          (e: unknown) => ({
+            prefix: undefined,
+            problem: `ULA: ${e instanceof Error ? e.message : String(e)}`,
+          }),
+        )
+        .then(
+          (r) => {
+            if (!f.isAlive) return;
+            f.turn(() => {
+              state.prefix = r.prefix;
+              state.problem = r.problem;
+              if (r.problem !== undefined) driverLog(f, 'lan-ipv6').error(r.problem);
+              for (const i of state.interfaces) i.queueReconcile();
+            });
+          },
+          () => undefined,
+        );
+    };
     during(
       f,
       o.config,
@@ -110,6 +119,7 @@ export function startLanIpv6(parent: Facet, o: LanIpv6Options): Driver {
       (child, c) => {
         const i = new LanIpv6Interface(child, o, strip(c.get('ifname')!), state);
         state.interfaces.add(i);
+        loadUla();
         child.onStop(() => state.interfaces.delete(i));
       },
       'lan-ipv6',

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { parse, stringify, type Value } from '../../../src/preserves/index.ts';
 import { Dataspace, type Handle } from '../../../src/dataspace/index.ts';
 import { ULA_FILE, loadOrCreateUla, startLanIpv6 } from '../../../src/net/lan-ipv6.ts';
+import { carveSubnet } from '../../../src/net/lan-prefix.ts';
 import { checkedEngine } from '../../support/engine-log.ts';
 import { until } from '../../support/until.ts';
 
@@ -123,6 +124,24 @@ describe('the LAN prefix driver', () => {
     t.retract(q);
     await t.engine.sync();
     assert.deepEqual(t.derived(), ulaOnly);
+  });
+
+  it('makes the ULA file when the first interface asks for IPv6, not before', async () => {
+    const dir = await stateDir();
+    const engine = checkedEngine().engine;
+    const config = new Dataspace(engine, 'config');
+    engine.turn(() => startLanIpv6(engine.root, { config: config.ref, stateDir: dir }));
+    await engine.sync();
+    assert.deepEqual(await readdir(dir), []);
+    engine.turn(() => engine.root.assert(config.ref, v('<lan-ipv6 "lan0" {subnet: 3}>')));
+    const address = () =>
+      [...config.values()].map((x) => stringify(x)).find((s) => s.startsWith('<ip-address'));
+    await until(address, { describe: () => [...config.values()].map(String).join(' ') });
+    const ula = (await readFile(join(dir, ULA_FILE), 'utf8')).trim();
+    assert.match(ula, /^fd[0-9a-f:]+::\/48$/);
+    const carved = carveSubnet(ula, 3);
+    assert.ok('router' in carved);
+    assert.equal(address(), `<ip-address "lan0" "${carved.router}" {}>`);
   });
 
   it('refuses an id that does not fit a delegation, keeps the rest, and honours ula: #f', async () => {
