@@ -154,9 +154,14 @@ describe('limen daemon', () => {
     );
     assert.equal(note.level, 'warn');
     assert.equal(d.count(d.event('<daemon a>', /a note from a script/)), 1);
+    // The three services' shells: not a shell's own child, which is briefly an `sh` too
+    // between its fork and its exec of sleep.
+    const marked = processesWithEnv(MARK, marker);
+    const shells = marked.filter((p) => p.comm === 'sh' && p.state !== 'Z');
     assert.equal(
-      processesWithEnv(MARK, marker).filter((p) => p.comm === 'sh' && p.state !== 'Z').length,
+      shells.filter((p) => !shells.some((q) => q.pid === p.ppid)).length,
       3,
+      describeProcs(marked),
     );
 
     d.child.kill('SIGTERM');
