@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { until } from '../../support/until.ts';
 import { describeProcs, killMarked, newMarker, processesWithEnv } from '../../support/processes.ts';
+import { removeSubtreeOf } from '../../support/cgroups.ts';
 
 const repo = resolve(import.meta.dirname, '../../..');
 const MARK = 'LIMEN_TEST_MARK';
@@ -97,6 +98,8 @@ describe('limen daemon', () => {
       await d.exited;
     }
     for (const m of markers) killMarked(MARK, m);
+    // A daemon SIGKILLed here (a failed test) leaves its cgroup subtree behind.
+    for (const d of dirs) await removeSubtreeOf(join(d, 'root'));
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
