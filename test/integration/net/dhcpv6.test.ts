@@ -61,6 +61,16 @@ describe(
       execFileSync('ip', ['netns', 'exec', isp, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
       // The router forwards: without accept_ra=2 the kernel would ignore RAs.
       execFileSync('ip', ['netns', 'exec', rtr, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
+      // Kea binds isp0's link-local address, which DAD would keep tentative for a while
+      // after the router's end comes up (under load, past Kea's retries).
+      execFileSync('ip', [
+        'netns',
+        'exec',
+        isp,
+        'sysctl',
+        '-qw',
+        'net.ipv6.conf.isp0.accept_dad=0',
+      ]);
       ip('-n', isp, 'addr', 'add', '2001:db8:1::1/64', 'dev', 'isp0', 'nodad');
       ip('-n', isp, 'link', 'set', 'isp0', 'up');
       writeFileSync(
