@@ -41,6 +41,10 @@ describe(
       });
       for (const s of [child.stdout, child.stderr])
         s.setEncoding('utf8').on('data', (t: string) => void peerLog.push(t));
+      child.on(
+        'exit',
+        (code, signal) => void peerLog.push(`[${argv[0]} exited: ${code ?? signal}]\n`),
+      );
       peers.push(child);
     }
 
@@ -48,7 +52,9 @@ describe(
     const wait = (what: string, p: () => Promise<string[]>, n = 1) =>
       until(async () => ((await p()).length >= n ? p() : undefined), {
         timeoutMs: 30_000,
-        describe: () => `${what}\n${daemon.logTail(30)}\n${peerLog.join('').slice(-2000)}`,
+        // The ISP's side first: a failure's report is cut to its first lines.
+        describe: () =>
+          `${what}\n-- radvd and Kea:\n${peerLog.join('').slice(-1500)}\n-- the daemon:\n${daemon.logTail(25)}`,
       });
 
     before(async () => {
@@ -87,7 +93,7 @@ describe(
         join(dir, 'kea.json'),
         JSON.stringify({
           Dhcp6: {
-            // isp0 runs once the router's daemon sets its end up: retry until then.
+            // Started once isp0 runs; retry a little all the same.
             'interfaces-config': {
               interfaces: ['isp0'],
               'service-sockets-max-retries': 60,
@@ -133,11 +139,18 @@ describe(
         '-m',
         'stderr',
       ]);
+      await daemon.start();
+      // Kea opens its socket on isp0 only while the link runs (the daemon sets the
+      // router's end up); its own retries give up after a while, so start it then.
+      await until(() => /LOWER_UP/.test(ip('-n', isp, 'link', 'show', 'isp0')) || undefined, {
+        timeoutMs: 30_000,
+        describe: () =>
+          `isp0 running\n${ip('-n', isp, 'link', 'show', 'isp0')}\n${daemon.logTail(25)}`,
+      });
       peer(['kea-dhcp6', '-c', join(dir, 'kea.json')], {
         KEA_PIDFILE_DIR: dir,
         KEA_LOCKFILE_DIR: dir,
       });
-      await daemon.start();
     });
 
     after(async () => {
