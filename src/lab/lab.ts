@@ -6,6 +6,8 @@
 //   isp    198.51.100.1/24 towards world, 100.64.K.1/24 towards rtr: dnsmasq
 //                             as the DHCP server of the router's WAN and DNS
 //                             forwarder to world; routes between the two
+//          and IPv6 (src/lab/ipv6-isp.ts): world 2001:db8:ffff::10, radvd and
+//                             Kea's DHCPv6 server (a delegated /56) towards rtr
 //   rtr    wan0 (to isp), lan0 (to the LAN switch): runs limen with --root
 //                             in the lab's directory and a copy of the site
 //                             configuration (examples/home-router by default)
@@ -55,6 +57,16 @@ import {
   type ProcessRecord,
   type RunResult,
 } from './system.ts';
+import {
+  ISP_WAN_ADDRESS6,
+  ISP_WORLD_ADDRESS6,
+  WORLD_ADDRESS6,
+  ipv6IspProblem,
+  keaArgv,
+  keaEnv,
+  radvdArgv,
+  writeIpv6IspFiles,
+} from './ipv6-isp.ts';
 import {
   ispDnsArgv,
   killIspSessions,
@@ -135,6 +147,8 @@ interface LabState {
   siteSource: string | undefined;
   /** How the ISP serves the router's WAN (absent in a lab made before PPPoE: dhcp). */
   readonly wan?: LabWan;
+  /** The ISP's delegation pool generation (src/lab/ipv6-isp.ts), while it serves IPv6. */
+  ipv6Pool?: number;
   readonly processes: { [role: string]: ProcessRecord };
 }
 
@@ -222,6 +236,47 @@ export class Lab {
     this.startProcess('isp/dns', 'isp', ispDnsArgv(WORLD_ADDRESS));
   }
 
+  /** Whether the ISP serves IPv6 (router advertisements and DHCPv6) on the WAN. */
+  get ipv6(): boolean {
+    return this.#state.ipv6Pool !== undefined;
+  }
+
+  /** The ISP's IPv6 on the WAN link: radvd and Kea delegating from pool generation n. */
+  startIspIpv6(n = this.#state.ipv6Pool ?? 0): void {
+    this.#state.ipv6Pool = n;
+    this.save();
+    const files = writeIpv6IspFiles(this.dir, 'to-rtr', n);
+    this.startProcess('isp/radvd', 'isp', radvdArgv(this.dir, files.radvd));
+    this.startProcess('isp/kea', 'isp', keaArgv(files.kea), keaEnv(this.dir));
+  }
+
+  /**
+   * The ISP renumbers its delegations: Kea restarts with pool generation n and no
+   * leases, so the router's next renew gets its old prefix back with lifetimes 0
+   * and a new one (the hook moves the ISP's route).
+   */
+  async renumberIspIpv6(n: number): Promise<void> {
+    if (!Number.isInteger(n) || n < 0 || n > 127) throw new LabError(`pool ${n}: 0–127`);
+    await this.stopProcess('isp/kea');
+    // The new Kea knows nothing of the old delegations: their routes go with them.
+    tryRun([
+      'ip',
+      '-n',
+      this.ns('isp'),
+      '-6',
+      'route',
+      'flush',
+      'dev',
+      'to-rtr',
+      'proto',
+      'static',
+    ]);
+    this.#state.ipv6Pool = n;
+    this.save();
+    const files = writeIpv6IspFiles(this.dir, 'to-rtr', n);
+    this.startProcess('isp/kea', 'isp', keaArgv(files.kea), keaEnv(this.dir));
+  }
+
   /** The ISP ends the router's PPP session (its pppd is terminated); how many ended. */
   killIspSessions(): number {
     return killIspSessions(this.ns('isp'));
@@ -277,6 +332,20 @@ export class Lab {
   }
 
   /**
+   * One HTTP GET from node over IPv6 alone (curl -6: the name resolved to its AAAA
+   * record), bounded by timeoutMs; stdout is the body, then a last line with the
+   * local address curl used.
+   */
+  async fetch6(node: LabNode, url: string, timeoutMs = 5000): Promise<RunResult> {
+    const s = Math.max(1, Math.floor(timeoutMs / 1000));
+    return this.execAsync(
+      node,
+      ['curl', '-6', '-sS', '--max-time', String(s), '-w', '\nfrom %{local_ip}\n', url],
+      timeoutMs + 1000,
+    );
+  }
+
+  /**
    * Waits (bounded) until node has its lease and fetches http://world.test/ through the
    * router (DNS by its dnsmasq, NAT by its firewall); false on timeout.
    */
@@ -328,15 +397,11 @@ export class Lab {
       join(www, 'index.html'),
       `<!doctype html><title>world.test</title><p>Hello from ${WORLD_NAME}, the lab's internet.</p>\n`,
     );
-    this.startProcess('world/httpd', 'world', [
-      'busybox',
-      'httpd',
-      '-f',
-      '-p',
-      `${WORLD_ADDRESS}:80`,
-      '-h',
-      www,
-    ]);
+    for (const [role, at] of [
+      ['world/httpd', WORLD_ADDRESS],
+      ['world/httpd6', `[${WORLD_ADDRESS6}]`],
+    ] as const)
+      this.startProcess(role, 'world', ['busybox', 'httpd', '-f', '-p', `${at}:80`, '-h', www]);
     this.startProcess(
       'world/dns',
       'world',
@@ -344,8 +409,8 @@ export class Lab {
         `--listen-address=${WORLD_ADDRESS}`,
         `--auth-server=ns.${WORLD_NAME},eth0`,
         `--auth-zone=${WORLD_NAME}`,
-        `--host-record=${WORLD_NAME},${WORLD_ADDRESS}`,
-        `--host-record=www.${WORLD_NAME},${WORLD_ADDRESS}`,
+        `--host-record=${WORLD_NAME},${WORLD_ADDRESS},${WORLD_ADDRESS6}`,
+        `--host-record=www.${WORLD_NAME},${WORLD_ADDRESS},${WORLD_ADDRESS6}`,
         `--host-record=ns.${WORLD_NAME},${WORLD_ADDRESS}`,
         `--host-record=ntp.${WORLD_NAME},${WORLD_ADDRESS}`,
       ),
@@ -553,6 +618,8 @@ export interface LabUpOptions {
   readonly onStep?: (step: string) => void;
   /** How the ISP serves the WAN (default dhcp; pppoe needs a kernel with PPPoE). */
   readonly wan?: LabWan;
+  /** The ISP serves IPv6 too (default: with a DHCP WAN; src/lab/ipv6-isp.ts). */
+  readonly ipv6?: boolean;
 }
 
 function link(a: { ns: string; name: string }, b: { ns: string; name: string }): void {
@@ -611,7 +678,11 @@ function probeNat(ns: string): void {
 export async function labUp(options: LabUpOptions): Promise<Lab> {
   const name = checkLabName(options.name);
   const wan = options.wan ?? 'dhcp';
-  const problem = labPreflight() ?? (wan === 'pppoe' ? pppoeLabProblem() : undefined);
+  const ipv6 = options.ipv6 ?? wan === 'dhcp';
+  const problem =
+    labPreflight() ??
+    (wan === 'pppoe' ? pppoeLabProblem() : undefined) ??
+    (ipv6 ? ipv6IspProblem() : undefined);
   if (problem !== undefined) throw new LabError(problem);
   const dir = join(options.baseDir ?? labBaseDir(), name);
   if (
@@ -670,6 +741,25 @@ export async function labUp(options: LabUpOptions): Promise<Lab> {
     ip('isp', 'link', 'set', 'to-world', 'up');
     ip('isp', 'link', 'set', 'to-rtr', 'up');
     run(['ip', 'netns', 'exec', lab.ns('isp'), 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    if (ipv6) {
+      const sysctl = (node: LabNode, ...kv: string[]) =>
+        run(['ip', 'netns', 'exec', lab.ns(node), 'sysctl', '-qw', ...kv]);
+      // No duplicate address detection on the peers' fixed addresses (they are the
+      // only ones on their links), and the ISP keeps its WAN addresses while the
+      // link is down (a carrier test), so radvd and Kea keep their sockets.
+      sysctl('world', 'net.ipv6.conf.eth0.accept_dad=0');
+      sysctl(
+        'isp',
+        'net.ipv6.conf.all.forwarding=1',
+        'net.ipv6.conf.to-world.accept_dad=0',
+        'net.ipv6.conf.to-rtr.accept_dad=0',
+        'net.ipv6.conf.to-rtr.keep_addr_on_down=1',
+      );
+      ip('world', 'addr', 'add', `${WORLD_ADDRESS6}/64`, 'dev', 'eth0', 'nodad');
+      ip('world', '-6', 'route', 'add', 'default', 'via', ISP_WORLD_ADDRESS6);
+      ip('isp', 'addr', 'add', `${ISP_WORLD_ADDRESS6}/64`, 'dev', 'to-world', 'nodad');
+      ip('isp', 'addr', 'add', `${ISP_WAN_ADDRESS6}/64`, 'dev', 'to-rtr', 'nodad');
+    }
     for (const c of ['lan1', 'lan2'] as const) ip(c, 'link', 'set', 'eth0', 'up');
     // rtr's wan0 and lan0 stay down: bringing links up is limen's job.
 
@@ -681,6 +771,10 @@ export async function labUp(options: LabUpOptions): Promise<Lab> {
     } else {
       step('isp: DHCP server and DNS forwarder');
       lab.startIspDhcp();
+    }
+    if (ipv6) {
+      step('isp: router advertisements (radvd) and DHCPv6 with prefix delegation (Kea)');
+      lab.startIspIpv6();
     }
     await lab.waitPeersListening();
 

@@ -11,7 +11,8 @@
 // addresses and RA default route on IF (read from $machine; never desired, so never
 // installed twice). `<dhcpv6-lease IF {…}>` says a lease is held (ifdown ends it with
 // `! <dhcpv6-release IF>`: SIGALRM, a DHCPv6 RELEASE, and dhcpcd exits until `limen
-// ifup IF` or the next carrier); `<dhcpv6-error IF MESSAGE>` what is wrong.
+// ifup IF` or the next carrier); `! <dhcpv6-renew IF>` renews now (SIGUSR1);
+// `<dhcpv6-error IF MESSAGE>` what is wrong.
 //
 // Invariants: nothing of a lease is asserted before its `event` output exists; a
 // hostile value (a prefix longer than /64, zero or inverted lifetimes, a DNS server
@@ -106,20 +107,40 @@ export function dhcpcdConfig(ifname: string, o: Dhcpv6Options): string[] {
 }
 
 /**
- * The service's argv: a shell writes the configuration into a dot-file of the
- * outputs directory (which limen does not read as an output) and execs dhcpcd in
- * the foreground, IPv6 only, configuring nothing, with limen's hook.
+ * The service's argv: in a mount namespace of its own, a shell writes the
+ * configuration into a dot-file of the outputs directory (which limen does not read
+ * as an output), binds limen's own directories over dhcpcd's fixed ones, and execs
+ * dhcpcd in the foreground, IPv6 only, configuring nothing, with limen's hook.
+ * dhcpcd keeps its DUID and lease copies in /var/lib/dhcpcd and its pid file in
+ * /run/dhcpcd, which every network namespace shares: bound over them, STATE/dhcpcd
+ * (the router's DUID, kept across restarts) and a dot-directory of the outputs
+ * (per service run), so two routers on one machine (labs, tests) never meet there
+ * (one refusing to start "already running", or rebinding the other's lease).
  */
-export function dhcpcdArgv(ifname: string, hook: string, o: Dhcpv6Options): string[] {
+export function dhcpcdArgv(
+  ifname: string,
+  hook: string,
+  o: Dhcpv6Options,
+  stateDir: string,
+): string[] {
   return [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
     'sh',
     '-c',
-    'if=$1; hook=$2; shift 2; conf=$LIMEN_OUTPUTS/.dhcpcd.conf; ' +
+    'if=$1; hook=$2; state=$3; shift 3; conf=$LIMEN_OUTPUTS/.dhcpcd.conf; ' +
+      'run=$LIMEN_OUTPUTS/.dhcpcd-run; ' +
       'printf "%s\\n" "$@" >"$conf" || exit 1; ' +
+      'mkdir -p "$state" "$run" /var/lib/dhcpcd /run/dhcpcd || exit 1; ' +
+      'mount --bind "$state" /var/lib/dhcpcd && mount --bind "$run" /run/dhcpcd || exit 1; ' +
       'exec dhcpcd -6 -B --noconfigure -f "$conf" -c "$hook" -e "LIMEN_OUTPUTS=$LIMEN_OUTPUTS" "$if"',
     'dhcpcd',
     ifname,
     hook,
+    `${stateDir}/dhcpcd`,
     ...dhcpcdConfig(ifname, o),
   ];
 }
@@ -404,9 +425,11 @@ function runInterface(f: Facet, o: Dhcpv6DriverOptions, ifname: string, opts: Dh
   // The kernel takes RAs on IF even while the router forwards.
   f.assert(o.config, record('sysctl', acceptRaKey(ifname), '2'));
   const carrier = P.rec('interface', P.lit(ifname), P._, P._, P._, P._, P.lit(sym('carrier')), P._);
-  during(f, o.config, P.rec('limen-paths', P.dict({ libexec: P.bind('libexec') })), (p, c) => {
+  const paths = P.dict({ libexec: P.bind('libexec'), state: P.bind('state') });
+  during(f, o.config, P.rec('limen-paths', paths), (p, c) => {
     const libexec = peel(c.get('libexec')!);
-    if (typeof libexec !== 'string') return;
+    const state = peel(c.get('state')!);
+    if (typeof libexec !== 'string' || typeof state !== 'string') return;
     during(p, o.machine, carrier, (g) => {
       g.assert(
         o.config,
@@ -414,7 +437,7 @@ function runInterface(f: Facet, o: Dhcpv6DriverOptions, ifname: string, opts: Dh
           'daemon',
           record('dhcpcd', ifname),
           new Dict([
-            [sym('argv'), dhcpcdArgv(ifname, `${libexec}/dhcpcd-script`, opts)],
+            [sym('argv'), dhcpcdArgv(ifname, `${libexec}/dhcpcd-script`, opts, state)],
             // A RELEASE (SIGALRM) makes dhcpcd exit 0: it stays down until ifup.
             [sym('restart'), sym('on-error')],
           ] as [Value, Value][]),
@@ -426,6 +449,10 @@ function runInterface(f: Facet, o: Dhcpv6DriverOptions, ifname: string, opts: Dh
   });
   f.observe(o.config, P.rec('dhcpv6-release', P.lit(ifname)), {
     onMessage: () => f.send(o.config, record('signal-service', service, sym('SIGALRM'))),
+  });
+  // A renew now (SIGUSR1), as `<dhcp-renew IF>` is for udhcpc.
+  f.observe(o.config, P.rec('dhcpv6-renew', P.lit(ifname)), {
+    onMessage: () => f.send(o.config, record('signal-service', service, sym('SIGUSR1'))),
   });
   f.observe(o.config, P.rec('interface-retry', P.lit(ifname)), {
     onMessage: () => f.send(o.config, record('restart-service', service)),
@@ -439,9 +466,12 @@ function runInterface(f: Facet, o: Dhcpv6DriverOptions, ifname: string, opts: Dh
     if (n > 0) m.set(k, n);
     else m.delete(k);
   };
+  // The RA's route stays in the kernel (linkdown) while IF has no carrier: not reported.
+  // (A count: a change of IF's record adds the new one before it removes the old.)
+  let carrierNow = 0;
   const kernel = (): KernelIpv6 => ({
     addresses: [...addresses.keys()].sort(),
-    routes: [...routes.keys()].sort().map((k) => {
+    routes: [...(carrierNow > 0 ? routes.keys() : [])].sort().map((k) => {
       const [via, metric] = k.split(' ');
       return { via: via!, metric: Number(metric) };
     }),
@@ -469,6 +499,11 @@ function runInterface(f: Facet, o: Dhcpv6DriverOptions, ifname: string, opts: Dh
     P.rec('address', P.lit(ifname), P.lit(sym('ipv6')), P.bind('a'), P.bind('len'), P.bind('o')),
     { onAdd: onAddress(+1), onRemove: onAddress(-1) },
   );
+  const onCarrier = (d: number) => () => {
+    carrierNow += d;
+    refresh();
+  };
+  f.observe(o.machine, carrier, { onAdd: onCarrier(+1), onRemove: onCarrier(-1) });
   const onRoute = (d: number) => (_v: Value, c: Map<string, Value>) => {
     const via = peel(c.get('via')!);
     const metric = peel(c.get('metric')!);
