@@ -3,7 +3,9 @@
 // its process was started: WAN link up, lease bound, address configured,
 // default route, firewall applied, LAN DHCP server ready, LAN client bound, and
 // a LAN client fetching http://world.test/ by name, through limen's DNS and
-// NAT. Then a live view of the changes until Ctrl-C; with --once it checks
+// NAT; and over a DHCP WAN the IPv6 steps: the delegated prefix, the LAN's /64
+// of it, and the client fetching the page over IPv6 from its own SLAAC address
+// (no NAT66). Then a live view of the changes until Ctrl-C; with --once it checks
 // every step, tears down, and exits 0 only if the page was fetched.
 //
 // Times come from the control socket's watch streams: an event is stamped when
@@ -37,6 +39,8 @@ interface StepSpec {
   readonly dataspace: DataspaceName;
   readonly pattern: string;
   readonly detail: (c: ReadonlyMap<string, Value>) => string;
+  /** Which matches count (default: all). */
+  readonly accept?: (c: ReadonlyMap<string, Value>) => boolean;
 }
 
 const text = (v: Value | undefined): string => {
@@ -105,6 +109,26 @@ export const DEMO_STEPS: readonly StepSpec[] = [
   },
 ];
 
+/** The IPv6 steps, with a DHCP WAN (the lab's ISP delegates a /56: src/lab/ipv6-isp.ts). */
+export const IPV6_STEPS: readonly StepSpec[] = [
+  {
+    key: 'prefix',
+    label: 'IPv6 prefix delegated',
+    dataspace: 'config',
+    pattern: '<delegated-prefix "wan0" ?prefix _ _>',
+    detail: (c) => `${text(c.get('prefix'))} by DHCPv6 (dhcpcd, IA_PD)`,
+  },
+  {
+    key: 'lan-prefix',
+    label: 'LAN IPv6 prefix announced',
+    dataspace: 'config',
+    pattern: '<lan-ipv6-subnet "lan0" ?subnet ?from>',
+    detail: (c) => `${text(c.get('subnet'))} on lan0 (router advertisements by dnsmasq)`,
+    // The /64 of the delegated prefix, not the router's ULA one (fd00::/8).
+    accept: (c) => !text(c.get('subnet')).startsWith('fd'),
+  },
+];
+
 /** A `<ppp-session IF {…}>` field, as text. */
 const sessionField = (session: Value | undefined, key: string): string => leaseField(session, key);
 
@@ -124,12 +148,16 @@ const PPPOE_STEPS: readonly StepSpec[] = DEMO_STEPS.map((s) => {
   return s;
 });
 
-/** The timeline's steps for a WAN. */
-export function demoSteps(wan: LabWan): readonly StepSpec[] {
-  return wan === 'pppoe' ? PPPOE_STEPS : DEMO_STEPS;
+/** The timeline's steps for a WAN (IPv6 ones while the lab's ISP serves IPv6). */
+export function demoSteps(wan: LabWan, ipv6 = wan === 'dhcp'): readonly StepSpec[] {
+  return [...(wan === 'pppoe' ? PPPOE_STEPS : DEMO_STEPS), ...(ipv6 ? IPV6_STEPS : [])];
 }
 
 const FETCH = { key: 'fetch', label: `LAN client fetched http://${WORLD_NAME}/` };
+export const FETCH6 = {
+  key: 'fetch6',
+  label: `LAN client fetched http://${WORLD_NAME}/ over IPv6`,
+};
 
 export interface StepTime {
   readonly key: string;
@@ -156,7 +184,7 @@ export interface DemoOptions {
 
 function row(t: StepTime): string {
   const ms = `${t.already ? '≤' : ' '}${String(t.ms).padStart(6)}`;
-  return `  ${ms}  ${t.label.padEnd(38)} ${t.detail}\n`;
+  return `  ${ms}  ${t.label.padEnd(48)} ${t.detail}\n`;
 }
 
 async function connect(lab: Lab, signal: AbortSignal, timeoutMs: number): Promise<ControlClient> {
@@ -231,10 +259,11 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const times = new Map<string, StepTime>();
     o.out(`\n  ms since limen started\n`);
     const c = client;
-    const steps = demoSteps(wan);
+    const steps = demoSteps(wan, l.ipv6);
     for (const s of steps) {
       void follow(c, s.dataspace, s.pattern, watches.signal, (e, already) => {
         if (e.type !== 'added' || times.has(s.key)) return;
+        if (s.accept !== undefined && !s.accept(new Map(e.captures))) return;
         const t: StepTime = {
           key: s.key,
           label: s.label,
@@ -275,7 +304,36 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       times.set(FETCH.key, t);
       o.out(row(t));
     }
-    const missing = [...steps, FETCH].filter((s) => !times.has(s.key));
+    // And over IPv6, from lan1's own global address (SLAAC from limen's RAs).
+    const ok6 =
+      ok &&
+      l.ipv6 &&
+      (await waitFor(
+        async () => {
+          if (o.signal.aborted) return true;
+          const r = await l.fetch6('lan1', `http://${WORLD_NAME}/`);
+          if (r.status === 0 && r.stdout.includes('Hello from')) {
+            fetched = r.stdout;
+            return true;
+          }
+          return false;
+        },
+        Math.max(0, deadline - Date.now()),
+        250,
+      ));
+    if (o.signal.aborted) return 130;
+    if (ok6) {
+      const t: StepTime = {
+        key: FETCH6.key,
+        label: FETCH6.label,
+        ms: Date.now() - t0,
+        already: false,
+        detail: `from ${/^from (\S+)$/m.exec(fetched)?.[1] ?? '?'} (its SLAAC address, no NAT)`,
+      };
+      times.set(FETCH6.key, t);
+      o.out(row(t));
+    }
+    const missing = [...steps, FETCH, ...(l.ipv6 ? [FETCH6] : [])].filter((s) => !times.has(s.key));
     if (missing.length > 0) {
       o.err(
         `\nlimen demo FAILED at: ${missing[0]!.label}` +
@@ -291,7 +349,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       return 1;
     }
     o.out(
-      `\nThe LAN client lan1 reached http://${WORLD_NAME}/ through limen (DNS by limen's dnsmasq, NAT by its firewall${wan === 'pppoe' ? ', over the PPPoE link' : ''}).\n`,
+      `\nThe LAN client lan1 reached http://${WORLD_NAME}/ through limen (DNS by limen's dnsmasq, NAT by its firewall${wan === 'pppoe' ? ', over the PPPoE link' : ''}${l.ipv6 ? '; and over IPv6 from its own address in the delegated prefix' : ''}).\n`,
     );
     if (o.once) {
       o.out('All steps passed (--once): tearing down.\n');
@@ -333,6 +391,7 @@ export function pokeCommands(name: string): string[] {
     `${lab} rtr -- limen status`,
     `${lab} rtr -- limen query --dataspace machine '<address ?if _ ?a ?len _>'`,
     `${lab} lan1 -- busybox wget -qO- http://${WORLD_NAME}/`,
+    `${lab} lan1 -- curl -6 -s http://${WORLD_NAME}/     # over IPv6`,
     `${lab} rtr -- limen ifdown wan0     # the live view shows the WAN going away`,
     `${lab} rtr -- limen ifup wan0       # answers once wan0 is configured again`,
   ];
@@ -341,6 +400,7 @@ export function pokeCommands(name: string): string[] {
 const LIVE: readonly [DataspaceName, string][] = [
   ['config', '<dhcp-lease ?if ?lease>'],
   ['config', '<default-route ?family>'],
+  ['config', '<delegated-prefix ?if ?prefix _ _>'],
   ['config', '<firewall-applied ?gen _>'],
   ['config', '<service-state ?service ?state>'],
   ['config', '<config-error ?path ?detail>'],
