@@ -29,6 +29,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { main } from '../../src/cli/main.ts';
 import { captureIo } from '../support/cli-io.ts';
 import {
+  DHCPCD_WAN,
   DNSMASQ_LAN,
   NTPD,
   UDHCPC_WAN,
@@ -113,7 +114,9 @@ describe('safe change in the lab', { skip: labSkip(), timeout: 400_000 }, () => 
     );
     const hostname = await diff(
       candidate('hostname', {
-        'core/wan.pr': '<configure-interface "wan0" <dhcp {hostname: "gw"}>>\n',
+        'core/wan.pr':
+          '<configure-interface "wan0" <dhcp {hostname: "gw"}>>\n' +
+          '<configure-interface "wan0" <dhcpv6 {prefix-hint: 56}>>\n',
       }),
     );
     assert.match(
@@ -154,7 +157,7 @@ describe('safe change in the lab', { skip: labSkip(), timeout: 400_000 }, () => 
     });
     const generation = (await cliOk(lab, 'status')).match(/^configuration +(.*)$/m)?.[1];
     const before = await services(lab);
-    const bundle = [UDHCPC_WAN, DNSMASQ_LAN, '<daemon sshd>'];
+    const bundle = [UDHCPC_WAN, DHCPCD_WAN, DNSMASQ_LAN, '<daemon sshd>'];
     const pids = bundle.map((s) => before.get(s)?.pids.join(','));
     assert.ok(before.get(NTPD)?.pids.length === 1, showServices(before));
 

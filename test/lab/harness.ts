@@ -41,6 +41,8 @@ import { until } from '../support/until.ts';
 export const WORLD_PAGE = /Hello from world\.test/;
 /** The services examples/home-router runs once the WAN has a lease. */
 export const UDHCPC_WAN = '<daemon <udhcpc "wan0">>';
+/** The WAN's DHCPv6 client (examples/home-router asks for a delegated prefix). */
+export const DHCPCD_WAN = '<daemon <dhcpcd "wan0">>';
 export const DNSMASQ_LAN = '<daemon <dnsmasq "lan0">>';
 export const NTPD = '<daemon ntpd>';
 export const PPPD_WAN = '<daemon <pppd "wan0">>';
