@@ -553,11 +553,26 @@ export function generateRuleset(values: Iterable<Value>): string {
 
 // ---- Rendering -------------------------------------------------------------------------
 
-const ICMP_TYPES = 'destination-unreachable, time-exceeded, parameter-problem, echo-request';
+// The ICMP errors (and, on input, ICMPv6's on-link neighbour, router and listener
+// discovery) are never limited: IPv6 breaks without them (RFC 4890 4.3.1, 4.4.1).
+const ICMP_TYPES = 'destination-unreachable, time-exceeded, parameter-problem';
 const ICMPV6_TYPES =
-  'destination-unreachable, packet-too-big, time-exceeded, parameter-problem, echo-request, ' +
+  'destination-unreachable, packet-too-big, time-exceeded, parameter-problem, ' +
   'nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, ' +
   'mld-listener-query';
+
+/**
+ * Echo requests are allowed but rate-limited (RFC 4890 4.3.1, 4.4.1): one budget for
+ * those to the router (chain echo_input) and one for those forwarded into a zone
+ * against the direction of a forwarding pair (echo_forward), each shared by both
+ * families and every source. Ten a second is ten people running ping, with a burst
+ * of 20 so a quick `ping -c 5 -i 0.2` loses nothing; beyond it, requests are dropped.
+ */
+export const ECHO_LIMIT = { perSecond: 10, burst: 20 } as const;
+const ECHO_CHAIN_BODY = [
+  `limit rate ${ECHO_LIMIT.perSecond}/second burst ${ECHO_LIMIT.burst} packets accept`,
+  'drop',
+];
 
 /** `{ "a", "b" }` for nft (interface names were checked: no quoting issues). */
 function nameSet(names: readonly string[]): string {
@@ -578,6 +593,10 @@ export function renderRuleset(model: FirewallModel): string {
   const input: string[] = [
     'type filter hook input priority filter; policy drop;',
     'iif "lo" accept',
+    // Before the established accept: conntrack counts every request of a ping after the
+    // first as established (one entry per ping id), which would bypass the limit.
+    'meta l4proto icmp icmp type echo-request jump echo_input',
+    'meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_input',
     'ct state established,related accept',
     'ct state invalid drop',
     `meta l4proto icmp icmp type { ${ICMP_TYPES} } accept`,
@@ -605,6 +624,7 @@ export function renderRuleset(model: FirewallModel): string {
     // the established accept, which SYN-ACKs match), so that a WAN with a smaller MTU
     // (PPPoE's 1492) breaks no connection whose path MTU discovery is blocked.
     'tcp flags & (syn | rst) == syn tcp option maxseg size set rt mtu',
+    ...inboundEcho(model, members),
     'ct state established,related accept',
     'ct state invalid drop',
     ...custom('forward'),
@@ -655,10 +675,12 @@ export function renderRuleset(model: FirewallModel): string {
     );
   }
 
-  const chains: [string, string[]][] = [
+  const chains: [string, readonly string[]][] = [
     ['input', input],
     ...zoneChains,
+    ['echo_input', ECHO_CHAIN_BODY],
     ['forward', forward],
+    ['echo_forward', ECHO_CHAIN_BODY],
     ['prerouting', prerouting],
     ['postrouting', postrouting],
   ];
@@ -673,6 +695,38 @@ export function renderRuleset(model: FirewallModel): string {
   });
   out.push('}', '');
   return out.join('\n');
+}
+
+/**
+ * The forward rules that send echo requests arriving against the direction of a
+ * forwarding pair (from wan into lan, for `<masquerade lan wan>`) to echo_forward,
+ * placed before the established accept, as on input. RFC 4890 4.3.1 asks that
+ * they pass, limited: IPv6 hosts are addressable and ping is how their reachability
+ * is checked. IPv4 only along firewall-forward pairs: behind a masquerade the LAN's
+ * IPv4 addresses are private, and the NAT lets in only replies and port forwards.
+ * A direction that is itself a pair (or a zone to itself) is not limited: all of
+ * its traffic is allowed.
+ */
+function inboundEcho(model: FirewallModel, members: (zone: string) => readonly string[]): string[] {
+  const pair = (p: ZonePair): string => `${p.from} ${p.to}`;
+  const allowed = new Set([...model.masquerades, ...model.forwards].map(pair));
+  const masqueraded = new Set(model.masquerades.map(pair));
+  const inbound = new Map<string, { from: string; to: string; ipv4: boolean }>();
+  for (const p of [...model.masquerades, ...model.forwards]) {
+    const back = { from: p.to, to: p.from };
+    if (back.from === back.to || allowed.has(pair(back))) continue;
+    inbound.set(pair(back), { ...back, ipv4: !masqueraded.has(pair(p)) });
+  }
+  const rules: string[] = [];
+  for (const [, d] of [...inbound].sort(byKey)) {
+    const from = members(d.from);
+    const to = members(d.to);
+    if (from.length === 0 || to.length === 0) continue;
+    const ifs = `iifname ${nameSet(from)} oifname ${nameSet(to)}`;
+    if (d.ipv4) rules.push(`${ifs} meta l4proto icmp icmp type echo-request jump echo_forward`);
+    rules.push(`${ifs} meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_forward`);
+  }
+  return rules;
 }
 
 /** Adding the table first makes the delete succeed whether or not it exists. */

@@ -44,10 +44,12 @@ table inet limen {
 	chain input {
 		type filter hook input priority filter; policy drop;
 		iif "lo" accept
+		meta l4proto icmp icmp type echo-request jump echo_input
+		meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_input
 		ct state established,related accept
 		ct state invalid drop
-		meta l4proto icmp icmp type { destination-unreachable, time-exceeded, parameter-problem, echo-request } accept
-		meta l4proto ipv6-icmp icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, echo-request, nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query } accept
+		meta l4proto icmp icmp type { destination-unreachable, time-exceeded, parameter-problem } accept
+		meta l4proto ipv6-icmp icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query } accept
 		meta nfproto ipv4 udp sport 67 udp dport 68 accept
 		meta nfproto ipv6 udp sport 547 udp dport 546 accept
 		udp dport 5353 accept
@@ -64,15 +66,26 @@ table inet limen {
 		drop
 	}
 
+	chain echo_input {
+		limit rate 10/second burst 20 packets accept
+		drop
+	}
+
 	chain forward {
 		type filter hook forward priority filter; policy drop;
 		tcp flags & (syn | rst) == syn tcp option maxseg size set rt mtu
+		iifname { "ppp*", "wan0" } oifname { "lan0", "wlan0" } meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_forward
 		ct state established,related accept
 		ct state invalid drop
 		iifname { "ppp*", "wan0" } meta nfproto ipv4 ip daddr 192.168.1.10 tcp dport 22 ct status dnat accept
 		iifname { "ppp*", "wan0" } meta nfproto ipv4 ip daddr 192.168.1.11 udp dport 51820 ct status dnat accept
 		iifname { "lan0", "wlan0" } oifname { "lan0", "wlan0" } accept
 		iifname { "lan0", "wlan0" } oifname { "ppp*", "wan0" } accept
+	}
+
+	chain echo_forward {
+		limit rate 10/second burst 20 packets accept
+		drop
 	}
 
 	chain prerouting {
@@ -128,6 +141,59 @@ describe('firewall ruleset: rendering', () => {
     assert.match(text, /iifname \{ "eth3" \} oifname \{ "eth3" \} accept/);
     assert.doesNotMatch(text, /iifname \{ "eth1" \} oifname/);
     assert.doesNotMatch(text, /masquerade/);
+  });
+
+  it('limits echo requests before conntrack can call them established, and never the ICMP errors', () => {
+    const text = renderRuleset(model(ROUTER));
+    const input = /chain input \{\n([^}]*)\}/.exec(text)![1]!.split('\n\t\t');
+    const at = (rule: string): number => input.findIndex((l) => l.startsWith(rule));
+    for (const family of ['icmp icmp', 'ipv6-icmp icmpv6']) {
+      const echo = at(`meta l4proto ${family} type echo-request jump echo_input`);
+      assert.ok(echo > 0 && echo < at('ct state established,related accept'), text);
+    }
+    assert.doesNotMatch(text, /echo-request[^\n]*accept/, 'no echo request is accepted unlimited');
+    assert.match(text, /icmpv6 type \{ destination-unreachable, packet-too-big, [^}]*\} accept/);
+    const budget = `\n\t\tlimit rate 10/second burst 20 packets accept\n\t\tdrop\n\t}`;
+    assert.ok(text.includes(`chain echo_input {${budget}`), text);
+    assert.ok(text.includes(`chain echo_forward {${budget}`), text);
+  });
+
+  it('lets echo requests in against each forwarding pair, IPv4 only where no NAT hides the zone', () => {
+    const forward = (config: string): string[] =>
+      renderRuleset(model(config))
+        .split('\n')
+        .filter((l) => l.includes('jump echo_forward'))
+        .map((l) => l.trim());
+    const zones = `
+      <firewall-zone lan ["lan0"]>
+      <firewall-zone wan ["wan0"]>
+      <firewall-zone dmz ["dmz0"]>
+      <firewall-zone guest ["guest0"]>
+      <firewall-zone empty []>
+    `;
+    assert.deepEqual(
+      forward(`${zones}
+        <masquerade lan wan>
+        <masquerade guest wan>
+        <firewall-forward dmz wan>
+        <firewall-forward lan dmz>
+        <firewall-forward dmz lan>
+        <masquerade empty wan>
+      `),
+      [
+        // guest → lan: no pair either way, so nothing (a guest cannot ping the LAN).
+        'iifname { "wan0" } oifname { "dmz0" } meta l4proto icmp icmp type echo-request jump echo_forward',
+        'iifname { "wan0" } oifname { "dmz0" } meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_forward',
+        'iifname { "wan0" } oifname { "guest0" } meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_forward',
+        'iifname { "wan0" } oifname { "lan0" } meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_forward',
+      ],
+    );
+    // A pair that is masqueraded and forwarded is masqueraded: its IPv4 stays hidden.
+    assert.deepEqual(forward(`${zones} <masquerade lan wan> <firewall-forward lan wan>`), [
+      'iifname { "wan0" } oifname { "lan0" } meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_forward',
+    ]);
+    // A trusted zone forwards to itself: unlimited, as everything between its interfaces.
+    assert.deepEqual(forward(`${zones} <firewall-forward lan lan>`), []);
   });
 
   it('leaves out rules for zones without members, and warns about undefined zones', () => {
