@@ -1,7 +1,7 @@
 // The firewall's ruleset generator: reads the firewall vocabulary (zones,
-// policies, masquerade, port forwards, open ports, forwarding, custom rules)
-// into a model, collecting every problem, and renders the model as one nft
-// script that replaces limen's own table and nothing else. Pure.
+// policies, masquerade, port forwards, IPv6 allows, open ports, forwarding,
+// custom rules) into a model, collecting every problem, and renders the model
+// as one nft script that replaces limen's own table and nothing else. Pure.
 //
 // Invariants: the script touches only `table inet limen` (it is added, deleted
 // and re-created in one transaction, so `nft -f` swaps it atomically); output is
@@ -12,7 +12,7 @@
 
 import { LimenError, UserError } from '../base/errors.ts';
 import { Record, Sym, peel, type Value } from '../preserves/index.ts';
-import { parseIpv4 } from './inet-values.ts';
+import { formatIpv6Bits, ipv6Bits, parseIpv4 } from './inet-values.ts';
 import { showValue } from '../preserves/index.ts';
 import { firewallInterfaceProblem } from '../base/interface-name.ts';
 
@@ -25,6 +25,7 @@ export const FIREWALL_LABELS = [
   'firewall-policy',
   'masquerade',
   'port-forward',
+  'ipv6-allow',
   'firewall-open',
   'firewall-forward',
   'firewall-rule',
@@ -62,6 +63,15 @@ export interface PortForward {
   readonly toPort: number;
 }
 
+/** IPv6 from `zone` to `proto` port `port` of the host whose interface identifier is `suffix`. */
+export interface Ipv6Allow {
+  readonly zone: string;
+  readonly proto: Protocol;
+  readonly port: number;
+  /** The low 64 bits of the host's addresses, canonical text ("::211:22ff:fe33:4455"). */
+  readonly suffix: string;
+}
+
 export interface OpenPort {
   readonly zone: string;
   readonly proto: Protocol;
@@ -84,6 +94,7 @@ export interface FirewallModel {
   readonly masquerades: readonly ZonePair[];
   readonly forwards: readonly ZonePair[];
   readonly portForwards: readonly PortForward[];
+  readonly ipv6Allows: readonly Ipv6Allow[];
   readonly opens: readonly OpenPort[];
   readonly rules: readonly CustomRule[];
 }
@@ -167,6 +178,7 @@ const SHAPES: { readonly [L in FirewallLabel]: string } = {
   'firewall-policy': '<firewall-policy ZONE accept|drop|reject>',
   masquerade: '<masquerade FROM-ZONE TO-ZONE>',
   'port-forward': '<port-forward ZONE tcp|udp PORT "ADDR" PORT>',
+  'ipv6-allow': '<ipv6-allow ZONE tcp|udp PORT "::SUFFIX">',
   'firewall-open': '<firewall-open ZONE tcp|udp PORT>',
   'firewall-forward': '<firewall-forward FROM-ZONE TO-ZONE>',
   'firewall-rule': '<firewall-rule input|forward|prerouting|postrouting "RULE">',
@@ -178,6 +190,7 @@ const ARITY: { readonly [L in FirewallLabel]: number } = {
   'firewall-policy': 2,
   masquerade: 2,
   'port-forward': 5,
+  'ipv6-allow': 4,
   'firewall-open': 3,
   'firewall-forward': 2,
   'firewall-rule': 2,
@@ -194,6 +207,9 @@ class Reader {
   readonly masquerades = new Map<string, ZonePair>();
   readonly forwards = new Map<string, ZonePair>();
   readonly portForwards = new Map<string, PortForward>();
+  readonly ipv6Allows = new Map<string, Ipv6Allow>();
+  /** zone → the first ipv6-allow from it. */
+  readonly allowsFrom = new Map<string, string>();
   readonly opens = new Map<string, OpenPort>();
   readonly rules = new Map<string, CustomRule>();
   /** lower interface → the interfaces a protocol made over it (`<interface-over UPPER LOWER>`). */
@@ -236,12 +252,19 @@ class Reader {
       }
       case 'port-forward':
         return this.portForward(v, f);
+      case 'ipv6-allow': {
+        const service = this.service(v, f);
+        const suffix = this.suffix(v, f[3]!);
+        if (service === undefined || suffix === undefined) return;
+        const { zone, proto, port } = service;
+        if (!this.allowsFrom.has(zone)) this.allowsFrom.set(zone, showValue(v));
+        this.ipv6Allows.set(`${zone} ${proto} ${port} ${suffix}`, { ...service, suffix });
+        return;
+      }
       case 'firewall-open': {
-        const zone = this.zoneRef(v, f[0]!, 'ZONE');
-        const proto = this.proto(v, f[1]!);
-        const port = this.port(v, f[2]!, 'PORT');
-        if (zone === undefined || proto === undefined || port === undefined) return;
-        this.opens.set(`${zone} ${proto} ${port}`, { zone, proto, port });
+        const service = this.service(v, f);
+        if (service === undefined) return;
+        this.opens.set(`${service.zone} ${service.proto} ${service.port}`, service);
         return;
       }
       case 'firewall-rule':
@@ -381,6 +404,15 @@ class Reader {
     return undefined;
   }
 
+  /** The `ZONE PROTO PORT` that firewall-open and ipv6-allow start with. */
+  service(at: Value, f: readonly Value[]): OpenPort | undefined {
+    const zone = this.zoneRef(at, f[0]!, 'ZONE');
+    const proto = this.proto(at, f[1]!);
+    const port = this.port(at, f[2]!, 'PORT');
+    if (zone === undefined || proto === undefined || port === undefined) return undefined;
+    return { zone, proto, port };
+  }
+
   portForward(at: Value, f: readonly Value[]): void {
     const zone = this.zoneRef(at, f[0]!, 'ZONE');
     const proto = this.proto(at, f[1]!);
@@ -415,6 +447,15 @@ class Reader {
       return;
     }
     this.portForwards.set(key, { zone, proto, port, address, toPort });
+  }
+
+  /** An interface identifier: an IPv6 address whose upper 64 bits are zero, not all zero. */
+  suffix(at: Value, v: Value): string | undefined {
+    const text = peel(v);
+    const bits = typeof text === 'string' ? ipv6Bits(text) : undefined;
+    if (bits !== undefined && bits !== 0n && bits >> 64n === 0n) return formatIpv6Bits(bits);
+    this.problem(FirewallProblemCode.Value, at, suffixProblem(v, bits));
+    return undefined;
   }
 
   rule(at: Value, chainValue: Value, textValue: Value): void {
@@ -469,6 +510,15 @@ class Reader {
             `its rules match nothing until it is`,
         );
     }
+    // An ipv6-allow reaches the zones that forward to its zone: are there any?
+    const pairs = [...this.masquerades.values(), ...this.forwards.values()];
+    for (const [zone, from] of [...this.allowsFrom].sort(byKey)) {
+      if (this.zones.has(zone) && !pairs.some((p) => p.to === zone && p.from !== zone))
+        this.warnings.push(
+          `${from}: no zone forwards to ${zone} (no <masquerade ZONE ${zone}> or ` +
+            `<firewall-forward ZONE ${zone}>), so no host is behind it: it allows nothing`,
+        );
+    }
     if (this.problems.length > 0)
       return { ok: false, problems: this.problems, warnings: this.warnings };
     const zones: Zone[] = [...this.zones].sort(byKey).map(([name, members]) => {
@@ -487,12 +537,11 @@ class Reader {
         zones,
         masquerades: sorted(this.masquerades),
         forwards: sorted(this.forwards),
-        portForwards: [...this.portForwards.values()].sort(
-          (a, b) => compareText(a.zone, b.zone) || compareText(a.proto, b.proto) || a.port - b.port,
+        portForwards: [...this.portForwards.values()].sort(byService),
+        ipv6Allows: [...this.ipv6Allows.values()].sort(
+          (a, b) => byService(a, b) || compareText(a.suffix, b.suffix),
         ),
-        opens: [...this.opens.values()].sort(
-          (a, b) => compareText(a.zone, b.zone) || compareText(a.proto, b.proto) || a.port - b.port,
-        ),
+        opens: [...this.opens.values()].sort(byService),
         rules: sorted(this.rules),
       },
       warnings: this.warnings,
@@ -504,8 +553,31 @@ function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+function byService(a: OpenPort, b: OpenPort): number {
+  return compareText(a.zone, b.zone) || compareText(a.proto, b.proto) || a.port - b.port;
+}
+
 function byKey<T>(a: readonly [string, T], b: readonly [string, T]): number {
   return compareText(a[0], b[0]);
+}
+
+const LOW_64 = (1n << 64n) - 1n;
+
+/** What is wrong with an ipv6-allow's SUFFIX `v` (`bits`, if it is an IPv6 address). */
+function suffixProblem(v: Value, bits: bigint | undefined): string {
+  const example = '"::211:22ff:fe33:4455"';
+  if (bits === undefined)
+    return (
+      `SUFFIX must be a string holding the host's interface identifier (the low 64 bits ` +
+      `of its IPv6 address, the upper 64 zero), like ${example}, got ${showValue(v)}`
+    );
+  if (bits === 0n) return `SUFFIX ${showValue(v)} is no host: it must not be all zeros`;
+  const low = bits & LOW_64;
+  return (
+    `SUFFIX ${showValue(v)} is a whole address, and its prefix changes when the network is ` +
+    `renumbered: give only the interface identifier, the low 64 bits, like ` +
+    (low === 0n ? example : `"${formatIpv6Bits(low)}"`)
+  );
 }
 
 /**
@@ -637,6 +709,15 @@ export function renderRuleset(model: FirewallModel): string {
         `${pf.proto} dport ${pf.toPort} ct status dnat accept`,
     );
   }
+  for (const a of model.ipv6Allows) {
+    const from = members(a.zone);
+    const behind = forwardingTo(model, a.zone, members);
+    if (from.length === 0 || behind.length === 0) continue;
+    forward.push(
+      `iifname ${nameSet(from)} oifname ${nameSet(behind)} ` +
+        `ip6 daddr & ::ffff:ffff:ffff:ffff == ${a.suffix} ${a.proto} dport ${a.port} accept`,
+    );
+  }
   const pairs = new Map<string, ZonePair>();
   for (const p of [...model.masquerades, ...model.forwards]) pairs.set(`${p.from} ${p.to}`, p);
   // Interfaces of a trusted (accept) zone may forward to each other.
@@ -695,6 +776,21 @@ export function renderRuleset(model: FirewallModel): string {
   });
   out.push('}', '');
   return out.join('\n');
+}
+
+/**
+ * The interfaces of every other zone that forwards to `zone` (by masquerade or
+ * firewall-forward): where what `zone` is allowed to reach lies behind the router.
+ */
+function forwardingTo(
+  model: FirewallModel,
+  zone: string,
+  members: (zone: string) => readonly string[],
+): string[] {
+  const ifs = new Set<string>();
+  for (const p of [...model.masquerades, ...model.forwards])
+    if (p.to === zone && p.from !== zone) for (const m of members(p.from)) ifs.add(m);
+  return [...ifs].sort(compareText);
 }
 
 /**

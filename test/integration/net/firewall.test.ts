@@ -149,6 +149,8 @@ describe('firewall (nftables)', { skip }, () => {
         <firewall-forward lan dmz>
         <port-forward wan tcp 2222 "192.168.1.10" 22>
         <port-forward wan udp 51820 "192.168.1.11" 51820>
+        <ipv6-allow wan tcp 22 "::211:22ff:fe33:4455">
+        <ipv6-allow dmz udp 5000 "::ffff:10.0.0.1">
         <firewall-open wan tcp 22>
         <firewall-open guest udp 53>
         <firewall-rule input "tcp dport { 80, 443 } ip saddr 10.0.0.0/8 accept">

@@ -33,6 +33,7 @@ const ROUTER = `
 <masquerade lan wan>
 <port-forward wan tcp 2222 "192.168.1.10" 22>
 <port-forward wan udp 51820 "192.168.1.11" 51820>
+<ipv6-allow wan tcp 22 "::211:22ff:fe33:4455">
 <firewall-open wan tcp 22>
 <firewall-rule input "udp dport 5353 accept">
 `;
@@ -79,6 +80,7 @@ table inet limen {
 		ct state invalid drop
 		iifname { "ppp*", "wan0" } meta nfproto ipv4 ip daddr 192.168.1.10 tcp dport 22 ct status dnat accept
 		iifname { "ppp*", "wan0" } meta nfproto ipv4 ip daddr 192.168.1.11 udp dport 51820 ct status dnat accept
+		iifname { "ppp*", "wan0" } oifname { "lan0", "wlan0" } ip6 daddr & ::ffff:ffff:ffff:ffff == ::211:22ff:fe33:4455 tcp dport 22 accept
 		iifname { "lan0", "wlan0" } oifname { "lan0", "wlan0" } accept
 		iifname { "lan0", "wlan0" } oifname { "ppp*", "wan0" } accept
 	}
@@ -324,6 +326,117 @@ describe('firewall ruleset: reading', () => {
 
   it('ignores assertions with other labels', () => {
     assert.deepEqual(model('<interface "eth0" 1 normal up up carrier "aa">').zones, []);
+  });
+});
+
+describe('firewall ruleset: IPv6 allows', () => {
+  const zones = `
+    <firewall-zone lan ["lan0"]>
+    <firewall-zone wan ["wan0" "ppp*"]>
+    <firewall-zone dmz ["dmz0"]>
+    <firewall-zone guest ["guest0"]>
+    <masquerade lan wan>
+    <firewall-forward dmz wan>
+    <firewall-forward guest dmz>
+  `;
+  const allows = (config: string): string[] =>
+    renderRuleset(model(`${zones} ${config}`))
+      .split('\n')
+      .filter((l) => l.includes('ip6 daddr &'))
+      .map((l) => l.trim());
+
+  it('matches the interface identifier on any prefix, into every zone that forwards to ZONE', () => {
+    assert.deepEqual(
+      allows(`
+        <ipv6-allow wan tcp 22 "::211:22ff:fe33:4455">
+        <ipv6-allow wan udp 51820 "::1">
+        <ipv6-allow dmz tcp 443 "::a">
+      `),
+      [
+        'iifname { "dmz0" } oifname { "guest0" } ip6 daddr & ::ffff:ffff:ffff:ffff == ::a tcp dport 443 accept',
+        'iifname { "ppp*", "wan0" } oifname { "dmz0", "lan0" } ip6 daddr & ::ffff:ffff:ffff:ffff == ::211:22ff:fe33:4455 tcp dport 22 accept',
+        'iifname { "ppp*", "wan0" } oifname { "dmz0", "lan0" } ip6 daddr & ::ffff:ffff:ffff:ffff == ::1 udp dport 51820 accept',
+      ],
+    );
+  });
+
+  it('writes the identifier canonically, so two spellings are one rule', () => {
+    const m = model(`${zones}
+      <ipv6-allow wan tcp 22 "::0211:22FF:FE33:4455">
+      <ipv6-allow "wan" "tcp" 22 "0:0:0:0:211:22ff:fe33:4455">
+      <ipv6-allow wan tcp 23 "::ffff:10.0.0.1">
+    `);
+    assert.deepEqual(m.ipv6Allows, [
+      { zone: 'wan', proto: 'tcp', port: 22, suffix: '::211:22ff:fe33:4455' },
+      { zone: 'wan', proto: 'tcp', port: 23, suffix: '::ffff:a00:1' },
+    ]);
+  });
+
+  it('refuses hostile input with every problem, and nothing reaches the ruleset', () => {
+    const bad = `
+      <ipv6-allow wan tcp 22 "2001:db8:1:1:211:22ff:fe33:4455">
+      <ipv6-allow wan tcp 22 "2001:db8::">
+      <ipv6-allow wan tcp 22 "::">
+      <ipv6-allow wan tcp 22 "::1%lan0">
+      <ipv6-allow wan tcp 22 "::1/64">
+      <ipv6-allow wan tcp 22 "::1\\" accept">
+      <ipv6-allow wan tcp 22 "192.168.1.10">
+      <ipv6-allow wan tcp 22 '::1'>
+      <ipv6-allow wan tcp 22 ["::1"]>
+      <ipv6-allow wan tcp 65536 "::1">
+      <ipv6-allow wan tcp 100000000000000000000000 "::1">
+      <ipv6-allow wan tcp 0 "::1">
+      <ipv6-allow wan tcp 22.0 "::1">
+      <ipv6-allow wan tcp "22" "::1">
+      <ipv6-allow wan icmp 22 "::1">
+      <ipv6-allow WAN tcp 22 "::1">
+      <ipv6-allow 1 tcp 22 "::1">
+      <ipv6-allow wan tcp 22>
+      <ipv6-allow wan tcp 22 "::1" 22>
+    `;
+    const suffix = 'give only the interface identifier, the low 64 bits, like';
+    const notSuffix = `SUFFIX must be a string holding the host's interface identifier (the low 64 bits of its IPv6 address, the upper 64 zero), like "::211:22ff:fe33:4455", got`;
+    assert.deepEqual(problems(`${zones} ${bad}`), [
+      `<ipv6-allow wan tcp 22 "2001:db8:1:1:211:22ff:fe33:4455">: SUFFIX "2001:db8:1:1:211:22ff:fe33:4455" is a whole address, and its prefix changes when the network is renumbered: ${suffix} "::211:22ff:fe33:4455"`,
+      `<ipv6-allow wan tcp 22 "2001:db8::">: SUFFIX "2001:db8::" is a whole address, and its prefix changes when the network is renumbered: ${suffix} "::211:22ff:fe33:4455"`,
+      `<ipv6-allow wan tcp 22 "::">: SUFFIX "::" is no host: it must not be all zeros`,
+      `<ipv6-allow wan tcp 22 "::1%lan0">: ${notSuffix} "::1%lan0"`,
+      `<ipv6-allow wan tcp 22 "::1/64">: ${notSuffix} "::1/64"`,
+      `<ipv6-allow wan tcp 22 "::1\\" accept">: ${notSuffix} "::1\\" accept"`,
+      `<ipv6-allow wan tcp 22 "192.168.1.10">: ${notSuffix} "192.168.1.10"`,
+      `<ipv6-allow wan tcp 22 '::1'>: ${notSuffix} '::1'`,
+      `<ipv6-allow wan tcp 22 ["::1"]>: ${notSuffix} ["::1"]`,
+      `<ipv6-allow wan tcp 65536 "::1">: PORT must be an integer from 1 to 65535, got 65536`,
+      `<ipv6-allow wan tcp 100000000000000000000000 "::1">: PORT must be an integer from 1 to 65535, got 100000000000000000000000`,
+      `<ipv6-allow wan tcp 0 "::1">: PORT must be an integer from 1 to 65535, got 0`,
+      `<ipv6-allow wan tcp 22.0 "::1">: PORT must be an integer from 1 to 65535, got 22.0`,
+      `<ipv6-allow wan tcp "22" "::1">: PORT must be an integer from 1 to 65535, got "22"`,
+      `<ipv6-allow wan icmp 22 "::1">: the protocol must be tcp or udp, got icmp`,
+      `<ipv6-allow WAN tcp 22 "::1">: ZONE WAN is not a zone name: use a symbol of lower-case letters, digits and '_', starting with a letter, at most 24 characters (e.g. lan, wan, guest)`,
+      `<ipv6-allow 1 tcp 22 "::1">: ZONE 1 is not a zone name: use a symbol of lower-case letters, digits and '_', starting with a letter, at most 24 characters (e.g. lan, wan, guest)`,
+      `<ipv6-allow wan tcp 22>: expected <ipv6-allow ZONE tcp|udp PORT "::SUFFIX"> (4 fields), found 3`,
+      `<ipv6-allow wan tcp 22 "::1" 22>: expected <ipv6-allow ZONE tcp|udp PORT "::SUFFIX"> (4 fields), found 5`,
+    ]);
+    assert.throws(
+      () => generateRuleset(parseAll(`${zones} <ipv6-allow wan tcp 22 "::1"> ${bad}`)),
+      (e: unknown) => e instanceof FirewallConfigError && e.problems.length === 19,
+    );
+  });
+
+  it('warns when nothing forwards to the zone (no host is behind it), and about undefined zones', () => {
+    const r = readFirewall(
+      parseAll(`${zones}
+        <ipv6-allow lan tcp 22 "::1">
+        <ipv6-allow lan tcp 23 "::1">
+        <ipv6-allow wna tcp 22 "::1">
+      `),
+    );
+    assert.ok(r.ok);
+    assert.deepEqual(r.warnings, [
+      '<ipv6-allow wna tcp 22 "::1">: zone wna is not defined (no <firewall-zone wna […]>): its rules match nothing until it is',
+      '<ipv6-allow lan tcp 22 "::1">: no zone forwards to lan (no <masquerade ZONE lan> or <firewall-forward ZONE lan>), so no host is behind it: it allows nothing',
+    ]);
+    assert.doesNotMatch(renderRuleset(r.model), /ip6 daddr/);
   });
 });
 
