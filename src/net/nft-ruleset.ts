@@ -640,7 +640,7 @@ const ICMPV6_TYPES =
  * families and every source. Ten a second is ten people running ping, with a burst
  * of 20 so a quick `ping -c 5 -i 0.2` loses nothing; beyond it, requests are dropped.
  */
-export const ECHO_LIMIT = { perSecond: 10, burst: 20 } as const;
+const ECHO_LIMIT = { perSecond: 10, burst: 20 } as const;
 const ECHO_CHAIN_BODY = [
   `limit rate ${ECHO_LIMIT.perSecond}/second burst ${ECHO_LIMIT.burst} packets accept`,
   'drop',
