@@ -1,7 +1,7 @@
 // The firewall's ruleset generator: reads the firewall vocabulary (zones,
-// policies, masquerade, port forwards, open ports, forwarding, custom rules)
-// into a model, collecting every problem, and renders the model as one nft
-// script that replaces limen's own table and nothing else. Pure.
+// policies, masquerade, port forwards, IPv6 allows, open ports, forwarding,
+// custom rules) into a model, collecting every problem, and renders the model
+// as one nft script that replaces limen's own table and nothing else. Pure.
 //
 // Invariants: the script touches only `table inet limen` (it is added, deleted
 // and re-created in one transaction, so `nft -f` swaps it atomically); output is
@@ -12,7 +12,7 @@
 
 import { LimenError, UserError } from '../base/errors.ts';
 import { Record, Sym, peel, type Value } from '../preserves/index.ts';
-import { parseIpv4 } from './inet-values.ts';
+import { formatIpv6Bits, ipv6Bits, parseIpv4 } from './inet-values.ts';
 import { showValue } from '../preserves/index.ts';
 import { firewallInterfaceProblem } from '../base/interface-name.ts';
 
@@ -25,6 +25,7 @@ export const FIREWALL_LABELS = [
   'firewall-policy',
   'masquerade',
   'port-forward',
+  'ipv6-allow',
   'firewall-open',
   'firewall-forward',
   'firewall-rule',
@@ -62,6 +63,15 @@ export interface PortForward {
   readonly toPort: number;
 }
 
+/** IPv6 from `zone` to `proto` port `port` of the host whose interface identifier is `suffix`. */
+export interface Ipv6Allow {
+  readonly zone: string;
+  readonly proto: Protocol;
+  readonly port: number;
+  /** The low 64 bits of the host's addresses, canonical text ("::211:22ff:fe33:4455"). */
+  readonly suffix: string;
+}
+
 export interface OpenPort {
   readonly zone: string;
   readonly proto: Protocol;
@@ -84,6 +94,7 @@ export interface FirewallModel {
   readonly masquerades: readonly ZonePair[];
   readonly forwards: readonly ZonePair[];
   readonly portForwards: readonly PortForward[];
+  readonly ipv6Allows: readonly Ipv6Allow[];
   readonly opens: readonly OpenPort[];
   readonly rules: readonly CustomRule[];
 }
@@ -167,6 +178,7 @@ const SHAPES: { readonly [L in FirewallLabel]: string } = {
   'firewall-policy': '<firewall-policy ZONE accept|drop|reject>',
   masquerade: '<masquerade FROM-ZONE TO-ZONE>',
   'port-forward': '<port-forward ZONE tcp|udp PORT "ADDR" PORT>',
+  'ipv6-allow': '<ipv6-allow ZONE tcp|udp PORT "::SUFFIX">',
   'firewall-open': '<firewall-open ZONE tcp|udp PORT>',
   'firewall-forward': '<firewall-forward FROM-ZONE TO-ZONE>',
   'firewall-rule': '<firewall-rule input|forward|prerouting|postrouting "RULE">',
@@ -178,6 +190,7 @@ const ARITY: { readonly [L in FirewallLabel]: number } = {
   'firewall-policy': 2,
   masquerade: 2,
   'port-forward': 5,
+  'ipv6-allow': 4,
   'firewall-open': 3,
   'firewall-forward': 2,
   'firewall-rule': 2,
@@ -194,6 +207,9 @@ class Reader {
   readonly masquerades = new Map<string, ZonePair>();
   readonly forwards = new Map<string, ZonePair>();
   readonly portForwards = new Map<string, PortForward>();
+  readonly ipv6Allows = new Map<string, Ipv6Allow>();
+  /** zone → the first ipv6-allow from it. */
+  readonly allowsFrom = new Map<string, string>();
   readonly opens = new Map<string, OpenPort>();
   readonly rules = new Map<string, CustomRule>();
   /** lower interface → the interfaces a protocol made over it (`<interface-over UPPER LOWER>`). */
@@ -236,12 +252,19 @@ class Reader {
       }
       case 'port-forward':
         return this.portForward(v, f);
+      case 'ipv6-allow': {
+        const service = this.service(v, f);
+        const suffix = this.suffix(v, f[3]!);
+        if (service === undefined || suffix === undefined) return;
+        const { zone, proto, port } = service;
+        if (!this.allowsFrom.has(zone)) this.allowsFrom.set(zone, showValue(v));
+        this.ipv6Allows.set(`${zone} ${proto} ${port} ${suffix}`, { ...service, suffix });
+        return;
+      }
       case 'firewall-open': {
-        const zone = this.zoneRef(v, f[0]!, 'ZONE');
-        const proto = this.proto(v, f[1]!);
-        const port = this.port(v, f[2]!, 'PORT');
-        if (zone === undefined || proto === undefined || port === undefined) return;
-        this.opens.set(`${zone} ${proto} ${port}`, { zone, proto, port });
+        const service = this.service(v, f);
+        if (service === undefined) return;
+        this.opens.set(`${service.zone} ${service.proto} ${service.port}`, service);
         return;
       }
       case 'firewall-rule':
@@ -381,6 +404,15 @@ class Reader {
     return undefined;
   }
 
+  /** The `ZONE PROTO PORT` that firewall-open and ipv6-allow start with. */
+  service(at: Value, f: readonly Value[]): OpenPort | undefined {
+    const zone = this.zoneRef(at, f[0]!, 'ZONE');
+    const proto = this.proto(at, f[1]!);
+    const port = this.port(at, f[2]!, 'PORT');
+    if (zone === undefined || proto === undefined || port === undefined) return undefined;
+    return { zone, proto, port };
+  }
+
   portForward(at: Value, f: readonly Value[]): void {
     const zone = this.zoneRef(at, f[0]!, 'ZONE');
     const proto = this.proto(at, f[1]!);
@@ -415,6 +447,15 @@ class Reader {
       return;
     }
     this.portForwards.set(key, { zone, proto, port, address, toPort });
+  }
+
+  /** An interface identifier: an IPv6 address whose upper 64 bits are zero, not all zero. */
+  suffix(at: Value, v: Value): string | undefined {
+    const text = peel(v);
+    const bits = typeof text === 'string' ? ipv6Bits(text) : undefined;
+    if (bits !== undefined && bits !== 0n && bits >> 64n === 0n) return formatIpv6Bits(bits);
+    this.problem(FirewallProblemCode.Value, at, suffixProblem(v, bits));
+    return undefined;
   }
 
   rule(at: Value, chainValue: Value, textValue: Value): void {
@@ -469,6 +510,15 @@ class Reader {
             `its rules match nothing until it is`,
         );
     }
+    // An ipv6-allow reaches the zones that forward to its zone: are there any?
+    const pairs = [...this.masquerades.values(), ...this.forwards.values()];
+    for (const [zone, from] of [...this.allowsFrom].sort(byKey)) {
+      if (this.zones.has(zone) && !pairs.some((p) => p.to === zone && p.from !== zone))
+        this.warnings.push(
+          `${from}: no zone forwards to ${zone} (no <masquerade ZONE ${zone}> or ` +
+            `<firewall-forward ZONE ${zone}>), so no host is behind it: it allows nothing`,
+        );
+    }
     if (this.problems.length > 0)
       return { ok: false, problems: this.problems, warnings: this.warnings };
     const zones: Zone[] = [...this.zones].sort(byKey).map(([name, members]) => {
@@ -487,12 +537,11 @@ class Reader {
         zones,
         masquerades: sorted(this.masquerades),
         forwards: sorted(this.forwards),
-        portForwards: [...this.portForwards.values()].sort(
-          (a, b) => compareText(a.zone, b.zone) || compareText(a.proto, b.proto) || a.port - b.port,
+        portForwards: [...this.portForwards.values()].sort(byService),
+        ipv6Allows: [...this.ipv6Allows.values()].sort(
+          (a, b) => byService(a, b) || compareText(a.suffix, b.suffix),
         ),
-        opens: [...this.opens.values()].sort(
-          (a, b) => compareText(a.zone, b.zone) || compareText(a.proto, b.proto) || a.port - b.port,
-        ),
+        opens: [...this.opens.values()].sort(byService),
         rules: sorted(this.rules),
       },
       warnings: this.warnings,
@@ -504,8 +553,31 @@ function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+function byService(a: OpenPort, b: OpenPort): number {
+  return compareText(a.zone, b.zone) || compareText(a.proto, b.proto) || a.port - b.port;
+}
+
 function byKey<T>(a: readonly [string, T], b: readonly [string, T]): number {
   return compareText(a[0], b[0]);
+}
+
+const LOW_64 = (1n << 64n) - 1n;
+
+/** What is wrong with an ipv6-allow's SUFFIX `v` (`bits`, if it is an IPv6 address). */
+function suffixProblem(v: Value, bits: bigint | undefined): string {
+  const example = '"::211:22ff:fe33:4455"';
+  if (bits === undefined)
+    return (
+      `SUFFIX must be a string holding the host's interface identifier (the low 64 bits ` +
+      `of its IPv6 address, the upper 64 zero), like ${example}, got ${showValue(v)}`
+    );
+  if (bits === 0n) return `SUFFIX ${showValue(v)} is no host: it must not be all zeros`;
+  const low = bits & LOW_64;
+  return (
+    `SUFFIX ${showValue(v)} is a whole address, and its prefix changes when the network is ` +
+    `renumbered: give only the interface identifier, the low 64 bits, like ` +
+    (low === 0n ? example : `"${formatIpv6Bits(low)}"`)
+  );
 }
 
 /**
@@ -553,11 +625,26 @@ export function generateRuleset(values: Iterable<Value>): string {
 
 // ---- Rendering -------------------------------------------------------------------------
 
-const ICMP_TYPES = 'destination-unreachable, time-exceeded, parameter-problem, echo-request';
+// The ICMP errors (and, on input, ICMPv6's on-link neighbour, router and listener
+// discovery) are never limited: IPv6 breaks without them (RFC 4890 4.3.1, 4.4.1).
+const ICMP_TYPES = 'destination-unreachable, time-exceeded, parameter-problem';
 const ICMPV6_TYPES =
-  'destination-unreachable, packet-too-big, time-exceeded, parameter-problem, echo-request, ' +
+  'destination-unreachable, packet-too-big, time-exceeded, parameter-problem, ' +
   'nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, ' +
   'mld-listener-query';
+
+/**
+ * Echo requests are allowed but rate-limited (RFC 4890 4.3.1, 4.4.1): one budget for
+ * those to the router (chain echo_input) and one for those forwarded into a zone
+ * against the direction of a forwarding pair (echo_forward), each shared by both
+ * families and every source. Ten a second is ten people running ping, with a burst
+ * of 20 so a quick `ping -c 5 -i 0.2` loses nothing; beyond it, requests are dropped.
+ */
+const ECHO_LIMIT = { perSecond: 10, burst: 20 } as const;
+const ECHO_CHAIN_BODY = [
+  `limit rate ${ECHO_LIMIT.perSecond}/second burst ${ECHO_LIMIT.burst} packets accept`,
+  'drop',
+];
 
 /** `{ "a", "b" }` for nft (interface names were checked: no quoting issues). */
 function nameSet(names: readonly string[]): string {
@@ -578,6 +665,10 @@ export function renderRuleset(model: FirewallModel): string {
   const input: string[] = [
     'type filter hook input priority filter; policy drop;',
     'iif "lo" accept',
+    // Before the established accept: conntrack counts every request of a ping after the
+    // first as established (one entry per ping id), which would bypass the limit.
+    'meta l4proto icmp icmp type echo-request jump echo_input',
+    'meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_input',
     'ct state established,related accept',
     'ct state invalid drop',
     `meta l4proto icmp icmp type { ${ICMP_TYPES} } accept`,
@@ -605,6 +696,7 @@ export function renderRuleset(model: FirewallModel): string {
     // the established accept, which SYN-ACKs match), so that a WAN with a smaller MTU
     // (PPPoE's 1492) breaks no connection whose path MTU discovery is blocked.
     'tcp flags & (syn | rst) == syn tcp option maxseg size set rt mtu',
+    ...inboundEcho(model, members),
     'ct state established,related accept',
     'ct state invalid drop',
     ...custom('forward'),
@@ -615,6 +707,15 @@ export function renderRuleset(model: FirewallModel): string {
     forward.push(
       `iifname ${nameSet(ifs)} meta nfproto ipv4 ip daddr ${pf.address} ` +
         `${pf.proto} dport ${pf.toPort} ct status dnat accept`,
+    );
+  }
+  for (const a of model.ipv6Allows) {
+    const from = members(a.zone);
+    const behind = forwardingTo(model, a.zone, members);
+    if (from.length === 0 || behind.length === 0) continue;
+    forward.push(
+      `iifname ${nameSet(from)} oifname ${nameSet(behind)} ` +
+        `ip6 daddr & ::ffff:ffff:ffff:ffff == ${a.suffix} ${a.proto} dport ${a.port} accept`,
     );
   }
   const pairs = new Map<string, ZonePair>();
@@ -655,10 +756,12 @@ export function renderRuleset(model: FirewallModel): string {
     );
   }
 
-  const chains: [string, string[]][] = [
+  const chains: [string, readonly string[]][] = [
     ['input', input],
     ...zoneChains,
+    ['echo_input', ECHO_CHAIN_BODY],
     ['forward', forward],
+    ['echo_forward', ECHO_CHAIN_BODY],
     ['prerouting', prerouting],
     ['postrouting', postrouting],
   ];
@@ -673,6 +776,53 @@ export function renderRuleset(model: FirewallModel): string {
   });
   out.push('}', '');
   return out.join('\n');
+}
+
+/**
+ * The interfaces of every other zone that forwards to `zone` (by masquerade or
+ * firewall-forward): where what `zone` is allowed to reach lies behind the router.
+ */
+function forwardingTo(
+  model: FirewallModel,
+  zone: string,
+  members: (zone: string) => readonly string[],
+): string[] {
+  const ifs = new Set<string>();
+  for (const p of [...model.masquerades, ...model.forwards])
+    if (p.to === zone && p.from !== zone) for (const m of members(p.from)) ifs.add(m);
+  return [...ifs].sort(compareText);
+}
+
+/**
+ * The forward rules that send echo requests arriving against the direction of a
+ * forwarding pair (from wan into lan, for `<masquerade lan wan>`) to echo_forward,
+ * placed before the established accept, as on input. RFC 4890 4.3.1 asks that
+ * they pass, limited: IPv6 hosts are addressable and ping is how their reachability
+ * is checked. IPv4 only along firewall-forward pairs: behind a masquerade the LAN's
+ * IPv4 addresses are private, and the NAT lets in only replies and port forwards.
+ * A direction that is itself a pair (or a zone to itself) is not limited: all of
+ * its traffic is allowed.
+ */
+function inboundEcho(model: FirewallModel, members: (zone: string) => readonly string[]): string[] {
+  const pair = (p: ZonePair): string => `${p.from} ${p.to}`;
+  const allowed = new Set([...model.masquerades, ...model.forwards].map(pair));
+  const masqueraded = new Set(model.masquerades.map(pair));
+  const inbound = new Map<string, { from: string; to: string; ipv4: boolean }>();
+  for (const p of [...model.masquerades, ...model.forwards]) {
+    const back = { from: p.to, to: p.from };
+    if (back.from === back.to || allowed.has(pair(back))) continue;
+    inbound.set(pair(back), { ...back, ipv4: !masqueraded.has(pair(p)) });
+  }
+  const rules: string[] = [];
+  for (const [, d] of [...inbound].sort(byKey)) {
+    const from = members(d.from);
+    const to = members(d.to);
+    if (from.length === 0 || to.length === 0) continue;
+    const ifs = `iifname ${nameSet(from)} oifname ${nameSet(to)}`;
+    if (d.ipv4) rules.push(`${ifs} meta l4proto icmp icmp type echo-request jump echo_forward`);
+    rules.push(`${ifs} meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_forward`);
+  }
+  return rules;
 }
 
 /** Adding the table first makes the delete succeed whether or not it exists. */

@@ -4,8 +4,10 @@
 // touched, a refused ruleset keeps the previous one; stopping keeps the table,
 // the next start replaces it in one transaction, retracting every zone removes
 // it, and a table left by an earlier run with no zone configured now is removed
-// once the configuration has settled; and masquerade and port forwarding carry
-// real traffic between a LAN client, the router and a "world" host.
+// once the configuration has settled; masquerade and port forwarding carry
+// real traffic between a LAN client, the router and a "world" host; and over
+// IPv6 (no NAT66) the world reaches a LAN host only where <ipv6-allow> lets it,
+// across renumbering, packet-too-big comes back, and echo requests are limited.
 
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -149,6 +151,8 @@ describe('firewall (nftables)', { skip }, () => {
         <firewall-forward lan dmz>
         <port-forward wan tcp 2222 "192.168.1.10" 22>
         <port-forward wan udp 51820 "192.168.1.11" 51820>
+        <ipv6-allow wan tcp 22 "::211:22ff:fe33:4455">
+        <ipv6-allow dmz udp 5000 "::ffff:10.0.0.1">
         <firewall-open wan tcp 22>
         <firewall-open guest udp 53>
         <firewall-rule input "tcp dport { 80, 443 } ip saddr 10.0.0.0/8 accept">
@@ -445,3 +449,166 @@ describe('firewall (nftables)', { skip }, () => {
     assert.match(tcpAsk(client, '192.168.60.1', 9, 1000), /error ECONNREFUSED/);
   });
 });
+
+// An IPv6 site, documentation prefixes only: a LAN host (interface identifier
+// IID) behind the router, the world on the router's WAN link, and a far host
+// behind the world over a link whose MTU (1280) is smaller than the rest (1500),
+// so that the world must send packet-too-big to whoever sends it large packets.
+const IID = '::211:22ff:fe33:4455';
+const LAN_A = '2001:db8:1:1';
+const LAN_B = '2001:db8:2:2';
+const HOST_A = `${LAN_A}:211:22ff:fe33:4455`;
+const HOST_B = `${LAN_B}:211:22ff:fe33:4455`;
+const ROUTER_WAN = '2001:db8:ffff:1::1';
+const WORLD = '2001:db8:ffff:1::2';
+const FAR = '2001:db8:ffff:2::2';
+
+interface Ipv6Site {
+  readonly host: string;
+  readonly router: string;
+  readonly world: string;
+  readonly far: string;
+}
+
+function ipv6Site(t: TestContext): Ipv6Site {
+  const id = suffix();
+  const site = {
+    host: netns(t, `lt-h-${id}`),
+    router: netns(t, `lt-r-${id}`),
+    world: netns(t, `lt-w-${id}`),
+    far: netns(t, `lt-f-${id}`),
+  };
+  // Addresses usable at once (no duplicate address detection): nothing waits for them.
+  for (const ns of Object.values(site))
+    inNs(ns, ['sysctl', '-q', '-w', 'net.ipv6.conf.default.accept_dad=0']);
+  const { host, router, world, far } = site;
+  veth(
+    { ns: host, name: 'eth0', address: `${HOST_A}/64` },
+    { ns: router, name: 'lan0', address: `${LAN_A}::1/64` },
+  );
+  veth(
+    { ns: router, name: 'wan0', address: `${ROUTER_WAN}/64` },
+    { ns: world, name: 'eth0', address: `${WORLD}/64` },
+  );
+  veth(
+    { ns: world, name: 'eth1', address: '2001:db8:ffff:2::1/64' },
+    { ns: far, name: 'eth0', address: `${FAR}/64` },
+  );
+  run(['ip', '-n', world, 'link', 'set', 'eth1', 'mtu', '1280']);
+  for (const [ns, via] of [
+    [host, `${LAN_A}::1`],
+    [router, WORLD],
+    [world, ROUTER_WAN],
+    [far, '2001:db8:ffff:2::1'],
+  ] as const)
+    run(['ip', '-n', ns, '-6', 'route', 'add', 'default', 'via', via]);
+  for (const ns of [router, world])
+    inNs(ns, ['sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
+  return site;
+}
+
+const ipv6Zones = [
+  '<firewall-zone lan ["lan0"]>',
+  '<firewall-zone wan ["wan0"]>',
+  '<masquerade lan wan>',
+];
+
+/** How many of `count` echo requests, sent 100 a second, were answered. */
+function echoReplies(ns: string, address: string, count: number): number {
+  const r = tryInNs(ns, [
+    'ping',
+    '-6',
+    '-n',
+    '-q',
+    '-i',
+    '0.01',
+    '-W',
+    '1',
+    '-c',
+    `${count}`,
+    address,
+  ]);
+  const received = / (\d+) received/.exec(r.stdout)?.[1];
+  assert.ok(received !== undefined, `ping's summary: ${r.stdout} ${r.stderr}`);
+  return Number(received);
+}
+
+describe(
+  'firewall (nftables): IPv6 without NAT66',
+  { skip: skipReason(['nft', 'ip', 'ping']) },
+  () => {
+    it('lets the world reach a LAN host only through <ipv6-allow>, on any prefix, and lets packet-too-big back', async (t) => {
+      const { host, router, world, far } = ipv6Site(t);
+      // A second LAN host, as far as the firewall can tell; deprecated, so that the host
+      // never picks it as the source of its own connections.
+      const other = `${LAN_A}::99`;
+      run(['ip', '-n', host, 'addr', 'add', `${other}/64`, 'dev', 'eth0', 'preferred_lft', '0']);
+      const lanServer = peerAddressServer(t, host, '::', 8022);
+      await lanServer.waitFor('listening');
+      // Without a firewall the world reaches both hosts, so a timeout below is the firewall.
+      assert.equal(tcpAsk(world, HOST_A, 8022), WORLD, 'routed, and the host sees the real peer');
+      assert.equal(tcpAsk(world, other, 8022), WORLD);
+      assert.equal(tcpAsk(world, HOST_A, 8023), 'error ECONNREFUSED');
+
+      const h = harness(t, router);
+      for (const c of ipv6Zones) h.assert(c);
+      await h.waitGeneration(1);
+      assert.equal(tcpAsk(world, HOST_A, 8022, 1000), 'timeout', 'dropped: no answer at all');
+
+      // What the LAN host opens gets its replies, from its own address (no NAT66).
+      const worldServer = peerAddressServer(t, world, '::', 7000);
+      await worldServer.waitFor('listening');
+      assert.equal(tcpAsk(host, WORLD, 7000), HOST_A);
+
+      // An upload to the far host needs packets of at most 1280 bytes beyond the world,
+      // which only the world's packet-too-big can tell the LAN host (both ends said MSS
+      // 1440): the transfer completes, and the host has learnt the path's MTU.
+      const farServer = peerAddressServer(t, far, '::', 7001, { countBytes: true });
+      await farServer.waitFor('listening');
+      assert.doesNotMatch(inNs(host, ['ip', '-6', 'route', 'get', FAR]), /\bmtu\b/);
+      assert.equal(
+        tcpAsk(host, FAR, 7001, 5000, 200_000),
+        `${HOST_A} 200000`,
+        'the upload completes: packet-too-big reached the LAN host',
+      );
+      assert.match(inNs(host, ['ip', '-6', 'route', 'get', FAR]), /\bmtu 1280\b/);
+
+      // The allow opens that port of the host with that identifier, and nothing else.
+      h.assert(`<ipv6-allow wan tcp 8022 "${IID}">`);
+      await h.waitGeneration(2);
+      assert.deepEqual(h.warnings(), []);
+      assert.equal(tcpAsk(world, HOST_A, 8022), WORLD);
+      assert.equal(tcpAsk(world, HOST_A, 8023, 1000), 'timeout', 'another port');
+      assert.equal(tcpAsk(world, other, 8022, 1000), 'timeout', 'another host');
+
+      // Renumbered: the LAN gets a new prefix, the host keeps its identifier. The same
+      // ruleset, not re-applied, lets the world in to the new address.
+      run(['ip', '-n', router, 'addr', 'add', `${LAN_B}::1/64`, 'dev', 'lan0']);
+      run(['ip', '-n', router, 'addr', 'del', `${LAN_A}::1/64`, 'dev', 'lan0']);
+      run(['ip', '-n', host, 'addr', 'flush', 'dev', 'eth0', 'scope', 'global']);
+      run(['ip', '-n', host, 'addr', 'add', `${HOST_B}/64`, 'dev', 'eth0']);
+      run(['ip', '-n', host, '-6', 'route', 'replace', 'default', 'via', `${LAN_B}::1`]);
+      assert.equal(tcpAsk(world, HOST_B, 8022), WORLD);
+      assert.equal(tcpAsk(world, HOST_B, 8023, 1000), 'timeout');
+      assert.equal(h.revision(), 2);
+    });
+
+    it('answers echo requests from the world, to the router and through it, up to the rate limit', async (t) => {
+      const { host, router, world } = ipv6Site(t);
+      const h = harness(t, router);
+      for (const c of ipv6Zones) h.assert(c);
+      await h.waitGeneration(1);
+      // 50 requests in half a second against 20 at once and 10 a second: about 25 answered.
+      for (const [what, address] of [
+        ['through the router, to the LAN host', HOST_A],
+        ['to the router', ROUTER_WAN],
+      ] as const) {
+        const replies = echoReplies(world, address, 50);
+        t.diagnostic(`${what}: ${replies} of 50 echo requests answered`);
+        assert.ok(replies > 0 && replies < 50, `${what}: ${replies} of 50 answered`);
+      }
+      // The LAN's own pings to the world are not limited (and their replies are established).
+      assert.equal(echoReplies(host, WORLD, 50), 50);
+    });
+  },
+);

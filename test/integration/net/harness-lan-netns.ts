@@ -126,19 +126,41 @@ export class Peer {
 
 /**
  * A TCP server (plain Node, no tsx) that tells each client the address it saw the
- * connection come from, then closes it. Prints "listening" once it listens.
+ * connection come from, then closes it. Prints "listening" once it listens. With
+ * `countBytes`, it first reads until the client has sent everything (an upload,
+ * see tcpAsk) and tells "ADDRESS BYTES".
  */
-export function peerAddressServer(t: TestContext, ns: string, host: string, port: number): Peer {
+export function peerAddressServer(
+  t: TestContext,
+  ns: string,
+  host: string,
+  port: number,
+  { countBytes = false }: { readonly countBytes?: boolean } = {},
+): Peer {
+  const answer = countBytes
+    ? `let n = 0; c.on('data', (d) => (n += d.length));` +
+      `c.on('end', () => c.end(c.remoteAddress + ' ' + n + '\\n'));`
+    : `c.end(c.remoteAddress + '\\n');`;
   const code =
-    `const s = require('node:net').createServer((c) => c.end(c.remoteAddress + '\\n'));` +
+    `const s = require('node:net').createServer({ allowHalfOpen: true }, (c) => { ${answer} });` +
     `s.listen(${port}, ${JSON.stringify(host)}, () => console.log('listening'));`;
   return spawnInNs(t, ns, [process.execPath, '-e', code]);
 }
 
-/** Connects once (bounded by timeoutMs) and returns what the server said, or an error text. */
-export function tcpAsk(ns: string, host: string, port: number, timeoutMs = 3000): string {
+/**
+ * Connects once (bounded by timeoutMs of silence) and returns what the server said,
+ * or an error text. With `upload`, it first sends that many bytes and ends its side.
+ */
+export function tcpAsk(
+  ns: string,
+  host: string,
+  port: number,
+  timeoutMs = 3000,
+  upload = 0,
+): string {
   const code =
     `const c = require('node:net').connect(${port}, ${JSON.stringify(host)});` +
+    (upload > 0 ? `c.on('connect', () => c.end(Buffer.alloc(${upload})));` : '') +
     `let out = ''; c.setEncoding('utf8'); c.on('data', (d) => (out += d));` +
     `c.setTimeout(${timeoutMs}, () => { console.log('timeout'); process.exit(2); });` +
     `c.on('end', () => { console.log(out.trim()); process.exit(0); });` +

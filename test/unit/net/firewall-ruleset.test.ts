@@ -33,6 +33,7 @@ const ROUTER = `
 <masquerade lan wan>
 <port-forward wan tcp 2222 "192.168.1.10" 22>
 <port-forward wan udp 51820 "192.168.1.11" 51820>
+<ipv6-allow wan tcp 22 "::211:22ff:fe33:4455">
 <firewall-open wan tcp 22>
 <firewall-rule input "udp dport 5353 accept">
 `;
@@ -44,10 +45,12 @@ table inet limen {
 	chain input {
 		type filter hook input priority filter; policy drop;
 		iif "lo" accept
+		meta l4proto icmp icmp type echo-request jump echo_input
+		meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_input
 		ct state established,related accept
 		ct state invalid drop
-		meta l4proto icmp icmp type { destination-unreachable, time-exceeded, parameter-problem, echo-request } accept
-		meta l4proto ipv6-icmp icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, echo-request, nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query } accept
+		meta l4proto icmp icmp type { destination-unreachable, time-exceeded, parameter-problem } accept
+		meta l4proto ipv6-icmp icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query } accept
 		meta nfproto ipv4 udp sport 67 udp dport 68 accept
 		meta nfproto ipv6 udp sport 547 udp dport 546 accept
 		udp dport 5353 accept
@@ -64,15 +67,27 @@ table inet limen {
 		drop
 	}
 
+	chain echo_input {
+		limit rate 10/second burst 20 packets accept
+		drop
+	}
+
 	chain forward {
 		type filter hook forward priority filter; policy drop;
 		tcp flags & (syn | rst) == syn tcp option maxseg size set rt mtu
+		iifname { "ppp*", "wan0" } oifname { "lan0", "wlan0" } meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_forward
 		ct state established,related accept
 		ct state invalid drop
 		iifname { "ppp*", "wan0" } meta nfproto ipv4 ip daddr 192.168.1.10 tcp dport 22 ct status dnat accept
 		iifname { "ppp*", "wan0" } meta nfproto ipv4 ip daddr 192.168.1.11 udp dport 51820 ct status dnat accept
+		iifname { "ppp*", "wan0" } oifname { "lan0", "wlan0" } ip6 daddr & ::ffff:ffff:ffff:ffff == ::211:22ff:fe33:4455 tcp dport 22 accept
 		iifname { "lan0", "wlan0" } oifname { "lan0", "wlan0" } accept
 		iifname { "lan0", "wlan0" } oifname { "ppp*", "wan0" } accept
+	}
+
+	chain echo_forward {
+		limit rate 10/second burst 20 packets accept
+		drop
 	}
 
 	chain prerouting {
@@ -128,6 +143,59 @@ describe('firewall ruleset: rendering', () => {
     assert.match(text, /iifname \{ "eth3" \} oifname \{ "eth3" \} accept/);
     assert.doesNotMatch(text, /iifname \{ "eth1" \} oifname/);
     assert.doesNotMatch(text, /masquerade/);
+  });
+
+  it('limits echo requests before conntrack can call them established, and never the ICMP errors', () => {
+    const text = renderRuleset(model(ROUTER));
+    const input = /chain input \{\n([^}]*)\}/.exec(text)![1]!.split('\n\t\t');
+    const at = (rule: string): number => input.findIndex((l) => l.startsWith(rule));
+    for (const family of ['icmp icmp', 'ipv6-icmp icmpv6']) {
+      const echo = at(`meta l4proto ${family} type echo-request jump echo_input`);
+      assert.ok(echo > 0 && echo < at('ct state established,related accept'), text);
+    }
+    assert.doesNotMatch(text, /echo-request[^\n]*accept/, 'no echo request is accepted unlimited');
+    assert.match(text, /icmpv6 type \{ destination-unreachable, packet-too-big, [^}]*\} accept/);
+    const budget = `\n\t\tlimit rate 10/second burst 20 packets accept\n\t\tdrop\n\t}`;
+    assert.ok(text.includes(`chain echo_input {${budget}`), text);
+    assert.ok(text.includes(`chain echo_forward {${budget}`), text);
+  });
+
+  it('lets echo requests in against each forwarding pair, IPv4 only where no NAT hides the zone', () => {
+    const forward = (config: string): string[] =>
+      renderRuleset(model(config))
+        .split('\n')
+        .filter((l) => l.includes('jump echo_forward'))
+        .map((l) => l.trim());
+    const zones = `
+      <firewall-zone lan ["lan0"]>
+      <firewall-zone wan ["wan0"]>
+      <firewall-zone dmz ["dmz0"]>
+      <firewall-zone guest ["guest0"]>
+      <firewall-zone empty []>
+    `;
+    assert.deepEqual(
+      forward(`${zones}
+        <masquerade lan wan>
+        <masquerade guest wan>
+        <firewall-forward dmz wan>
+        <firewall-forward lan dmz>
+        <firewall-forward dmz lan>
+        <masquerade empty wan>
+      `),
+      [
+        // guest → lan: no pair either way, so nothing (a guest cannot ping the LAN).
+        'iifname { "wan0" } oifname { "dmz0" } meta l4proto icmp icmp type echo-request jump echo_forward',
+        'iifname { "wan0" } oifname { "dmz0" } meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_forward',
+        'iifname { "wan0" } oifname { "guest0" } meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_forward',
+        'iifname { "wan0" } oifname { "lan0" } meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_forward',
+      ],
+    );
+    // A pair that is masqueraded and forwarded is masqueraded: its IPv4 stays hidden.
+    assert.deepEqual(forward(`${zones} <masquerade lan wan> <firewall-forward lan wan>`), [
+      'iifname { "wan0" } oifname { "lan0" } meta l4proto ipv6-icmp icmpv6 type echo-request jump echo_forward',
+    ]);
+    // A trusted zone forwards to itself: unlimited, as everything between its interfaces.
+    assert.deepEqual(forward(`${zones} <firewall-forward lan lan>`), []);
   });
 
   it('leaves out rules for zones without members, and warns about undefined zones', () => {
@@ -258,6 +326,117 @@ describe('firewall ruleset: reading', () => {
 
   it('ignores assertions with other labels', () => {
     assert.deepEqual(model('<interface "eth0" 1 normal up up carrier "aa">').zones, []);
+  });
+});
+
+describe('firewall ruleset: IPv6 allows', () => {
+  const zones = `
+    <firewall-zone lan ["lan0"]>
+    <firewall-zone wan ["wan0" "ppp*"]>
+    <firewall-zone dmz ["dmz0"]>
+    <firewall-zone guest ["guest0"]>
+    <masquerade lan wan>
+    <firewall-forward dmz wan>
+    <firewall-forward guest dmz>
+  `;
+  const allows = (config: string): string[] =>
+    renderRuleset(model(`${zones} ${config}`))
+      .split('\n')
+      .filter((l) => l.includes('ip6 daddr &'))
+      .map((l) => l.trim());
+
+  it('matches the interface identifier on any prefix, into every zone that forwards to ZONE', () => {
+    assert.deepEqual(
+      allows(`
+        <ipv6-allow wan tcp 22 "::211:22ff:fe33:4455">
+        <ipv6-allow wan udp 51820 "::1">
+        <ipv6-allow dmz tcp 443 "::a">
+      `),
+      [
+        'iifname { "dmz0" } oifname { "guest0" } ip6 daddr & ::ffff:ffff:ffff:ffff == ::a tcp dport 443 accept',
+        'iifname { "ppp*", "wan0" } oifname { "dmz0", "lan0" } ip6 daddr & ::ffff:ffff:ffff:ffff == ::211:22ff:fe33:4455 tcp dport 22 accept',
+        'iifname { "ppp*", "wan0" } oifname { "dmz0", "lan0" } ip6 daddr & ::ffff:ffff:ffff:ffff == ::1 udp dport 51820 accept',
+      ],
+    );
+  });
+
+  it('writes the identifier canonically, so two spellings are one rule', () => {
+    const m = model(`${zones}
+      <ipv6-allow wan tcp 22 "::0211:22FF:FE33:4455">
+      <ipv6-allow "wan" "tcp" 22 "0:0:0:0:211:22ff:fe33:4455">
+      <ipv6-allow wan tcp 23 "::ffff:10.0.0.1">
+    `);
+    assert.deepEqual(m.ipv6Allows, [
+      { zone: 'wan', proto: 'tcp', port: 22, suffix: '::211:22ff:fe33:4455' },
+      { zone: 'wan', proto: 'tcp', port: 23, suffix: '::ffff:a00:1' },
+    ]);
+  });
+
+  it('refuses hostile input with every problem, and nothing reaches the ruleset', () => {
+    const bad = `
+      <ipv6-allow wan tcp 22 "2001:db8:1:1:211:22ff:fe33:4455">
+      <ipv6-allow wan tcp 22 "2001:db8::">
+      <ipv6-allow wan tcp 22 "::">
+      <ipv6-allow wan tcp 22 "::1%lan0">
+      <ipv6-allow wan tcp 22 "::1/64">
+      <ipv6-allow wan tcp 22 "::1\\" accept">
+      <ipv6-allow wan tcp 22 "192.168.1.10">
+      <ipv6-allow wan tcp 22 '::1'>
+      <ipv6-allow wan tcp 22 ["::1"]>
+      <ipv6-allow wan tcp 65536 "::1">
+      <ipv6-allow wan tcp 100000000000000000000000 "::1">
+      <ipv6-allow wan tcp 0 "::1">
+      <ipv6-allow wan tcp 22.0 "::1">
+      <ipv6-allow wan tcp "22" "::1">
+      <ipv6-allow wan icmp 22 "::1">
+      <ipv6-allow WAN tcp 22 "::1">
+      <ipv6-allow 1 tcp 22 "::1">
+      <ipv6-allow wan tcp 22>
+      <ipv6-allow wan tcp 22 "::1" 22>
+    `;
+    const suffix = 'give only the interface identifier, the low 64 bits, like';
+    const notSuffix = `SUFFIX must be a string holding the host's interface identifier (the low 64 bits of its IPv6 address, the upper 64 zero), like "::211:22ff:fe33:4455", got`;
+    assert.deepEqual(problems(`${zones} ${bad}`), [
+      `<ipv6-allow wan tcp 22 "2001:db8:1:1:211:22ff:fe33:4455">: SUFFIX "2001:db8:1:1:211:22ff:fe33:4455" is a whole address, and its prefix changes when the network is renumbered: ${suffix} "::211:22ff:fe33:4455"`,
+      `<ipv6-allow wan tcp 22 "2001:db8::">: SUFFIX "2001:db8::" is a whole address, and its prefix changes when the network is renumbered: ${suffix} "::211:22ff:fe33:4455"`,
+      `<ipv6-allow wan tcp 22 "::">: SUFFIX "::" is no host: it must not be all zeros`,
+      `<ipv6-allow wan tcp 22 "::1%lan0">: ${notSuffix} "::1%lan0"`,
+      `<ipv6-allow wan tcp 22 "::1/64">: ${notSuffix} "::1/64"`,
+      `<ipv6-allow wan tcp 22 "::1\\" accept">: ${notSuffix} "::1\\" accept"`,
+      `<ipv6-allow wan tcp 22 "192.168.1.10">: ${notSuffix} "192.168.1.10"`,
+      `<ipv6-allow wan tcp 22 '::1'>: ${notSuffix} '::1'`,
+      `<ipv6-allow wan tcp 22 ["::1"]>: ${notSuffix} ["::1"]`,
+      `<ipv6-allow wan tcp 65536 "::1">: PORT must be an integer from 1 to 65535, got 65536`,
+      `<ipv6-allow wan tcp 100000000000000000000000 "::1">: PORT must be an integer from 1 to 65535, got 100000000000000000000000`,
+      `<ipv6-allow wan tcp 0 "::1">: PORT must be an integer from 1 to 65535, got 0`,
+      `<ipv6-allow wan tcp 22.0 "::1">: PORT must be an integer from 1 to 65535, got 22.0`,
+      `<ipv6-allow wan tcp "22" "::1">: PORT must be an integer from 1 to 65535, got "22"`,
+      `<ipv6-allow wan icmp 22 "::1">: the protocol must be tcp or udp, got icmp`,
+      `<ipv6-allow WAN tcp 22 "::1">: ZONE WAN is not a zone name: use a symbol of lower-case letters, digits and '_', starting with a letter, at most 24 characters (e.g. lan, wan, guest)`,
+      `<ipv6-allow 1 tcp 22 "::1">: ZONE 1 is not a zone name: use a symbol of lower-case letters, digits and '_', starting with a letter, at most 24 characters (e.g. lan, wan, guest)`,
+      `<ipv6-allow wan tcp 22>: expected <ipv6-allow ZONE tcp|udp PORT "::SUFFIX"> (4 fields), found 3`,
+      `<ipv6-allow wan tcp 22 "::1" 22>: expected <ipv6-allow ZONE tcp|udp PORT "::SUFFIX"> (4 fields), found 5`,
+    ]);
+    assert.throws(
+      () => generateRuleset(parseAll(`${zones} <ipv6-allow wan tcp 22 "::1"> ${bad}`)),
+      (e: unknown) => e instanceof FirewallConfigError && e.problems.length === 19,
+    );
+  });
+
+  it('warns when nothing forwards to the zone (no host is behind it), and about undefined zones', () => {
+    const r = readFirewall(
+      parseAll(`${zones}
+        <ipv6-allow lan tcp 22 "::1">
+        <ipv6-allow lan tcp 23 "::1">
+        <ipv6-allow wna tcp 22 "::1">
+      `),
+    );
+    assert.ok(r.ok);
+    assert.deepEqual(r.warnings, [
+      '<ipv6-allow wna tcp 22 "::1">: zone wna is not defined (no <firewall-zone wna […]>): its rules match nothing until it is',
+      '<ipv6-allow lan tcp 22 "::1">: no zone forwards to lan (no <masquerade ZONE lan> or <firewall-forward ZONE lan>), so no host is behind it: it allows nothing',
+    ]);
+    assert.doesNotMatch(renderRuleset(r.model), /ip6 daddr/);
   });
 });
 
