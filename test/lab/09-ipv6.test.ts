@@ -9,9 +9,10 @@
 //      (preferred lifetime 0), lan1 gets an address of the new one and uses it
 //   3. the WAN loses carrier: the IPv6 default route, the delegation, lan0's
 //      prefix and <default-route ipv6> go, and come back with the carrier
-//   4. the firewall: the world cannot open a connection to lan1's global address;
-//      lan1's own connections get their replies; an ICMPv6 packet-too-big from
-//      the ISP reaches lan1 (its route to the world learns the smaller MTU)
+//   4. the firewall: the world cannot open a connection to lan1's global address
+//      until an <ipv6-allow …> names lan1's interface identifier; lan1's own
+//      connections get their replies; an ICMPv6 packet-too-big from the ISP
+//      reaches lan1 (its route to the world learns the smaller MTU)
 
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,6 +28,7 @@ import {
   query,
   routerLogTail,
   withLab,
+  writeSiteFile,
 } from './harness.ts';
 
 /** node's global IPv6 addresses on dev: "ADDR/LEN" and whether it is deprecated. */
@@ -280,6 +282,33 @@ describe('IPv6 end to end in the lab', { skip: labSkip(), timeout: 300_000 }, ()
       );
       assert.notEqual(world.status, 0);
       assert.match(world.stderr, /timed out|Timeout/i, world.stderr);
+      // An IPv6 "port forward": allowed to lan1's interface identifier, whatever the prefix.
+      const suffix = `::${lan1.split(':').slice(4).join(':')}`;
+      writeSiteFile(lab, 'core/allow6.pr', `<ipv6-allow wan tcp 8080 "${suffix}">\n`);
+      let last = '';
+      await until(
+        async () => {
+          const r = await lab.execAsync('world', [
+            'curl',
+            '-6',
+            '-s',
+            '-o',
+            '/dev/null',
+            '-w',
+            '%{http_code}',
+            '--connect-timeout',
+            '2',
+            `http://[${lan1}]:8080/`,
+          ]);
+          last = `${r.stdout} ${r.stderr}`;
+          return /^[1-5]\d\d$/.test(r.stdout);
+        },
+        {
+          timeoutMs: 20_000,
+          describe: () =>
+            `the world reaching lan1:8080 once allowed (last: ${last})${routerLogTail(lab)}`,
+        },
+      );
     } finally {
       await lab.stopProcess('lan1/httpd6');
     }
