@@ -440,6 +440,9 @@ function runInterface(f: Facet, o: Dhcpv6DriverOptions, ifname: string, opts: Dh
             [sym('argv'), dhcpcdArgv(ifname, `${libexec}/dhcpcd-script`, opts, state)],
             // A RELEASE (SIGALRM) makes dhcpcd exit 0: it stays down until ifup.
             [sym('restart'), sym('on-error')],
+            // dhcpcd stops its privilege-separation proxies itself: signalled with it
+            // (while it ran its hook on losing carrier), it sometimes hung until SIGKILL.
+            [sym('stopScope'), sym('main')],
           ] as [Value, Value][]),
         ),
       );

@@ -27,7 +27,12 @@ import {
   showValue,
   type Value,
 } from '../preserves/index.ts';
-import { validateProcessSpec, type ProcessSpec, type Readiness } from './process-runner.ts';
+import {
+  validateProcessSpec,
+  type ProcessSpec,
+  type Readiness,
+  type StopScope,
+} from './process-runner.ts';
 import { DEFAULT_RESTART_POLICY, RESTART_POLICIES, type RestartPolicy } from './restart-policy.ts';
 import { nearestKey } from '../base/suggest.ts';
 
@@ -50,6 +55,8 @@ export interface DaemonSpec {
   readonly restart: RestartPolicy;
   readonly stopSignal: NodeJS.Signals | undefined;
   readonly stopTimeoutMs: number | undefined;
+  /** Whom stop() signals first: every process (`all`, the default) or the main one. */
+  readonly stopScope: StopScope | undefined;
 }
 
 /** One thing wrong with a spec; `key` is the dictionary key it concerns, if any. */
@@ -84,6 +91,7 @@ export const DAEMON_SPEC_KEYS = [
   'readiness',
   'stopTimeout',
   'stopSignal',
+  'stopScope',
   'user',
   'group',
 ] as const;
@@ -130,6 +138,7 @@ export function toProcessSpec(
     ...(spec.user !== undefined ? { user: spec.user } : {}),
     ...(spec.group !== undefined ? { group: spec.group } : {}),
     ...(spec.stopSignal !== undefined ? { stopSignal: spec.stopSignal } : {}),
+    ...(spec.stopScope !== undefined ? { stopScope: spec.stopScope } : {}),
     ...(spec.stopTimeoutMs !== undefined ? { stopTimeoutMs: spec.stopTimeoutMs } : {}),
     ...(extra.outputsDir !== undefined ? { outputsDir: extra.outputsDir } : {}),
   };
@@ -302,6 +311,7 @@ class Checker {
     const fd = this.optional(entries, 'readiness', (v, at) => this.readiness(v, at));
     const stopTimeoutMs = this.optional(entries, 'stopTimeout', (v, at) => this.stopTimeout(v, at));
     const stopSignal = this.optional(entries, 'stopSignal', (v, at) => this.stopSignal(v, at));
+    const stopScope = this.optional(entries, 'stopScope', (v, at) => this.stopScope(v, at));
     const user = this.optional(entries, 'user', (v, at) => this.id(v, at, 'user'));
     const group = this.optional(entries, 'group', (v, at) => this.id(v, at, 'group'));
 
@@ -332,6 +342,7 @@ class Checker {
       restart: restart ?? DEFAULT_RESTART_POLICY,
       stopSignal,
       stopTimeoutMs,
+      stopScope,
     };
   }
 
@@ -465,6 +476,12 @@ class Checker {
     return undefined;
   }
 
+  stopScope(v: Value, at: Value): StopScope | undefined {
+    if (v instanceof Sym && (v.name === 'all' || v.name === 'main')) return v.name;
+    this.problem(at, 'stopScope', `expected all or main, got ${describeKind(at)}`);
+    return undefined;
+  }
+
   id(v: Value, at: Value, key: string): string | number | undefined {
     if (typeof v === 'string' && v !== '' && !v.includes(':') && !v.includes('\0')) return v;
     if (typeof v === 'number' && v >= 0) return v;
@@ -491,6 +508,7 @@ function simple(
     readiness: readyOnStart ? { kind: 'on-start' } : { kind: 'none' },
     restart,
     stopSignal: undefined,
+    stopScope: undefined,
     stopTimeoutMs: undefined,
   };
 }

@@ -49,6 +49,12 @@ export interface ProcessSpec {
   readonly readiness?: Readiness;
   /** Sent to every process of the enclosure by stop(); default SIGTERM. */
   readonly stopSignal?: NodeJS.Signals;
+  /**
+   * `main`: stop() signals the main process alone, and the rest of the enclosure
+   * once it has exited (as systemd's KillMode=mixed); for a program whose helpers
+   * must not be stopped under it (dhcpcd's privilege-separation proxies). Default `all`.
+   */
+  readonly stopScope?: StopScope;
   /** After this, stop() sends SIGKILL to the enclosure; default 5000. */
   readonly stopTimeoutMs?: number;
   /** Exported to the child as LIMEN_OUTPUTS. */
@@ -94,6 +100,12 @@ export interface ManagedProcessOptions {
 }
 
 export const DEFAULT_STOP_SIGNAL: NodeJS.Signals = 'SIGTERM';
+
+/** stopScope main: how often the stop signal is sent again while the main process runs. */
+const RESIGNAL_MS = 250;
+
+/** Whom stop() signals first (ProcessSpec.stopScope). */
+export type StopScope = 'all' | 'main';
 export const DEFAULT_STOP_TIMEOUT_MS = 5000;
 /** The PATH used to find argv[0] when the child's environment has none. */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -248,6 +260,9 @@ export class ManagedProcess implements Disposable {
   readonly #maxLineBytes: number;
   readonly #userDb: UserDbPaths | undefined;
   readonly #stopSignal: NodeJS.Signals;
+  readonly #stopScope: StopScope;
+  /** stop() signalled the main process alone: the rest of the enclosure is still to be. */
+  #restUnsignalled = false;
   readonly #stopTimeoutMs: number;
   readonly #newEnclosure: () => Promise<Enclosure>;
 
@@ -269,6 +284,8 @@ export class ManagedProcess implements Disposable {
   #forced = false;
   #deadline = Infinity;
   #killTimer: NodeJS.Timeout | undefined;
+  /** stopScope main: the stop signal again every RESIGNAL_MS until the main process exits. */
+  #resignalTimer: NodeJS.Timeout | undefined;
   #abortListener: Disposable | undefined;
   #resolveExited!: (exit: ExitInfo) => void;
   #finishing = false;
@@ -282,6 +299,7 @@ export class ManagedProcess implements Disposable {
     this.#maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     this.#userDb = options.userDb;
     this.#stopSignal = spec.stopSignal ?? DEFAULT_STOP_SIGNAL;
+    this.#stopScope = spec.stopScope ?? 'all';
     this.#stopTimeoutMs = spec.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
     this.#newEnclosure = options.enclosure ?? (() => Promise.resolve(processGroupEnclosure()));
     const onErr = options.onListenerError;
@@ -549,7 +567,23 @@ export class ManagedProcess implements Disposable {
     if (this.#termSent || this.#mainExit !== undefined || this.#pid === undefined) return;
     this.#state = 'stopping';
     this.#termSent = true;
-    this.#enclosure?.signal(this.#stopSignal);
+    if (this.#stopScope === 'main') {
+      this.#restUnsignalled = true;
+      const pid = this.#pid;
+      const send = () => {
+        try {
+          process.kill(pid, this.#stopSignal);
+        } catch {
+          // Gone already: its exit is on its way.
+        }
+      };
+      send();
+      // dhcpcd loses a signal that arrives while it runs its hook on a carrier loss.
+      this.#resignalTimer = setInterval(() => {
+        if (this.#mainExit === undefined && !this.#killSent) send();
+        else clearInterval(this.#resignalTimer);
+      }, RESIGNAL_MS);
+    } else this.#enclosure?.signal(this.#stopSignal);
     this.#deadline = monotonicMs() + this.#stopTimeoutMs;
     this.#killTimer = setTimeout(() => {
       if (!this.#finished) this.#killGroup();
@@ -581,6 +615,11 @@ export class ManagedProcess implements Disposable {
         this.#termSent = true;
         enclosure.signal(this.#stopSignal);
         this.#deadline = now + this.#stopTimeoutMs;
+      } else if (this.#restUnsignalled && !this.#killSent) {
+        // Stopped by its main process alone (stopScope main): now the rest, within
+        // the same deadline.
+        this.#restUnsignalled = false;
+        enclosure.signal(this.#stopSignal);
       } else if (this.#killSent || now >= this.#deadline) {
         // Sent again on each round: a member may have forked since the last.
         this.#killGroup();
@@ -641,6 +680,7 @@ export class ManagedProcess implements Disposable {
     this.#finished = true;
     this.#state = 'exited';
     clearTimeout(this.#killTimer);
+    clearInterval(this.#resignalTimer);
     this.#abortListener?.dispose();
     const info: ExitInfo = { ...exit, forced: this.#forced };
     this.#exitEmitter.fire(info);

@@ -306,6 +306,57 @@ describe('ManagedProcess: stop', () => {
     assertNoLeftovers(r);
   });
 
+  it('stopScope main: signals the main process alone, and the rest once it has exited', async (t) => {
+    // The child records when it got SIGTERM; the main process waits 300 ms after its
+    // own, then exits: with scope all the child would have been signalled with it.
+    const r = run(t, {
+      argv: [
+        'sh',
+        '-c',
+        'sh -c \'trap "echo child-term; exit 0" TERM; echo child-up; while :; do sleep 0.05; done\' & ' +
+          "trap 'trap \"\" TERM; echo main-term; sleep 0.3; echo main-exit; exit 0' TERM; " +
+          'echo started; while :; do sleep 0.05; done',
+      ],
+      stopScope: 'main',
+    });
+    await r.waitLine('child-up');
+    await r.waitLine('started');
+    const exit = await r.proc.stop();
+    assert.equal(exit.code, 0);
+    assert.equal(exit.forced, false);
+    const lines = r.out();
+    const at = (l: string) => lines.indexOf(l);
+    assert.ok(at('main-term') >= 0 && at('main-exit') > at('main-term'), lines.join('\n'));
+    assert.ok(
+      at('child-term') > at('main-exit'),
+      `the child was signalled before main exited:\n${lines.join('\n')}`,
+    );
+    assertNoLeftovers(r);
+  });
+
+  it('stopScope main: sends the stop signal again until the main process exits (dhcpcd loses one)', async (t) => {
+    // The first SIGTERM is ignored, as dhcpcd does while it runs a hook on losing carrier.
+    const r = run(t, {
+      argv: [
+        'sh',
+        '-c',
+        "n=0; trap 'n=$((n+1)); echo term-$n; [ $n -ge 2 ] && exit 0' TERM; " +
+          'echo started; while :; do sleep 0.05; done',
+      ],
+      stopScope: 'main',
+      stopTimeoutMs: 10_000,
+    });
+    await r.waitLine('started');
+    const exit = await r.proc.stop();
+    assert.equal(exit.code, 0);
+    assert.equal(exit.forced, false);
+    assert.deepEqual(
+      r.out().filter((l) => l.startsWith('term-')),
+      ['term-1', 'term-2'],
+    );
+    assertNoLeftovers(r);
+  });
+
   it('returns the same exit to every stop() call', async (t) => {
     const r = run(t, { argv: ['sleep', '1000'] });
     await until(() => r.proc.state === 'running');

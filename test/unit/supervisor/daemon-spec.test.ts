@@ -103,6 +103,18 @@ describe('daemon spec: the forms', () => {
     assert.equal(spec('{argv: ["x"] stopSignal: INT}').stopSignal, 'SIGINT');
   });
 
+  it('a stop scope is all or main, and nothing else', () => {
+    assert.equal(spec('{argv: ["x"] stopScope: main}').stopScope, 'main');
+    assert.equal(spec('{argv: ["x"] stopScope: all}').stopScope, 'all');
+    assert.equal(spec('{argv: ["x"]}').stopScope, undefined);
+    for (const bad of ['"main"', 'group', '#t', '[main]'])
+      assert.match(
+        problems(`{argv: ["x"] stopScope: ${bad}}`).join('\n'),
+        /stopScope.*expected all or main/,
+        bad,
+      );
+  });
+
   it('becomes a ProcessSpec with the outputs directory and extra environment', () => {
     const s = spec('{argv: ["x"] env: {A: "1" B: #f} stopTimeout: 10}');
     assert.deepEqual(toProcessSpec(s, { outputsDir: '/run/o', env: { C: '2' } }), {
@@ -149,7 +161,7 @@ describe('daemon spec: problems', () => {
     }`);
     assert.deepEqual(ps, [
       "unknown key 'extra' (known keys: argv, env, dir, clearEnv, readyOnStart, restart, " +
-        'protocol, readiness, stopTimeout, stopSignal, user, group)',
+        'protocol, readiness, stopTimeout, stopSignal, stopScope, user, group)',
       'argv: argv item 1 must be a string, got the integer 3',
       'env: A must be a string (or #f to remove it), got the integer 1',
       'env: bad variable name ""',
