@@ -48,7 +48,12 @@ export interface RouteSpec {
   readonly metric: number;
   /** What the kernel stores: IPv6 turns metric 0 into 1024. */
   readonly priority: number;
+  /** `unicast` (the default), or a route that drops: `unreachable`, `blackhole`, `prohibit`. */
+  readonly type: RouteType;
 }
+
+export const ROUTE_TYPES = ['unicast', 'unreachable', 'blackhole', 'prohibit'] as const;
+export type RouteType = (typeof ROUTE_TYPES)[number];
 
 const MAX_U32 = 0xffffffff;
 
@@ -160,7 +165,15 @@ export function checkIpRoute(v: Value): RouteSpec | string[] {
       dstLen = p.length;
     }
   } else errors.push(`DEST must be "default" or a string "ADDR/LEN", not ${text(fields[1])}`);
-  const opts = checkOptions(fields[2], ['via', 'dev', 'metric'], 'ip-route', errors);
+  const opts = checkOptions(fields[2], ['via', 'dev', 'metric', 'type'], 'ip-route', errors);
+  const typeRaw = opts.get(sym('type'));
+  let type: RouteType = 'unicast';
+  if (typeRaw !== undefined) {
+    const t = peel(typeRaw);
+    if (t instanceof Sym && (ROUTE_TYPES as readonly string[]).includes(t.name))
+      type = t.name as RouteType;
+    else errors.push(`type must be one of ${ROUTE_TYPES.join(', ')}, not ${text(typeRaw)}`);
+  }
   let via: Uint8Array | undefined;
   const viaRaw = opts.get(sym('via'));
   if (viaRaw !== undefined) {
@@ -180,7 +193,11 @@ export function checkIpRoute(v: Value): RouteSpec | string[] {
     if (typeof m === 'number' && Number.isInteger(m) && m >= 0 && m <= MAX_U32) metric = m;
     else errors.push(`metric must be an integer from 0 to ${MAX_U32}, not ${text(metricRaw)}`);
   }
-  if (viaRaw === undefined && devRaw === undefined) errors.push('a route needs via, dev, or both');
+  if (type !== 'unicast') {
+    if (viaRaw !== undefined || devRaw !== undefined)
+      errors.push(`a route of type ${type} has no via or dev: it drops what it matches`);
+  } else if (viaRaw === undefined && devRaw === undefined)
+    errors.push('a route needs via, dev, or both');
   if (errors.length > 0 || version === undefined || dst === undefined) return errors;
   return {
     version,
@@ -192,5 +209,6 @@ export function checkIpRoute(v: Value): RouteSpec | string[] {
     dev,
     metric,
     priority: version === 6 && metric === 0 ? 1024 : metric,
+    type,
   };
 }

@@ -44,6 +44,7 @@ import {
   INFINITY_LIFE_TIME,
   NLM_F,
   RTM,
+  RTN,
   RT_TABLE,
   delAddressPayload,
   delRoutePayload,
@@ -71,6 +72,7 @@ import {
   type AddressSpec,
   type ReconcileState,
   type RouteSpec,
+  type RouteType,
 } from './address-route-spec.ts';
 
 export {
@@ -80,6 +82,14 @@ export {
   type ReconcileState,
   type RouteSpec,
 } from './address-route-spec.ts';
+
+/** The kernel's rtm_type for each route type. */
+const RTN_OF: { readonly [t in RouteType]: number } = {
+  unicast: RTN.UNICAST,
+  unreachable: RTN.UNREACHABLE,
+  blackhole: RTN.BLACKHOLE,
+  prohibit: RTN.PROHIBIT,
+};
 
 /** limen's mark on the routes and addresses it installs ('L'); see docs/vocabulary.md. */
 export const LIMEN_PROTOCOL = 76;
@@ -528,6 +538,7 @@ class AddressRouteDriver implements AddressRouteReconciler {
       priority: s.priority,
       gateway: s.via,
       oif,
+      type: RTN_OF[s.type],
     };
     const dest = s.dstLen === 0 ? 'default' : `${s.dstText}/${s.dstLen}`;
     try {
@@ -558,6 +569,7 @@ class AddressRouteDriver implements AddressRouteReconciler {
    */
   #routeInPlace(g: RouteGroup, s: RouteSpec, oif: number, present: RouteInfo[]): boolean {
     const matches = (r: RouteInfo): boolean =>
+      r.type === RTN_OF[s.type] &&
       r.nexthops.length === 1 &&
       r.nexthops[0]!.gateway === s.viaText &&
       (s.dev === undefined || r.nexthops[0]!.oif === oif);

@@ -97,7 +97,16 @@ export const RTA = {
   TABLE: 15,
   VIA: 18,
 } as const;
-export const RTN = { UNSPEC: 0, UNICAST: 1, LOCAL: 2, BROADCAST: 3, MULTICAST: 5 } as const;
+export const RTN = {
+  UNSPEC: 0,
+  UNICAST: 1,
+  LOCAL: 2,
+  BROADCAST: 3,
+  MULTICAST: 5,
+  BLACKHOLE: 6,
+  UNREACHABLE: 7,
+  PROHIBIT: 8,
+} as const;
 export const RT_SCOPE = { UNIVERSE: 0, SITE: 200, LINK: 253, HOST: 254, NOWHERE: 255 } as const;
 export const RT_TABLE = { UNSPEC: 0, DEFAULT: 253, MAIN: 254, LOCAL: 255 } as const;
 export const RTM_F_CLONED = 0x200;
@@ -564,6 +573,8 @@ export interface RouteRequest {
   readonly gateway?: Uint8Array | undefined;
   /** 0 for none. */
   readonly oif: number;
+  /** RTN.UNICAST (the default), or RTN.UNREACHABLE, BLACKHOLE, PROHIBIT (no next hop). */
+  readonly type?: number;
 }
 
 function rtmsg(r: RouteRequest, scope: number, type: number): Uint8Array {
@@ -586,10 +597,15 @@ function routeAttrs(w: PayloadWriter, r: RouteRequest): PayloadWriter {
   return w;
 }
 
-/** RTM_NEWROUTE payload: a unicast route; scope link when it has no gateway. */
+/**
+ * RTM_NEWROUTE payload: a unicast route (scope link when it has no gateway), or an
+ * unreachable, blackhole or prohibit one (scope universe, no next hop).
+ */
 export function newRoutePayload(r: RouteRequest): Uint8Array {
-  const scope = r.gateway === undefined ? RT_SCOPE.LINK : RT_SCOPE.UNIVERSE;
-  return routeAttrs(new PayloadWriter(rtmsg(r, scope, RTN.UNICAST)), r).bytes();
+  const type = r.type ?? RTN.UNICAST;
+  const scope =
+    type === RTN.UNICAST && r.gateway === undefined ? RT_SCOPE.LINK : RT_SCOPE.UNIVERSE;
+  return routeAttrs(new PayloadWriter(rtmsg(r, scope, type)), r).bytes();
 }
 
 /** RTM_DELROUTE payload; the kernel deletes only a route with the same protocol. */

@@ -3,8 +3,9 @@
 // the router) and limen running examples/home-router, whose WAN asks for a /56
 // and whose LAN announces subnet 1 of it by dnsmasq's router advertisements.
 //
-//   1. cold start: the delegated prefix, lan0's /64, lan1's SLAAC address, and a
-//      fetch of http://world.test/ by name over IPv6 (its AAAA through the router)
+//   1. cold start: the delegated prefix (its unused rest unreachable at the router),
+//      lan0's /64, lan1's SLAAC address, and a fetch of http://world.test/ by name
+//      over IPv6 (its AAAA through the router)
 //   2. the ISP renumbers: the LAN follows, the old prefix is deprecated on lan1
 //      (preferred lifetime 0), lan1 gets an address of the new one and uses it
 //   3. the WAN loses carrier: the IPv6 default route, the delegation, lan0's
@@ -118,6 +119,17 @@ describe('IPv6 end to end in the lab', { skip: labSkip(), timeout: 300_000 }, ()
     const ispRoutes = lab.exec('isp', ['ip', '-6', 'route', 'show', delegation]).stdout;
     assert.match(ispRoutes, /via fe80::\S+ dev to-rtr/, `the ISP's route to ${delegation}`);
     assert.equal((await query(lab, '<default-route ipv6>')).length, 1);
+    // The unused rest of the /56 is unreachable at the router, not sent back to the ISP.
+    await until(
+      () => /^unreachable /.test(lab.exec('rtr', ['ip', '-6', 'route', 'show', delegation]).stdout),
+      {
+        timeoutMs: 10_000,
+        describe: () => `rtr: ${lab.exec('rtr', ['ip', '-6', 'route', 'show', delegation]).stdout}`,
+      },
+    );
+    const unused = `${delegationPool(0).split('::')[0]}:5::1`;
+    const probe = lab.exec('world', ['ping', '-6', '-c', '1', '-W', '2', unused]);
+    assert.match(probe.stdout, /Destination unreachable: No route/, probe.stdout + probe.stderr);
 
     const lan1 = await lan1AddressIn(lanPrefix(0));
     t.diagnostic(`lan1: ${lan1}`);

@@ -5,7 +5,7 @@
 
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { until } from '../../support/until.ts';
 import { prerequisites } from '../../support/prerequisites.ts';
@@ -214,6 +214,47 @@ describe('address/route reconciler', { skip }, () => {
     await until(() => h.has('config', '<ip-route-state ipv6 "2001:db8:99::/48" 0 installed "">'));
     await h.retract(id);
     await until(() => route(ns, '2001:db8:99::/48', '-6') === undefined);
+    await h.exit();
+  });
+
+  it('installs routes that drop (unreachable, blackhole), keeps them, and removes them', async (t) => {
+    const ns = netns(t);
+    link(ns);
+    const h = await Harness.start(t, ns, ['--reconciler']);
+    const types = (family: '-4' | '-6') =>
+      ipJson<{ type?: string; dst: string; protocol?: string }[]>(ns, family, 'route', 'show');
+    const of = (family: '-4' | '-6', dst: string) => types(family).find((r) => r.dst === dst);
+    const u6 = await h.assert('<ip-route ipv6 "2001:db8:8000::/56" {type: unreachable}>');
+    const b4 = await h.assert('<ip-route ipv4 "198.51.100.0/24" {type: blackhole}>');
+    await until(
+      () =>
+        of('-6', '2001:db8:8000::/56')?.type === 'unreachable' &&
+        of('-4', '198.51.100.0/24')?.type === 'blackhole',
+      { describe: () => JSON.stringify([types('-6'), types('-4')]) },
+    );
+    for (const [fam, dst] of [
+      ['ipv6', '2001:db8:8000::/56'],
+      ['ipv4', '198.51.100.0/24'],
+    ] as const)
+      await until(() => h.has('config', `<ip-route-state ${fam} "${dst}" 0 installed "">`), {
+        describe: () => `${dst} installed`,
+      });
+    // Someone deletes one: it comes back.
+    ip(ns, '-6', 'route', 'del', 'unreachable', '2001:db8:8000::/56');
+    await until(() => of('-6', '2001:db8:8000::/56')?.type === 'unreachable');
+    // An unreachable route answers EHOSTUNREACH, where a missing one would route on.
+    const get = spawnSync('ip', ['-n', ns, '-6', 'route', 'get', '2001:db8:8000:5::1'], {
+      encoding: 'utf8',
+    });
+    // (Without it: "Network is unreachable", this namespace having no default route.)
+    assert.match(get.stdout + get.stderr, /No route to host/);
+    await h.retract(u6);
+    await h.retract(b4);
+    await until(
+      () =>
+        of('-6', '2001:db8:8000::/56') === undefined && of('-4', '198.51.100.0/24') === undefined,
+      { describe: () => JSON.stringify([types('-6'), types('-4')]) },
+    );
     await h.exit();
   });
 

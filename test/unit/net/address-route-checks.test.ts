@@ -55,4 +55,30 @@ describe('address/route: desired values', () => {
     const fam = checkIpRoute(parse('<ip-route ipv6 "default" {via: "198.51.100.1"}>'));
     assert.ok(Array.isArray(fam) && /not an IPv6 address/.test(fam[0]!));
   });
+
+  it('reads a route that drops (unreachable, blackhole, prohibit), which has no next hop', () => {
+    const u = checkIpRoute(parse('<ip-route ipv6 "2001:db8:8000::/56" {type: unreachable}>'));
+    assert.ok(!Array.isArray(u) && u.type === 'unreachable' && u.via === undefined);
+    const plain = checkIpRoute(parse('<ip-route ipv6 "2001:db8::/32" {dev: "wan0"}>'));
+    assert.ok(!Array.isArray(plain) && plain.type === 'unicast');
+    for (const [text, problem] of [
+      [
+        '<ip-route ipv6 "2001:db8::/32" {type: unreachable via: "2001:db8::1"}>',
+        /type unreachable has no via or dev/,
+      ],
+      [
+        '<ip-route ipv4 "198.51.100.0/24" {type: blackhole dev: "lo"}>',
+        /type blackhole has no via or dev/,
+      ],
+      [
+        '<ip-route ipv6 "2001:db8::/32" {type: "unreachable"}>',
+        /type must be one of unicast, unreachable/,
+      ],
+      ['<ip-route ipv6 "2001:db8::/32" {type: throw}>', /type must be one of/],
+    ] as const) {
+      const errs = checkIpRoute(parse(text));
+      assert.ok(Array.isArray(errs), text);
+      assert.match(errs.join('\n'), problem, text);
+    }
+  });
 });
