@@ -180,8 +180,8 @@ describe(
         (await daemon.cli('query', `<sysctl "net.ipv6.conf.${wan}.accept_ra" _>`)).out.trim(),
         `<sysctl "net.ipv6.conf.${wan}.accept_ra" "2">`,
       );
-      // limen desires no IPv6 route: the RA's is the kernel's alone.
-      assert.deepEqual(await query('<ip-route ipv6 _ _>'), []);
+      // limen desires no IPv6 default route: the RA's is the kernel's alone.
+      assert.deepEqual(await query('<ip-route ipv6 "default" _>'), []);
       assert.match(ip('-n', rtr, '-6', 'route', 'show', 'default'), /proto ra/);
       await wait('<default-route ipv6>', () => query('<default-route ipv6>'));
       await wait('<interface-configured>', () => query(`<interface-configured "${wan}">`));
@@ -216,9 +216,19 @@ describe(
         `<dns-search "example.test" <dhcpv6 "${wan}">>`,
       ]);
       assert.deepEqual(await query('<dhcpv6-error _ _>'), []);
-      // dhcpcd configured nothing: no address from the delegated prefix anywhere.
+      // dhcpcd configured nothing: no address from the delegated prefix anywhere, and
+      // its one route is limen's unreachable one (config/core/network.pr).
       assert.doesNotMatch(ip('-n', rtr, '-6', 'addr'), /2001:db8:80/);
-      assert.doesNotMatch(ip('-n', rtr, '-6', 'route'), /2001:db8:80/);
+      await until(() => /^unreachable 2001:db8:80/m.test(ip('-n', rtr, '-6', 'route')), {
+        timeoutMs: 10_000,
+        describe: () => ip('-n', rtr, '-6', 'route'),
+      });
+      assert.deepEqual(
+        ip('-n', rtr, '-6', 'route')
+          .split('\n')
+          .filter((l) => l.includes('2001:db8:80')),
+        [`unreachable ${prefix[0]!.split('"')[3]} dev lo proto 76 metric 1024 pref medium`],
+      );
     });
 
     it('releases the lease on ifdown: Kea frees it, and the lease is withdrawn', async () => {
