@@ -60,7 +60,14 @@ Examples:
     const root = args.options.get('root');
     const socket = args.options.get('socket');
     const resolvConf = args.options.get('resolv-conf');
-    const daemon = await startDaemon({
+    // SIGTERM and SIGINT are taken from the start: one that comes while the daemon is
+    // still starting (its first services may already run) stops it as soon as it has
+    // started, instead of killing it with their services left behind.
+    let early: NodeJS.Signals | undefined;
+    const onEarly = (sig: NodeJS.Signals) => void (early ??= sig);
+    process.on('SIGTERM', onEarly);
+    process.on('SIGINT', onEarly);
+    const starting = startDaemon({
       root: typeof root === 'string' ? root : undefined,
       socket: typeof socket === 'string' ? socket : undefined,
       resolvConf: typeof resolvConf === 'string' ? resolvConf : undefined,
@@ -81,11 +88,19 @@ Examples:
       ),
       write: (line) => io.err(line),
     });
+    let daemon: Awaited<typeof starting>;
+    try {
+      daemon = await starting;
+    } finally {
+      process.off('SIGTERM', onEarly);
+      process.off('SIGINT', onEarly);
+    }
     const onTerm = (sig: NodeJS.Signals) => void daemon.shutdown(sig);
     const onHup = () => void daemon.rescan();
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onTerm);
     process.on('SIGHUP', onHup);
+    if (early !== undefined) onTerm(early);
     try {
       await daemon.stopped;
     } finally {

@@ -311,6 +311,25 @@ describe(
         assert.ok(!existsSync(records), 'no record is left');
       });
 
+      it('stops cleanly on a SIGTERM that comes while it is still starting', async () => {
+        const a = setup({
+          'services/idle.pr': '<require-service <daemon idle>>\n<daemon idle "exec sleep 1000">',
+        });
+        // At its first log line, and at the first sign of its service: both before the
+        // daemon has finished starting (before the fix, SIGTERM then killed it outright).
+        for (const when of ['first line', 'idle started', 'first line']) {
+          const d = a.start('--cgroup', 'off');
+          await d.waitFor(
+            when,
+            when === 'first line' ? () => true : d.event('<daemon idle>', /^started \(pid/),
+          );
+          d.child.kill('SIGTERM');
+          assert.equal(await d.exitCode(), 0, d.logText());
+          const left = mine(a.marker);
+          assert.deepEqual(left, [], `left behind: ${describeProcs(left)}`);
+        }
+      });
+
       it('never kills a process that is not the one recorded (a reused pid, another boot)', async () => {
         const a = setup({
           'services/idle.pr': '<require-service <daemon idle>>\n<daemon idle "exec sleep 1000">',
