@@ -7,9 +7,10 @@
 // `noipv6rs`: it never sees an RA); its hook, libexec/dhcpcd-script, hands the reply
 // over as service outputs, which interpretDhcpv6 (pure) validates into one
 // ProvidedConfig: the IA_NA addresses (/128) with their lifetimes, DNS servers and
-// search domains, the delegated prefixes, and, reported only, the kernel's SLAAC
-// addresses and RA default route on IF (read from $machine; never desired, so never
-// installed twice). `<dhcpv6-lease IF {…}>` says a lease is held (ifdown ends it with
+// search domains (DHCPv6's, and the RA's RDNSS and DNSSL that the interface monitor
+// reads from the kernel: `<ra-dns IF …>`, `<ra-search IF …>` in $machine), the
+// delegated prefixes, and, reported only, the kernel's SLAAC addresses and RA
+// default route on IF (read from $machine; never desired, so never installed twice). `<dhcpv6-lease IF {…}>` says a lease is held (ifdown ends it with
 // `! <dhcpv6-release IF>`: SIGALRM, a DHCPv6 RELEASE, and dhcpcd exits until `limen
 // ifup IF` or the next carrier); `! <dhcpv6-renew IF>` renews now (SIGUSR1);
 // `<dhcpv6-error IF MESSAGE>` what is wrong.
@@ -160,6 +161,10 @@ export interface KernelIpv6 {
   readonly addresses: readonly string[];
   /** Default routes via a link-local router (from an RA): gateway and metric. */
   readonly routes: readonly { readonly via: string; readonly metric: number }[];
+  /** DNS servers from the RAs' RDNSS options (unchecked: as routers sent them). */
+  readonly raDns?: readonly string[];
+  /** Search domains from the RAs' DNSSL options (unchecked). */
+  readonly raDomains?: readonly string[];
 }
 
 export interface Dhcpv6Interpretation {
@@ -208,28 +213,6 @@ export function interpretDhcpv6(
     })),
   });
   const base = { ifname, source: source(ifname), routes: [], ntp: [] };
-  const eventValue = peel(outputs.get('event') ?? false);
-  if (typeof eventValue !== 'string' || outputs.get('event') === undefined)
-    return {
-      assertions: providedAssertions({
-        ...base,
-        addresses: [],
-        dns: [],
-        domains: [],
-        kernel: kernelReport([]),
-      }),
-      problems,
-    };
-  const event = printable(eventValue);
-
-  const list = (key: string): readonly Value[] => {
-    const v = outputs.get(key);
-    if (v === undefined) return [];
-    const s = peel(v);
-    if (Array.isArray(s)) return s as readonly Value[];
-    problems.push(`${key}: expected a sequence`);
-    return [];
-  };
   const text = (key: string, v: Value): string | undefined => {
     const s = peel(v);
     if (typeof s !== 'string') {
@@ -241,6 +224,51 @@ export function interpretDhcpv6(
       return undefined;
     }
     return s;
+  };
+  /** DNS servers and search domains checked alike, whether DHCPv6 or an RA gave them. */
+  const addDns = (dns: string[], key: string, item: Value): void => {
+    const a = text(key, item);
+    if (a === undefined) return;
+    const p = ipv6UnicastProblem(a);
+    if (p !== undefined) problems.push(`${key}: ${quote(a)} is ${p}`);
+    else if (!dns.includes(canonical(a))) dns.push(canonical(a));
+  };
+  const addDomain = (domains: string[], key: string, item: Value): void => {
+    const s = text(key, item);
+    if (s === undefined) return;
+    const d = parseDomainName(s);
+    if (d === undefined) problems.push(`${key}: ${quote(s)} is not a domain name`);
+    else if (!domains.includes(d.toLowerCase())) domains.push(d.toLowerCase());
+  };
+  /** The RA's, after DHCPv6's: one list, each value once. */
+  const withRa = (dns: readonly string[], domains: readonly string[]) => {
+    const d = [...dns];
+    const s = [...domains];
+    for (const a of kernel.raDns ?? []) addDns(d, 'ra-dns', a);
+    for (const x of kernel.raDomains ?? []) addDomain(s, 'ra-search', x);
+    return { dns: d, domains: s };
+  };
+  const failures = () => problems.map((m) => record('dhcpv6-error', ifname, m));
+  const eventValue = peel(outputs.get('event') ?? false);
+  if (typeof eventValue !== 'string' || outputs.get('event') === undefined) {
+    const out = providedAssertions({
+      ...base,
+      addresses: [],
+      ...withRa([], []),
+      kernel: kernelReport([]),
+    });
+    out.push(...failures());
+    return { assertions: out, problems };
+  }
+  const event = printable(eventValue);
+
+  const list = (key: string): readonly Value[] => {
+    const v = outputs.get(key);
+    if (v === undefined) return [];
+    const s = peel(v);
+    if (Array.isArray(s)) return s as readonly Value[];
+    problems.push(`${key}: expected a sequence`);
+    return [];
   };
   /** Preferred and valid lifetimes: valid 1 to infinite, preferred at most valid. */
   const lifetimes = (
@@ -337,21 +365,9 @@ export function interpretDhcpv6(
   }
 
   const dns: string[] = [];
-  for (const item of list('dns')) {
-    const a = text('dns', item);
-    if (a === undefined) continue;
-    const p = ipv6UnicastProblem(a);
-    if (p !== undefined) problems.push(`dns: ${quote(a)} is ${p}`);
-    else if (!dns.includes(canonical(a))) dns.push(canonical(a));
-  }
+  for (const item of list('dns')) addDns(dns, 'dns', item);
   const domains: string[] = [];
-  for (const item of list('domains')) {
-    const s = text('domains', item);
-    if (s === undefined) continue;
-    const d = parseDomainName(s);
-    if (d === undefined) problems.push(`domains: ${quote(s)} is not a domain name`);
-    else if (!domains.includes(d.toLowerCase())) domains.push(d.toLowerCase());
-  }
+  for (const item of list('domains')) addDomain(domains, 'domains', item);
   let server: string | undefined;
   const serverValue = outputs.get('server');
   if (serverValue !== undefined) {
@@ -363,8 +379,7 @@ export function interpretDhcpv6(
   const out = providedAssertions({
     ...base,
     addresses,
-    dns,
-    domains,
+    ...withRa(dns, domains),
     delegatedPrefixes: prefixes,
     kernel: kernelReport(addresses),
   });
@@ -377,7 +392,7 @@ export function interpretDhcpv6(
   ] as [Value, Value][]);
   if (server !== undefined && server !== '') status.set(sym('server'), server);
   out.push(record('dhcpv6-lease', ifname, status));
-  for (const m of problems) out.push(record('dhcpv6-error', ifname, m));
+  out.push(...failures());
   return { assertions: out, problems };
 }
 
@@ -469,12 +484,16 @@ function runInterface(f: Facet, o: Dhcpv6DriverOptions, ifname: string, opts: Dh
   // The RA's route stays in the kernel (linkdown) while IF has no carrier: not reported.
   // (A count: a change of IF's record adds the new one before it removes the old.)
   let carrierNow = 0;
+  const raDns = new Map<string, number>();
+  const raDomains = new Map<string, number>();
   const kernel = (): KernelIpv6 => ({
     addresses: [...addresses.keys()].sort(),
     routes: [...(carrierNow > 0 ? routes.keys() : [])].sort().map((k) => {
       const [via, metric] = k.split(' ');
       return { via: via!, metric: Number(metric) };
     }),
+    raDns: [...raDns.keys()].sort(),
+    raDomains: [...raDomains.keys()].sort(),
   });
   const refresh = followOutputs(
     f,
@@ -525,6 +544,21 @@ function runInterface(f: Facet, o: Dhcpv6DriverOptions, ifname: string, opts: Dh
     ),
     { onAdd: onRoute(+1), onRemove: onRoute(-1) },
   );
+  // The RAs' DNS (one assertion per router that sent it): checked with DHCPv6's.
+  const onRa = (m: Map<string, number>, d: number) => (_v: Value, c: Map<string, Value>) => {
+    const x = peel(c.get('x')!);
+    if (typeof x !== 'string') return;
+    bump(m, x, d);
+    refresh();
+  };
+  for (const [label, m] of [
+    ['ra-dns', raDns],
+    ['ra-search', raDomains],
+  ] as const)
+    f.observe(o.machine, P.rec(label, P.lit(ifname), P.bind('x'), P._), {
+      onAdd: onRa(m, +1),
+      onRemove: onRa(m, -1),
+    });
 }
 
 function is(a: Value | undefined, b: Value): boolean {
