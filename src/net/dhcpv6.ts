@@ -32,8 +32,8 @@ import {
   type Ref,
 } from '../dataspace/index.ts';
 import { isInterfaceName } from '../base/interface-name.ts';
-import { ipv6Bits, parseDomainName } from './inet-values.ts';
-export { ipv6Bits } from './inet-values.ts';
+import { ipv6Bits, ipv6UnicastProblem, parseDomainName } from './inet-values.ts';
+export { ipv6Bits, ipv6UnicastProblem } from './inet-values.ts';
 import { providedAssertions, type ProvidedAddress, type ProvidedRoute } from './provided.ts';
 import { followOutputs } from './service-outputs.ts';
 
@@ -176,18 +176,6 @@ const source = (ifname: string): Value => record('dhcpv6', ifname);
 
 function canonical(text: string): string {
   return new URL(`http://[${text}]/`).hostname.slice(1, -1);
-}
-
-/** Why an address cannot be a global unicast address (a host's, a DNS server's), or undefined. */
-export function ipv6UnicastProblem(text: string): string | undefined {
-  const bits = ipv6Bits(text);
-  if (bits === undefined) return 'not an IPv6 address';
-  if (bits === 0n) return 'the unspecified address';
-  if (bits === 1n) return 'the loopback address';
-  if (bits >> 120n === 0xffn) return 'a multicast address';
-  if (bits >> 118n === 0x3fan) return 'a link-local address';
-  if (bits >> 32n === 0xffffn) return 'an IPv4-mapped address';
-  return undefined;
 }
 
 /**
