@@ -2,7 +2,7 @@
 // `<configure-interface IF <dhcpv6 {address: #t prefix: #t prefix-hint: 56}>>` lets
 // the kernel take IF's SLAAC address and default route from router advertisements
 // (`<sysctl "net.ipv6.conf.IF.accept_ra" 2>`: even while forwarding), and runs
-// dhcpcd (Debian's dhcpcd-base) for IF while it has carrier, for an address (IA_NA)
+// dhcpcd (Debian's dhcpcd-base) for IF while it has carrier and a link-local address, for an address (IA_NA)
 // and a delegated prefix (IA_PD). dhcpcd configures nothing (`--noconfigure`,
 // `noipv6rs`: it never sees an RA); its hook, libexec/dhcpcd-script, hands the reply
 // over as service outputs, which interpretDhcpv6 (pure) validates into one
@@ -428,27 +428,43 @@ function runInterface(f: Facet, o: Dhcpv6DriverOptions, ifname: string, opts: Dh
   // The kernel takes RAs on IF even while the router forwards.
   f.assert(o.config, record('sysctl', acceptRaKey(ifname), '2'));
   const carrier = P.rec('interface', P.lit(ifname), P._, P._, P._, P._, P.lit(sym('carrier')), P._);
+  // dhcpcd turns the kernel's link-local addresses off as it starts (addr_gen_mode
+  // "none": it means to make its own, which it does not with --noconfigure), and its
+  // hook turns them back on. Started before the kernel made IF's link-local address
+  // (carrier comes before the operstate the kernel waits for), it could leave IF
+  // without one; so dhcpcd starts once IF has one, and stops when it goes (the link
+  // went down: it comes back once dhcpcd has stopped and its hook has run).
+  const linkLocal = P.rec(
+    'address',
+    P.lit(ifname),
+    P.lit(sym('ipv6')),
+    P._,
+    P._,
+    P.dict({ scope: P.lit(sym('link')) }),
+  );
   const paths = P.dict({ libexec: P.bind('libexec'), state: P.bind('state') });
   during(f, o.config, P.rec('limen-paths', paths), (p, c) => {
     const libexec = peel(c.get('libexec')!);
     const state = peel(c.get('state')!);
     if (typeof libexec !== 'string' || typeof state !== 'string') return;
-    during(p, o.machine, carrier, (g) => {
-      g.assert(
-        o.config,
-        record(
-          'daemon',
-          record('dhcpcd', ifname),
-          new Dict([
-            [sym('argv'), dhcpcdArgv(ifname, `${libexec}/dhcpcd-script`, opts, state)],
-            // A RELEASE (SIGALRM) makes dhcpcd exit 0: it stays down until ifup.
-            [sym('restart'), sym('on-error')],
-          ] as [Value, Value][]),
-        ),
-      );
-      g.assert(o.config, record('require-service', service));
-      g.assert(o.config, record('recovery-service', service));
-    });
+    during(p, o.machine, carrier, (q) =>
+      during(q, o.machine, linkLocal, (g) => {
+        g.assert(
+          o.config,
+          record(
+            'daemon',
+            record('dhcpcd', ifname),
+            new Dict([
+              [sym('argv'), dhcpcdArgv(ifname, `${libexec}/dhcpcd-script`, opts, state)],
+              // A RELEASE (SIGALRM) makes dhcpcd exit 0: it stays down until ifup.
+              [sym('restart'), sym('on-error')],
+            ] as [Value, Value][]),
+          ),
+        );
+        g.assert(o.config, record('require-service', service));
+        g.assert(o.config, record('recovery-service', service));
+      }),
+    );
   });
   f.observe(o.config, P.rec('dhcpv6-release', P.lit(ifname)), {
     onMessage: () => f.send(o.config, record('signal-service', service, sym('SIGALRM'))),
