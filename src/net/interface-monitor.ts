@@ -248,23 +248,26 @@ export class Admission<K> {
   }
 }
 
-/** At most one line a minute per interface: a hostile router repeats itself every few seconds. */
+/**
+ * Each problem at most once a minute per interface (a hostile router repeats itself
+ * every few seconds), and at most 32 different ones a minute per interface.
+ */
 function problemLog(log: DriverLog): (ifname: string, problems: readonly string[]) => void {
-  const last = new Map<string, { at: number; suppressed: number }>();
+  const logged = new Map<string, Map<string, number>>();
   return (ifname, problems) => {
-    if (problems.length === 0) return;
     const now = Date.now();
-    const l = last.get(ifname);
-    if (l !== undefined && now - l.at < 60_000) {
-      l.suppressed += problems.length;
-      return;
+    let m = logged.get(ifname);
+    if (m === undefined) logged.set(ifname, (m = new Map<string, number>()));
+    for (const p of problems) {
+      const at = m.get(p);
+      if (at !== undefined && now - at < 60_000) continue;
+      if (at === undefined && m.size >= 32) {
+        for (const [k, t] of m) if (now - t >= 60_000) m.delete(k);
+        if (m.size >= 32) continue;
+      }
+      m.set(p, now);
+      log.warn(`router advertisement on ${ifname}: ${p}`, { interface: ifname });
     }
-    log.warn(`router advertisement on ${ifname}: ${problems.slice(0, 5).join('; ')}`, {
-      interface: ifname,
-      problems: problems.length,
-      ...(l !== undefined && l.suppressed > 0 ? { suppressedSinceLast: l.suppressed } : {}),
-    });
-    last.set(ifname, { at: now, suppressed: 0 });
   };
 }
 
