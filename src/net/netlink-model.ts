@@ -240,52 +240,40 @@ export class KernelModel {
     if (d !== undefined && d.kind === kind) d.touched.add(key);
   }
 
-  #setLink(index: number, after: LinkInfo | undefined, out: Change[]): void {
-    const before = this.links.get(index);
+  /** Puts `after` under `key` (undefined: removes it) and reports a real change as `kind`. */
+  #set<K, V extends object>(
+    map: Map<K, V>,
+    kind: Change['kind'],
+    key: K,
+    after: V | undefined,
+    out: Change[],
+  ): void {
+    const before = map.get(key);
     if (after === undefined) {
       if (before === undefined) return;
-      this.links.delete(index);
+      map.delete(key);
     } else {
       if (same(before, after)) return;
-      this.links.set(index, after);
+      map.set(key, after);
     }
-    out.push({ kind: 'link', before, after });
+    // The map and the kind go together (the four setters below), so the pair is one Change.
+    out.push({ kind, before, after } as Change);
+  }
+
+  #setLink(index: number, after: LinkInfo | undefined, out: Change[]): void {
+    this.#set(this.links, 'link', index, after, out);
   }
 
   #setAddress(key: string, after: AddressInfo | undefined, out: Change[]): void {
-    const before = this.addresses.get(key);
-    if (after === undefined) {
-      if (before === undefined) return;
-      this.addresses.delete(key);
-    } else {
-      if (same(before, after)) return;
-      this.addresses.set(key, after);
-    }
-    out.push({ kind: 'address', before, after });
+    this.#set(this.addresses, 'address', key, after, out);
   }
 
   #setRoute(key: string, after: RouteInfo | undefined, out: Change[]): void {
-    const before = this.routes.get(key);
-    if (after === undefined) {
-      if (before === undefined) return;
-      this.routes.delete(key);
-    } else {
-      if (same(before, after)) return;
-      this.routes.set(key, after);
-    }
-    out.push({ kind: 'route', before, after });
+    this.#set(this.routes, 'route', key, after, out);
   }
 
   #setNeighbour(key: string, after: NeighbourInfo | undefined, out: Change[]): void {
-    const before = this.neighbours.get(key);
-    if (after === undefined) {
-      if (before === undefined) return;
-      this.neighbours.delete(key);
-    } else {
-      if (same(before, after)) return;
-      this.neighbours.set(key, after);
-    }
-    out.push({ kind: 'neighbour', before, after });
+    this.#set(this.neighbours, 'neighbour', key, after, out);
   }
 
   /** Applies an event (any message that is not part of a dump); appends the changes. */
