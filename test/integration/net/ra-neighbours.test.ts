@@ -117,39 +117,11 @@ describe(
       }
       // The WAN: a jumbo MTU, so that one RA can carry 1000 servers (the kernel drops fragmented ND).
       run(
-        'ip',
-        '-n',
-        rtr,
-        'link',
-        'add',
-        wan,
-        'mtu',
-        '65535',
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'isp0',
-        'mtu',
-        '65535',
-        'netns',
-        isp,
+        ...`ip -n ${rtr} link add ${wan} mtu 65535 type veth peer name isp0 mtu 65535 netns ${isp}`.split(
+          ' ',
+        ),
       );
-      run(
-        'ip',
-        '-n',
-        rtr,
-        'link',
-        'add',
-        'lan0',
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'eth0',
-        'netns',
-        host,
-      );
+      run(...`ip -n ${rtr} link add lan0 type veth peer name eth0 netns ${host}`.split(' '));
       run('ip', '-n', host, 'link', 'set', 'eth0', 'address', HOST_MAC);
       inNs(rtr, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1');
       inNs(isp, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1');
@@ -197,14 +169,7 @@ describe(
           'netns',
           'exec',
           isp,
-          'radvd',
-          '-n',
-          '-C',
-          join(dir, 'radvd.conf'),
-          '-p',
-          join(dir, 'radvd.pid'),
-          '-m',
-          'stderr',
+          ...`radvd -n -C ${dir}/radvd.conf -p ${dir}/radvd.pid -m stderr`.split(' '),
         ],
         { env: { ...process.env, [MARK]: daemon.marker }, stdio: ['ignore', 'pipe', 'pipe'] },
       );
@@ -285,21 +250,9 @@ describe(
         () => {
           const out = inNs(
             host,
-            'busybox',
-            'udhcpc',
-            '-f',
-            '-q',
-            '-n',
-            '-i',
-            'eth0',
-            '-t',
-            '5',
-            '-T',
-            '1',
-            '-s',
-            join(dir, 'udhcpc.sh'),
-            '-x',
-            'hostname:h1',
+            ...`busybox udhcpc -f -q -n -i eth0 -t 5 -T 1 -s ${join(dir, 'udhcpc.sh')} -x hostname:h1`.split(
+              ' ',
+            ),
           );
           lease = /lease ip=(\S+)/.exec(out)?.[1] ?? '';
           return lease;
