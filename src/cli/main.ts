@@ -78,6 +78,9 @@ export const commands: readonly CommandEntry[] = [
   entry(['service'], 'one service in detail: processes, outputs', async () => {
     return (await import('./commands/services.ts')).serviceCommand;
   }),
+  entry(['clients'], 'the hosts on the LAN: DHCP leases and IPv6 neighbours', async () => {
+    return (await import('./commands/clients.ts')).clientsCommand;
+  }),
   entry(['logs'], "a service's recent output (-f to follow)", async () => {
     return (await import('./commands/logs.ts')).logsCommand;
   }),

@@ -37,6 +37,7 @@ import {
   type SysctlDriver,
 } from '../net/index.ts';
 import { startFirewall, type Firewall } from '../net/firewall.ts';
+import { startLanClients } from '../net/lan-clients.ts';
 import { startLanDhcp } from '../net/lan-dhcp.ts';
 import { startLanIpv6 } from '../net/lan-ipv6.ts';
 import { startKernelFeatures } from '../net/kernel-features.ts';
@@ -290,6 +291,7 @@ function startNetwork(
   startInterfaceProtocols(root, { config, machine, log: d.log.ref });
   startResolver(root, { config, path: o.resolvConf });
   startLanDhcp(root, { config, machine, runDir: o.paths.runDir });
+  startLanClients(root, { config, machine });
   startLanIpv6(root, { config, stateDir: o.paths.stateDir });
   // A table left by an earlier run is kept until the whole configuration (services
   // layer included) has loaded without a zone, so a restart never opens the router.

@@ -2,14 +2,15 @@
 // `<configure-interface IF <dhcpv6 {address: #t prefix: #t prefix-hint: 56}>>` lets
 // the kernel take IF's SLAAC address and default route from router advertisements
 // (`<sysctl "net.ipv6.conf.IF.accept_ra" 2>`: even while forwarding), and runs
-// dhcpcd (Debian's dhcpcd-base) for IF while it has carrier, for an address (IA_NA)
+// dhcpcd (Debian's dhcpcd-base) for IF while it has carrier and a link-local address, for an address (IA_NA)
 // and a delegated prefix (IA_PD). dhcpcd configures nothing (`--noconfigure`,
 // `noipv6rs`: it never sees an RA); its hook, libexec/dhcpcd-script, hands the reply
 // over as service outputs, which interpretDhcpv6 (pure) validates into one
 // ProvidedConfig: the IA_NA addresses (/128) with their lifetimes, DNS servers and
-// search domains, the delegated prefixes, and, reported only, the kernel's SLAAC
-// addresses and RA default route on IF (read from $machine; never desired, so never
-// installed twice). `<dhcpv6-lease IF {…}>` says a lease is held (ifdown ends it with
+// search domains (DHCPv6's, and the RA's RDNSS and DNSSL that the interface monitor
+// reads from the kernel: `<ra-dns IF …>`, `<ra-search IF …>` in $machine), the
+// delegated prefixes, and, reported only, the kernel's SLAAC addresses and RA
+// default route on IF (read from $machine; never desired, so never installed twice). `<dhcpv6-lease IF {…}>` says a lease is held (ifdown ends it with
 // `! <dhcpv6-release IF>`: SIGALRM, a DHCPv6 RELEASE, and dhcpcd exits until `limen
 // ifup IF` or the next carrier); `! <dhcpv6-renew IF>` renews now (SIGUSR1);
 // `<dhcpv6-error IF MESSAGE>` what is wrong.
@@ -31,8 +32,8 @@ import {
   type Ref,
 } from '../dataspace/index.ts';
 import { isInterfaceName } from '../base/interface-name.ts';
-import { ipv6Bits, parseDomainName } from './inet-values.ts';
-export { ipv6Bits } from './inet-values.ts';
+import { ipv6Bits, ipv6UnicastProblem, parseDomainName } from './inet-values.ts';
+export { ipv6Bits, ipv6UnicastProblem } from './inet-values.ts';
 import { providedAssertions, type ProvidedAddress, type ProvidedRoute } from './provided.ts';
 import { followOutputs } from './service-outputs.ts';
 
@@ -160,6 +161,10 @@ export interface KernelIpv6 {
   readonly addresses: readonly string[];
   /** Default routes via a link-local router (from an RA): gateway and metric. */
   readonly routes: readonly { readonly via: string; readonly metric: number }[];
+  /** DNS servers from the RAs' RDNSS options (unchecked: as routers sent them). */
+  readonly raDns?: readonly string[];
+  /** Search domains from the RAs' DNSSL options (unchecked). */
+  readonly raDomains?: readonly string[];
 }
 
 export interface Dhcpv6Interpretation {
@@ -171,18 +176,6 @@ const source = (ifname: string): Value => record('dhcpv6', ifname);
 
 function canonical(text: string): string {
   return new URL(`http://[${text}]/`).hostname.slice(1, -1);
-}
-
-/** Why an address cannot be a global unicast address (a host's, a DNS server's), or undefined. */
-export function ipv6UnicastProblem(text: string): string | undefined {
-  const bits = ipv6Bits(text);
-  if (bits === undefined) return 'not an IPv6 address';
-  if (bits === 0n) return 'the unspecified address';
-  if (bits === 1n) return 'the loopback address';
-  if (bits >> 120n === 0xffn) return 'a multicast address';
-  if (bits >> 118n === 0x3fan) return 'a link-local address';
-  if (bits >> 32n === 0xffffn) return 'an IPv4-mapped address';
-  return undefined;
 }
 
 /**
@@ -208,28 +201,6 @@ export function interpretDhcpv6(
     })),
   });
   const base = { ifname, source: source(ifname), routes: [], ntp: [] };
-  const eventValue = peel(outputs.get('event') ?? false);
-  if (typeof eventValue !== 'string' || outputs.get('event') === undefined)
-    return {
-      assertions: providedAssertions({
-        ...base,
-        addresses: [],
-        dns: [],
-        domains: [],
-        kernel: kernelReport([]),
-      }),
-      problems,
-    };
-  const event = printable(eventValue);
-
-  const list = (key: string): readonly Value[] => {
-    const v = outputs.get(key);
-    if (v === undefined) return [];
-    const s = peel(v);
-    if (Array.isArray(s)) return s as readonly Value[];
-    problems.push(`${key}: expected a sequence`);
-    return [];
-  };
   const text = (key: string, v: Value): string | undefined => {
     const s = peel(v);
     if (typeof s !== 'string') {
@@ -241,6 +212,51 @@ export function interpretDhcpv6(
       return undefined;
     }
     return s;
+  };
+  /** DNS servers and search domains checked alike, whether DHCPv6 or an RA gave them. */
+  const addDns = (dns: string[], key: string, item: Value): void => {
+    const a = text(key, item);
+    if (a === undefined) return;
+    const p = ipv6UnicastProblem(a);
+    if (p !== undefined) problems.push(`${key}: ${quote(a)} is ${p}`);
+    else if (!dns.includes(canonical(a))) dns.push(canonical(a));
+  };
+  const addDomain = (domains: string[], key: string, item: Value): void => {
+    const s = text(key, item);
+    if (s === undefined) return;
+    const d = parseDomainName(s);
+    if (d === undefined) problems.push(`${key}: ${quote(s)} is not a domain name`);
+    else if (!domains.includes(d.toLowerCase())) domains.push(d.toLowerCase());
+  };
+  /** The RA's, after DHCPv6's: one list, each value once. */
+  const withRa = (dns: readonly string[], domains: readonly string[]) => {
+    const d = [...dns];
+    const s = [...domains];
+    for (const a of kernel.raDns ?? []) addDns(d, 'ra-dns', a);
+    for (const x of kernel.raDomains ?? []) addDomain(s, 'ra-search', x);
+    return { dns: d, domains: s };
+  };
+  const failures = () => problems.map((m) => record('dhcpv6-error', ifname, m));
+  const eventValue = peel(outputs.get('event') ?? false);
+  if (typeof eventValue !== 'string' || outputs.get('event') === undefined) {
+    const out = providedAssertions({
+      ...base,
+      addresses: [],
+      ...withRa([], []),
+      kernel: kernelReport([]),
+    });
+    out.push(...failures());
+    return { assertions: out, problems };
+  }
+  const event = printable(eventValue);
+
+  const list = (key: string): readonly Value[] => {
+    const v = outputs.get(key);
+    if (v === undefined) return [];
+    const s = peel(v);
+    if (Array.isArray(s)) return s as readonly Value[];
+    problems.push(`${key}: expected a sequence`);
+    return [];
   };
   /** Preferred and valid lifetimes: valid 1 to infinite, preferred at most valid. */
   const lifetimes = (
@@ -337,21 +353,9 @@ export function interpretDhcpv6(
   }
 
   const dns: string[] = [];
-  for (const item of list('dns')) {
-    const a = text('dns', item);
-    if (a === undefined) continue;
-    const p = ipv6UnicastProblem(a);
-    if (p !== undefined) problems.push(`dns: ${quote(a)} is ${p}`);
-    else if (!dns.includes(canonical(a))) dns.push(canonical(a));
-  }
+  for (const item of list('dns')) addDns(dns, 'dns', item);
   const domains: string[] = [];
-  for (const item of list('domains')) {
-    const s = text('domains', item);
-    if (s === undefined) continue;
-    const d = parseDomainName(s);
-    if (d === undefined) problems.push(`domains: ${quote(s)} is not a domain name`);
-    else if (!domains.includes(d.toLowerCase())) domains.push(d.toLowerCase());
-  }
+  for (const item of list('domains')) addDomain(domains, 'domains', item);
   let server: string | undefined;
   const serverValue = outputs.get('server');
   if (serverValue !== undefined) {
@@ -363,8 +367,7 @@ export function interpretDhcpv6(
   const out = providedAssertions({
     ...base,
     addresses,
-    dns,
-    domains,
+    ...withRa(dns, domains),
     delegatedPrefixes: prefixes,
     kernel: kernelReport(addresses),
   });
@@ -377,7 +380,7 @@ export function interpretDhcpv6(
   ] as [Value, Value][]);
   if (server !== undefined && server !== '') status.set(sym('server'), server);
   out.push(record('dhcpv6-lease', ifname, status));
-  for (const m of problems) out.push(record('dhcpv6-error', ifname, m));
+  out.push(...failures());
   return { assertions: out, problems };
 }
 
@@ -425,30 +428,46 @@ function runInterface(f: Facet, o: Dhcpv6DriverOptions, ifname: string, opts: Dh
   // The kernel takes RAs on IF even while the router forwards.
   f.assert(o.config, record('sysctl', acceptRaKey(ifname), '2'));
   const carrier = P.rec('interface', P.lit(ifname), P._, P._, P._, P._, P.lit(sym('carrier')), P._);
+  // dhcpcd turns the kernel's link-local addresses off as it starts (addr_gen_mode
+  // "none": it means to make its own, which it does not with --noconfigure), and its
+  // hook turns them back on. Started before the kernel made IF's link-local address
+  // (carrier comes before the operstate the kernel waits for), it could leave IF
+  // without one; so dhcpcd starts once IF has one, and stops when it goes (the link
+  // went down: it comes back once dhcpcd has stopped and its hook has run).
+  const linkLocal = P.rec(
+    'address',
+    P.lit(ifname),
+    P.lit(sym('ipv6')),
+    P._,
+    P._,
+    P.dict({ scope: P.lit(sym('link')) }),
+  );
   const paths = P.dict({ libexec: P.bind('libexec'), state: P.bind('state') });
   during(f, o.config, P.rec('limen-paths', paths), (p, c) => {
     const libexec = peel(c.get('libexec')!);
     const state = peel(c.get('state')!);
     if (typeof libexec !== 'string' || typeof state !== 'string') return;
-    during(p, o.machine, carrier, (g) => {
-      g.assert(
-        o.config,
-        record(
-          'daemon',
-          record('dhcpcd', ifname),
-          new Dict([
-            [sym('argv'), dhcpcdArgv(ifname, `${libexec}/dhcpcd-script`, opts, state)],
-            // A RELEASE (SIGALRM) makes dhcpcd exit 0: it stays down until ifup.
-            [sym('restart'), sym('on-error')],
-            // dhcpcd stops its privilege-separation proxies itself: signalled with it
-            // (while it ran its hook on losing carrier), it sometimes hung until SIGKILL.
-            [sym('stopScope'), sym('main')],
-          ] as [Value, Value][]),
-        ),
-      );
-      g.assert(o.config, record('require-service', service));
-      g.assert(o.config, record('recovery-service', service));
-    });
+    during(p, o.machine, carrier, (q) =>
+      during(q, o.machine, linkLocal, (g) => {
+        g.assert(
+          o.config,
+          record(
+            'daemon',
+            record('dhcpcd', ifname),
+            new Dict([
+              [sym('argv'), dhcpcdArgv(ifname, `${libexec}/dhcpcd-script`, opts, state)],
+              // A RELEASE (SIGALRM) makes dhcpcd exit 0: it stays down until ifup.
+              [sym('restart'), sym('on-error')],
+              // dhcpcd stops its privilege-separation proxies itself: signalled with it
+              // (while it ran its hook on losing carrier), it sometimes hung until SIGKILL.
+              [sym('stopScope'), sym('main')],
+            ] as [Value, Value][]),
+          ),
+        );
+        g.assert(o.config, record('require-service', service));
+        g.assert(o.config, record('recovery-service', service));
+      }),
+    );
   });
   f.observe(o.config, P.rec('dhcpv6-release', P.lit(ifname)), {
     onMessage: () => f.send(o.config, record('signal-service', service, sym('SIGALRM'))),
@@ -472,12 +491,16 @@ function runInterface(f: Facet, o: Dhcpv6DriverOptions, ifname: string, opts: Dh
   // The RA's route stays in the kernel (linkdown) while IF has no carrier: not reported.
   // (A count: a change of IF's record adds the new one before it removes the old.)
   let carrierNow = 0;
+  const raDns = new Map<string, number>();
+  const raDomains = new Map<string, number>();
   const kernel = (): KernelIpv6 => ({
     addresses: [...addresses.keys()].sort(),
     routes: [...(carrierNow > 0 ? routes.keys() : [])].sort().map((k) => {
       const [via, metric] = k.split(' ');
       return { via: via!, metric: Number(metric) };
     }),
+    raDns: [...raDns.keys()].sort(),
+    raDomains: [...raDomains.keys()].sort(),
   });
   const refresh = followOutputs(
     f,
@@ -528,6 +551,21 @@ function runInterface(f: Facet, o: Dhcpv6DriverOptions, ifname: string, opts: Dh
     ),
     { onAdd: onRoute(+1), onRemove: onRoute(-1) },
   );
+  // The RAs' DNS (one assertion per router that sent it): checked with DHCPv6's.
+  const onRa = (m: Map<string, number>, d: number) => (_v: Value, c: Map<string, Value>) => {
+    const x = peel(c.get('x')!);
+    if (typeof x !== 'string') return;
+    bump(m, x, d);
+    refresh();
+  };
+  for (const [label, m] of [
+    ['ra-dns', raDns],
+    ['ra-search', raDomains],
+  ] as const)
+    f.observe(o.machine, P.rec(label, P.lit(ifname), P.bind('x'), P._), {
+      onAdd: onRa(m, +1),
+      onRemove: onRa(m, -1),
+    });
 }
 
 function is(a: Value | undefined, b: Value): boolean {

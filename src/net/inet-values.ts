@@ -93,6 +93,18 @@ export function ipv6HostProblem(text: string): string | undefined {
   return undefined;
 }
 
+/** Why an address cannot be a global unicast address (a host's, a DNS server's), or undefined. */
+export function ipv6UnicastProblem(text: string): string | undefined {
+  const bits = ipv6Bits(text);
+  if (bits === undefined) return 'not an IPv6 address';
+  if (bits === 0n) return 'the unspecified address';
+  if (bits === 1n) return 'the loopback address';
+  if (bits >> 120n === 0xffn) return 'a multicast address';
+  if (bits >> 118n === 0x3fan) return 'a link-local address';
+  if (bits >> 32n === 0xffffn) return 'an IPv4-mapped address';
+  return undefined;
+}
+
 /** Why the text cannot be a host's or gateway's address of either family, or undefined. */
 export function ipHostProblem(text: string): string | undefined {
   if (isIpv4(text)) return ipv4HostProblem(text);

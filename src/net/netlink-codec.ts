@@ -1,6 +1,7 @@
 // The rtnetlink wire format, as far as limen needs it: framing (nlmsghdr),
-// attributes, and the link, address and route messages (parse and build), plus
-// IP address text <-> bytes. Pure: no sockets, no node:* imports, host byte
+// attributes, the link, address and route messages (parse and build), neighbours
+// and the router advertisement options the kernel hands on (parse), plus IP
+// address text <-> bytes. Pure: no sockets, no node:* imports, host byte
 // order (netlink is always host order; addresses inside attributes are network order).
 //
 // Invariant: parsers never throw on a well-framed message with unknown or short
@@ -27,6 +28,10 @@ export const RTM = {
   NEWROUTE: 24,
   DELROUTE: 25,
   GETROUTE: 26,
+  NEWNEIGH: 28,
+  DELNEIGH: 29,
+  GETNEIGH: 30,
+  NEWNDUSEROPT: 68,
 } as const;
 export const NLM_F = {
   REQUEST: 0x1,
@@ -43,10 +48,12 @@ export const NLM_F = {
 /** Multicast groups (RTNLGRP_*): numbers for NETLINK_ADD_MEMBERSHIP. */
 export const RTNLGRP = {
   LINK: 1,
+  NEIGH: 3,
   IPV4_IFADDR: 5,
   IPV4_ROUTE: 7,
   IPV6_IFADDR: 9,
   IPV6_ROUTE: 11,
+  ND_USEROPT: 20,
 } as const;
 export const AF = { UNSPEC: 0, INET: 2, BRIDGE: 7, INET6: 10 } as const;
 export const IFF = { UP: 0x1, LOOPBACK: 0x8, RUNNING: 0x40, LOWER_UP: 0x10000 } as const;
@@ -97,6 +104,21 @@ export const RTA = {
   TABLE: 15,
   VIA: 18,
 } as const;
+export const NDA = { DST: 1, LLADDR: 2 } as const;
+/** ndm_state bits (linux/neighbour.h). */
+export const NUD = {
+  INCOMPLETE: 0x01,
+  REACHABLE: 0x02,
+  STALE: 0x04,
+  DELAY: 0x08,
+  PROBE: 0x10,
+  FAILED: 0x20,
+  NOARP: 0x40,
+  PERMANENT: 0x80,
+} as const;
+/** ndm_flags bits. */
+export const NTF = { PROXY: 0x08, ROUTER: 0x80 } as const;
+export const NDUSEROPT_SRCADDR = 1;
 export const RTN = {
   UNSPEC: 0,
   UNICAST: 1,
@@ -403,7 +425,7 @@ export function parseLink(payload: Uint8Array): LinkMessage {
     index: dv.getInt32(4, LE),
     flags: dv.getUint32(8, LE),
     name: cstring(a.get(IFLA.IFNAME)),
-    mac: mac === undefined ? '' : [...mac].map((x) => x.toString(16).padStart(2, '0')).join(':'),
+    mac: mac === undefined ? '' : formatMac(mac),
     mtu: u32(a.get(IFLA.MTU)),
     master: u32(a.get(IFLA.MASTER)) ?? 0,
     operstate: u8(a.get(IFLA.OPERSTATE)),
@@ -603,8 +625,7 @@ function routeAttrs(w: PayloadWriter, r: RouteRequest): PayloadWriter {
  */
 export function newRoutePayload(r: RouteRequest): Uint8Array {
   const type = r.type ?? RTN.UNICAST;
-  const scope =
-    type === RTN.UNICAST && r.gateway === undefined ? RT_SCOPE.LINK : RT_SCOPE.UNIVERSE;
+  const scope = type === RTN.UNICAST && r.gateway === undefined ? RT_SCOPE.LINK : RT_SCOPE.UNIVERSE;
   return routeAttrs(new PayloadWriter(rtmsg(r, scope, type)), r).bytes();
 }
 
@@ -613,9 +634,84 @@ export function delRoutePayload(r: RouteRequest): Uint8Array {
   return routeAttrs(new PayloadWriter(rtmsg(r, RT_SCOPE.NOWHERE, RTN.UNSPEC)), r).bytes();
 }
 
+// ---- Neighbours ------------------------------------------------------------------------
+
+export interface NeighbourMessage {
+  readonly family: number;
+  readonly index: number;
+  /** ndm_state: NUD_* bits. */
+  readonly state: number;
+  /** ndm_flags: NTF_* bits. */
+  readonly flags: number;
+  /** NDA_DST as text; undefined when absent (a bridge's forwarding entry has none). */
+  readonly address: string | undefined;
+  /** NDA_LLADDR as colon-separated hex; "" when absent. */
+  readonly lladdr: string;
+}
+
+/** Colon-separated lower-case hex of a hardware address. */
+export function formatMac(b: Uint8Array): string {
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** An RTM_NEWNEIGH or RTM_DELNEIGH payload (struct ndmsg, 12 bytes, then attributes). */
+export function parseNeighbour(payload: Uint8Array): NeighbourMessage {
+  if (payload.length < 12) throw new NetlinkFormatError('short ndmsg');
+  const dv = view(payload);
+  const a = parseAttrs(payload, 12);
+  const dst = a.get(NDA.DST);
+  const ll = a.get(NDA.LLADDR);
+  return {
+    family: payload[0]!,
+    index: dv.getInt32(4, LE),
+    state: dv.getUint16(8, LE),
+    flags: payload[10]!,
+    address:
+      dst === undefined || (dst.length !== 4 && dst.length !== 16) ? undefined : formatIp(dst),
+    lladdr: ll === undefined ? '' : formatMac(ll),
+  };
+}
+
+// ---- Router advertisement options the kernel hands on --------------------------------------
+
+export interface NdUserOptMessage {
+  readonly family: number;
+  readonly index: number;
+  readonly icmpType: number;
+  readonly icmpCode: number;
+  /** The raw ND option (type, length in units of 8 octets, body), as the router sent it. */
+  readonly option: Uint8Array;
+  /** NDUSEROPT_SRCADDR: the router that sent it; undefined when absent. */
+  readonly source: string | undefined;
+}
+
+/**
+ * An RTM_NEWNDUSEROPT payload: struct nduseroptmsg (16 bytes), the option
+ * (nduseropt_opts_len bytes), then attributes. Throws NetlinkFormatError when the
+ * option's length does not fit the message.
+ */
+export function parseNdUserOpt(payload: Uint8Array): NdUserOptMessage {
+  if (payload.length < 16) throw new NetlinkFormatError('short nduseroptmsg');
+  const dv = view(payload);
+  const optsLen = dv.getUint16(2, LE);
+  if (16 + optsLen > payload.length)
+    throw new NetlinkFormatError(
+      `nduseroptmsg: option length ${optsLen} is past the end of the message (${payload.length - 16} bytes)`,
+    );
+  const src = parseAttrs(payload, align4(16 + optsLen)).get(NDUSEROPT_SRCADDR);
+  return {
+    family: payload[0]!,
+    index: dv.getInt32(4, LE),
+    icmpType: payload[8]!,
+    icmpCode: payload[9]!,
+    option: payload.subarray(16, 16 + optsLen),
+    source: src === undefined || src.length !== 16 ? undefined : formatIp(src),
+  };
+}
+
 // ---- Dump requests ----------------------------------------------------------------------
 
-export type DumpKind = 'links' | 'addresses' | 'routes';
+export type DumpKind = 'links' | 'addresses' | 'routes' | 'neighbours';
 
 /** The message type and payload of a dump of every object of a kind, both families. */
 export function dumpRequest(kind: DumpKind): { type: number; payload: Uint8Array } {
@@ -626,5 +722,7 @@ export function dumpRequest(kind: DumpKind): { type: number; payload: Uint8Array
       return { type: RTM.GETADDR, payload: new Uint8Array(8) };
     case 'routes':
       return { type: RTM.GETROUTE, payload: new Uint8Array(12) };
+    case 'neighbours':
+      return { type: RTM.GETNEIGH, payload: new Uint8Array(12) };
   }
 }

@@ -1,12 +1,19 @@
-// What the kernel holds, as far as rtnetlink tells: links, addresses and routes,
-// kept up to date from events and dumps, with every change reported as a
-// before/after pair. Pure (no sockets): the watcher feeds it messages.
+// What the kernel holds, as far as rtnetlink tells: links, addresses, routes and
+// neighbours, kept up to date from events and dumps, with every change reported
+// as a before/after pair. Pure (no sockets): the watcher feeds it messages.
 //
 // Dumps and events share one socket, so they arrive in kernel order; a dump
 // upserts what it lists, and at its end removes what it neither listed nor saw
 // an event for meanwhile. IPv4 removes routes silently when a link goes down or
 // away, or an address goes: such events set `routesSuspect` so that the caller
-// dumps the routes again.
+// dumps the routes again; a link going down or losing its carrier flushes its
+// neighbours, which sets `neighboursSuspect` the same way.
+//
+// Neighbours are kept coarse: only entries with a hardware address that the
+// kernel holds as usable (reachable, stale, delay, probe or permanent), and only
+// whether they are permanent, so that the reachability flips every neighbour
+// goes through are no change at all. (Router advertisement options,
+// RTM_NEWNDUSEROPT, are events without kernel state: the watcher hands them on.)
 
 import {
   AF,
@@ -14,8 +21,11 @@ import {
   RTM,
   RTM_F_CLONED,
   NLM_F,
+  NTF,
+  NUD,
   parseAddress,
   parseLink,
+  parseNeighbour,
   parseRoute,
   type AddressMessage,
   type DumpKind,
@@ -57,6 +67,17 @@ export interface RouteInfo {
   readonly nexthops: readonly NextHop[];
 }
 
+export interface NeighbourInfo {
+  readonly key: string;
+  readonly index: number;
+  readonly family: number;
+  readonly address: string;
+  /** The hardware address, colon-separated lower-case hex. */
+  readonly mac: string;
+  /** NUD_PERMANENT: set by hand, not learned from the network. */
+  readonly permanent: boolean;
+}
+
 export type Change =
   | {
       readonly kind: 'link';
@@ -72,6 +93,11 @@ export type Change =
       readonly kind: 'route';
       readonly before: RouteInfo | undefined;
       readonly after: RouteInfo | undefined;
+    }
+  | {
+      readonly kind: 'neighbour';
+      readonly before: NeighbourInfo | undefined;
+      readonly after: NeighbourInfo | undefined;
     };
 
 export function addressKey(
@@ -92,6 +118,40 @@ export function routeBaseKey(
   priority: number,
 ): string {
   return `${family}|${table}|${dst}/${dstLen}|${tos}|${priority}`;
+}
+
+export function neighbourKey(index: number, family: number, address: string): string {
+  return `${index}|${family}|${address}`;
+}
+
+/** States in which the kernel holds a usable hardware address for the neighbour. */
+const USABLE = NUD.REACHABLE | NUD.STALE | NUD.DELAY | NUD.PROBE | NUD.PERMANENT;
+
+/**
+ * A neighbour message's key and what the model keeps of it: `info` is undefined
+ * for an entry that is not shown (no or an all-zero hardware address, or a state
+ * without a usable one: incomplete, failed, noarp, none), which removes what was
+ * kept under its key. Undefined for a message about something else: another
+ * family (a bridge's forwarding entries share the group) or a proxy entry.
+ */
+export function readNeighbour(
+  payload: Uint8Array,
+): { readonly key: string; readonly info: NeighbourInfo | undefined } | undefined {
+  const n = parseNeighbour(payload);
+  if ((n.family !== AF.INET && n.family !== AF.INET6) || n.address === undefined) return undefined;
+  if (n.flags & NTF.PROXY) return undefined;
+  const key = neighbourKey(n.index, n.family, n.address);
+  if ((n.state & USABLE) === 0 || n.lladdr === '' || /^[0:]*$/.test(n.lladdr))
+    return { key, info: undefined };
+  const info: NeighbourInfo = {
+    key,
+    index: n.index,
+    family: n.family,
+    address: n.address,
+    mac: n.lladdr,
+    permanent: (n.state & NUD.PERMANENT) !== 0,
+  };
+  return { key, info };
 }
 
 function linkInfo(m: LinkMessage, old: LinkInfo | undefined): LinkInfo {
@@ -163,8 +223,11 @@ export class KernelModel {
   readonly links = new Map<number, LinkInfo>();
   readonly addresses = new Map<string, AddressInfo>();
   readonly routes = new Map<string, RouteInfo>();
+  readonly neighbours = new Map<string, NeighbourInfo>();
   /** Set when an event may have removed routes without telling (IPv4 does so). */
   routesSuspect = false;
+  /** Set when a link went down or lost its carrier: the kernel flushed its neighbours. */
+  neighboursSuspect = false;
   #dump: DumpState | undefined;
 
   linkByName(name: string): LinkInfo | undefined {
@@ -177,40 +240,40 @@ export class KernelModel {
     if (d !== undefined && d.kind === kind) d.touched.add(key);
   }
 
-  #setLink(index: number, after: LinkInfo | undefined, out: Change[]): void {
-    const before = this.links.get(index);
+  /** Puts `after` under `key` (undefined: removes it) and reports a real change as `kind`. */
+  #set<K, V extends object>(
+    map: Map<K, V>,
+    kind: Change['kind'],
+    key: K,
+    after: V | undefined,
+    out: Change[],
+  ): void {
+    const before = map.get(key);
     if (after === undefined) {
       if (before === undefined) return;
-      this.links.delete(index);
+      map.delete(key);
     } else {
       if (same(before, after)) return;
-      this.links.set(index, after);
+      map.set(key, after);
     }
-    out.push({ kind: 'link', before, after });
+    // The map and the kind go together (the four setters below), so the pair is one Change.
+    out.push({ kind, before, after } as Change);
+  }
+
+  #setLink(index: number, after: LinkInfo | undefined, out: Change[]): void {
+    this.#set(this.links, 'link', index, after, out);
   }
 
   #setAddress(key: string, after: AddressInfo | undefined, out: Change[]): void {
-    const before = this.addresses.get(key);
-    if (after === undefined) {
-      if (before === undefined) return;
-      this.addresses.delete(key);
-    } else {
-      if (same(before, after)) return;
-      this.addresses.set(key, after);
-    }
-    out.push({ kind: 'address', before, after });
+    this.#set(this.addresses, 'address', key, after, out);
   }
 
   #setRoute(key: string, after: RouteInfo | undefined, out: Change[]): void {
-    const before = this.routes.get(key);
-    if (after === undefined) {
-      if (before === undefined) return;
-      this.routes.delete(key);
-    } else {
-      if (same(before, after)) return;
-      this.routes.set(key, after);
-    }
-    out.push({ kind: 'route', before, after });
+    this.#set(this.routes, 'route', key, after, out);
+  }
+
+  #setNeighbour(key: string, after: NeighbourInfo | undefined, out: Change[]): void {
+    this.#set(this.neighbours, 'neighbour', key, after, out);
   }
 
   /** Applies an event (any message that is not part of a dump); appends the changes. */
@@ -228,6 +291,12 @@ export class KernelModel {
           const after = linkInfo(l, before);
           if (before !== undefined && before.flags & IFF.UP && !(after.flags & IFF.UP))
             this.routesSuspect = true;
+          if (
+            before !== undefined &&
+            ((before.flags & IFF.UP && !(after.flags & IFF.UP)) ||
+              (before.carrier && !after.carrier))
+          )
+            this.neighboursSuspect = true;
           this.#setLink(l.index, after, out);
           return;
         }
@@ -237,6 +306,8 @@ export class KernelModel {
           if (a.index === l.index) this.#setAddress(a.key, undefined, out);
         for (const r of [...this.routes.values()])
           if (r.nexthops.some((nh) => nh.oif === l.index)) this.#setRoute(r.key, undefined, out);
+        for (const n of [...this.neighbours.values()])
+          if (n.index === l.index) this.#setNeighbour(n.key, undefined, out);
         this.routesSuspect = true;
         return;
       }
@@ -272,6 +343,14 @@ export class KernelModel {
         }
         return;
       }
+      case RTM.NEWNEIGH:
+      case RTM.DELNEIGH: {
+        const n = readNeighbour(m.payload);
+        if (n === undefined) return;
+        this.#touch('neighbours', n.key);
+        this.#setNeighbour(n.key, m.type === RTM.NEWNEIGH ? n.info : undefined, out);
+        return;
+      }
       default:
         return;
     }
@@ -280,6 +359,7 @@ export class KernelModel {
   beginDump(kind: DumpKind): void {
     this.#dump = { kind, seen: new Set(), touched: new Set() };
     if (kind === 'routes') this.routesSuspect = false;
+    if (kind === 'neighbours') this.neighboursSuspect = false;
   }
 
   /** Applies one object of the running dump. */
@@ -308,6 +388,14 @@ export class KernelModel {
           this.#setRoute(r.key, r, out);
         }
         return;
+      case RTM.NEWNEIGH: {
+        // An entry that is not shown is simply not listed: the end of the dump removes it.
+        const n = readNeighbour(m.payload);
+        if (n?.info === undefined) return;
+        d.seen.add(n.key);
+        this.#setNeighbour(n.key, n.info, out);
+        return;
+      }
       default:
         return;
     }
@@ -329,6 +417,10 @@ export class KernelModel {
         return;
       case 'routes':
         for (const k of [...this.routes.keys()]) if (!keep(k)) this.#setRoute(k, undefined, out);
+        return;
+      case 'neighbours':
+        for (const k of [...this.neighbours.keys()])
+          if (!keep(k)) this.#setNeighbour(k, undefined, out);
         return;
     }
   }

@@ -1,16 +1,28 @@
-// A live copy of the kernel's links, addresses and routes: subscribes to the
-// rtnetlink groups, dumps everything, then applies events; reports each batch of
-// changes to its listeners (synchronously, in kernel order).
+// A live copy of the kernel's links, addresses and routes (and, when asked,
+// neighbours): subscribes to the rtnetlink groups, dumps everything, then applies
+// events; reports each batch of changes to its listeners (synchronously, in kernel
+// order). When asked for neighbours it also hands on the router advertisement
+// options the kernel passes to user space (RTM_NEWNDUSEROPT), which have no state
+// to dump.
 //
 // Invariants: when the kernel drops events (ENOBUFS) the whole state is dumped
-// again and reconciled, so that what vanished meanwhile is reported removed;
-// when the socket fails it is reopened (with backoff) and dumped again; routes
-// are dumped again after events that make IPv4 drop routes silently. `ready`
-// settles once, after the first complete dump.
+// again and reconciled, so that what vanished meanwhile is reported removed (RA
+// options lost then come back with the next advertisement); when the socket fails
+// it is reopened (with backoff) and dumped again; routes are dumped again after
+// events that make IPv4 drop routes silently, neighbours after a link goes down
+// or loses its carrier. `ready` settles once, after the first complete dump.
 
 import { toDisposable, type Disposable } from '../base/disposable.ts';
 import type { Logger } from '../dataspace/index.ts';
-import { RTNLGRP, dumpRequest, type DumpKind, type NetlinkMessage } from './netlink-codec.ts';
+import {
+  RTM,
+  RTNLGRP,
+  dumpRequest,
+  parseNdUserOpt,
+  type DumpKind,
+  type NdUserOptMessage,
+  type NetlinkMessage,
+} from './netlink-codec.ts';
 import { KernelModel, type Change } from './netlink-model.ts';
 import type { Transport } from './netlink-proxy.ts';
 import { NetlinkClosedError, RtnlSocket, type RtnlSocketHandler } from './netlink-socket.ts';
@@ -25,9 +37,12 @@ export interface KernelWatcherOptions {
   readonly reopenDelayMs?: number | undefined;
   /** Where the native socket lives (default 'helper': see netlink-proxy.ts). */
   readonly transport?: Transport | undefined;
+  /** Follow neighbours too, and hand on router advertisement options (default false). */
+  readonly neighbours?: boolean | undefined;
 }
 
 export type ChangeListener = (changes: readonly Change[]) => void;
+export type NdOptionListener = (options: readonly NdUserOptMessage[]) => void;
 
 const GROUPS = [
   RTNLGRP.LINK,
@@ -36,16 +51,22 @@ const GROUPS = [
   RTNLGRP.IPV6_IFADDR,
   RTNLGRP.IPV6_ROUTE,
 ];
-const ALL: readonly DumpKind[] = ['links', 'addresses', 'routes'];
+const NEIGHBOUR_GROUPS = [RTNLGRP.NEIGH, RTNLGRP.ND_USEROPT];
+/** In dependency order: links, then addresses, then routes, then neighbours. */
+const KINDS: readonly DumpKind[] = ['links', 'addresses', 'routes', 'neighbours'];
 
 export class KernelWatcher {
   readonly model = new KernelModel();
   readonly ready: Promise<void>;
   readonly #opts: KernelWatcherOptions;
   readonly #listeners = new Set<ChangeListener>();
+  readonly #ndListeners = new Set<NdOptionListener>();
   readonly #syncedListeners = new Set<() => void>();
+  /** What a complete dump covers. */
+  readonly #all: readonly DumpKind[];
   #socket: RtnlSocket | undefined;
   #pendingChanges: Change[] = [];
+  #pendingNdOptions: NdUserOptMessage[] = [];
   #need = new Set<DumpKind>();
   #syncing = false;
   #closed = false;
@@ -61,6 +82,7 @@ export class KernelWatcher {
   /** Opens the socket at once (throws NetlinkUnavailableError) and starts the first dump. */
   constructor(opts: KernelWatcherOptions = {}) {
     this.#opts = opts;
+    this.#all = opts.neighbours === true ? KINDS : KINDS.filter((k) => k !== 'neighbours');
     this.#reopenDelay = opts.reopenDelayMs ?? 100;
     this.ready = new Promise((resolve, reject) => {
       this.#resolveReady = resolve;
@@ -68,7 +90,7 @@ export class KernelWatcher {
     });
     this.ready.catch(() => {});
     this.#socket = this.#open();
-    this.#requestSync(ALL);
+    this.#requestSync(this.#all);
   }
 
   /** How many times the state was dumped again after the first time. */
@@ -90,6 +112,12 @@ export class KernelWatcher {
     return toDisposable(() => this.#listeners.delete(fn));
   }
 
+  /** Router advertisement options, as the kernel hands them on (only with `neighbours`). */
+  onNdOptions(fn: NdOptionListener): Disposable {
+    this.#ndListeners.add(fn);
+    return toDisposable(() => this.#ndListeners.delete(fn));
+  }
+
   /** Called whenever a dump (complete, or of the routes only) leaves the model complete again. */
   onSynced(fn: () => void): Disposable {
     this.#syncedListeners.add(fn);
@@ -108,7 +136,7 @@ export class KernelWatcher {
 
   /** As if the kernel had reported ENOBUFS: dump everything again (for tests and `limen` debugging). */
   resync(): void {
-    this.#requestSync(ALL);
+    this.#requestSync(this.#all);
   }
 
   close(): void {
@@ -118,6 +146,7 @@ export class KernelWatcher {
     this.#socket?.close();
     this.#socket = undefined;
     this.#listeners.clear();
+    this.#ndListeners.clear();
     this.#syncedListeners.clear();
     if (!this.#isReady) this.#rejectReady(new NetlinkClosedError('the kernel watcher was closed'));
   }
@@ -132,7 +161,7 @@ export class KernelWatcher {
     };
     return new RtnlSocket(
       {
-        groups: GROUPS,
+        groups: this.#opts.neighbours === true ? [...GROUPS, ...NEIGHBOUR_GROUPS] : GROUPS,
         recvBufferSize: this.#opts.recvBufferSize,
         timeoutMs: this.#opts.timeoutMs,
         transport: this.#opts.transport,
@@ -142,21 +171,42 @@ export class KernelWatcher {
   }
 
   #event(m: NetlinkMessage): void {
+    if (m.type === RTM.NEWNDUSEROPT) {
+      if (this.#ndListeners.size === 0) return;
+      try {
+        this.#pendingNdOptions.push(parseNdUserOpt(m.payload));
+      } catch (e) {
+        this.#opts.logger?.warn('netlink: a malformed router advertisement option', {
+          error: e instanceof Error ? e.message : String(e),
+        });
+      }
+      return;
+    }
     this.model.applyEvent(m, this.#pendingChanges);
   }
 
   #flush(): void {
     if (this.model.routesSuspect && !this.#need.has('routes')) this.#requestSync(['routes']);
+    if (this.model.neighboursSuspect) {
+      if (!this.#all.includes('neighbours')) this.model.neighboursSuspect = false;
+      else if (!this.#need.has('neighbours')) this.#requestSync(['neighbours']);
+    }
     this.#emit();
   }
 
   #emit(): void {
-    if (this.#pendingChanges.length === 0) return;
     const changes = this.#pendingChanges;
-    this.#pendingChanges = [];
-    for (const fn of [...this.#listeners]) {
+    const options = this.#pendingNdOptions;
+    if (changes.length > 0) this.#pendingChanges = [];
+    if (options.length > 0) this.#pendingNdOptions = [];
+    if (changes.length > 0) this.#notify(this.#listeners, changes);
+    if (options.length > 0) this.#notify(this.#ndListeners, options);
+  }
+
+  #notify<T>(listeners: Set<(batch: readonly T[]) => void>, batch: readonly T[]): void {
+    for (const fn of [...listeners]) {
       try {
-        fn(changes);
+        fn(batch);
       } catch (e) {
         this.#opts.logger?.error('kernel watcher listener failed', { error: String(e) });
       }
@@ -167,7 +217,7 @@ export class KernelWatcher {
     if (this.#closed) return;
     if (err.code === 'ENOBUFS') {
       this.#opts.logger?.warn('netlink: the kernel dropped events (ENOBUFS); dumping again');
-      this.#requestSync(ALL);
+      this.#requestSync(this.#all);
       return;
     }
     this.#fail(err);
@@ -183,7 +233,7 @@ export class KernelWatcher {
     this.#socket?.close();
     this.#socket = undefined;
     this.model.abortDump();
-    this.#need = new Set(ALL);
+    this.#need = new Set(this.#all);
     this.#full = true;
     const delay = this.#reopenDelay;
     this.#reopenDelay = Math.min(this.#reopenDelay * 2, 5000);
@@ -196,13 +246,13 @@ export class KernelWatcher {
         this.#fail(e instanceof Error ? e : new Error(String(e)));
         return;
       }
-      this.#requestSync(ALL);
+      this.#requestSync(this.#all);
     }, delay);
   }
 
   #requestSync(kinds: readonly DumpKind[]): void {
     for (const k of kinds) this.#need.add(k);
-    if (kinds.length === ALL.length) this.#full = true;
+    if (kinds.length === this.#all.length) this.#full = true;
     if (!this.#syncing && this.#socket !== undefined) void this.#syncLoop();
   }
 
@@ -210,8 +260,7 @@ export class KernelWatcher {
     this.#syncing = true;
     try {
       while (this.#need.size > 0 && !this.#closed && this.#socket !== undefined) {
-        // Dump in dependency order: links, then addresses, then routes.
-        const kind = ALL.find((k) => this.#need.has(k))!;
+        const kind = this.#all.find((k) => this.#need.has(k))!;
         this.#need.delete(kind);
         const socket = this.#socket;
         const { type, payload } = dumpRequest(kind);

@@ -1,6 +1,7 @@
 // The interface monitor against a real kernel, in network namespaces of its own:
 // the first dump, live changes of links, addresses and routes (including the
-// routes IPv4 drops without telling), and recovery from lost events (ENOBUFS).
+// routes IPv4 drops without telling), recovery from lost events (ENOBUFS), and
+// neighbours, at most 1024 per interface.
 
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -122,6 +123,56 @@ describe('interface monitor', { skip }, () => {
       !h.values('machine', 'interface').some((r) => r.fields[0] === 'wan7' || r.fields[0] === 'v3'),
     );
     assert.ok(!h.values('machine', 'address').some((r) => r.fields[0] === 'wan7'));
+    await h.exit();
+  });
+
+  it('publishes neighbours, at most 1024 per interface, and admits a waiting one when one goes', async (t: TestContext) => {
+    const ns = netns(t);
+    baseTopology(ns);
+    // Before the start: the first dump lists them.
+    ipBatch(ns, ['neigh add 198.51.100.7 lladdr 02:00:00:00:00:07 dev v0 nud permanent']);
+    const h = await Harness.start(t, ns, ['--monitor']);
+    await until(
+      () => h.has('machine', '<neighbour "v0" ipv4 "198.51.100.7" "02:00:00:00:00:07" permanent>'),
+      {
+        describe: () => h.values('machine', 'neighbour').map(String).join('\n'),
+      },
+    );
+    const count = () => h.values('machine', 'neighbour').filter((r) => r.fields[0] === 'v0').length;
+    // 1100 more, set by hand (a hostile LAN makes them by sending from many addresses).
+    ipBatch(
+      ns,
+      Array.from(
+        { length: 1100 },
+        (_, i) =>
+          `neigh add 2001:db8:1::${(i + 16).toString(16)} lladdr 02:00:00:00:01:01 dev v0 nud permanent`,
+      ),
+    );
+    await until(() => count() === 1024 && h.has('machine', '<neighbours-capped "v0" 1024>'), {
+      timeoutMs: 20_000,
+      describe: () => `${count()} neighbours of v0 published`,
+    });
+    // One published goes: one that waited takes its place.
+    ip(ns, 'neigh', 'del', '198.51.100.7', 'dev', 'v0');
+    await until(
+      () => !h.values('machine', 'neighbour').some((r) => r.fields[2] === '198.51.100.7'),
+      {
+        describe: () => 'the deleted neighbour gone',
+      },
+    );
+    assert.equal(count(), 1024);
+    // Below the cap again: everything published, and no longer capped.
+    ipBatch(
+      ns,
+      Array.from(
+        { length: 200 },
+        (_, i) => `neigh del 2001:db8:1::${(i + 16).toString(16)} dev v0`,
+      ),
+    );
+    await until(() => count() === 900 && !h.has('machine', '<neighbours-capped "v0" 1024>'), {
+      timeoutMs: 20_000,
+      describe: () => `${count()} neighbours of v0 published`,
+    });
     await h.exit();
   });
 

@@ -6,7 +6,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { main } from '../../../src/cli/main.ts';
-import { record, sym, type Value } from '../../../src/preserves/index.ts';
+import { parse, record, sym, type Value } from '../../../src/preserves/index.ts';
 import { captureIo, type CapturedIo } from '../../support/cli-io.ts';
 import { until } from '../../support/until.ts';
 import { daemon, startHarness, type FakeLog, type Harness } from '../control/harness.ts';
@@ -244,6 +244,61 @@ describe('limen CLI against the control socket', () => {
       const [code, io] = await run(['send', '<restart-service <daemon sshd>>', '--json']);
       assert.equal(code, 0);
       assert.equal(io.stdout(), 'true\n');
+    });
+  });
+
+  describe('clients', () => {
+    it('a table of the LAN clients, a row more per further address, or JSON', async () => {
+      const [, none] = await run(['clients']);
+      assert.equal(none.stdout(), 'no clients\n');
+      h.engine.turn(() => {
+        for (const t of [
+          '<lan-client "lan0" "02:00:5e:10:00:02" {hostname: #f ipv4: [] ipv6: ["2001:db8::20"] expires: #f}>',
+          '<lan-client "lan0" "02:00:5e:10:00:01" {hostname: "laptop" ipv4: ["192.168.1.100"] ipv6: ["2001:db8::10" "fd00::10"] expires: 1704110400}>',
+          '<lan-client "lan1" "02:00:5e:10:00:03" {hostname: "nas" ipv4: ["192.168.2.5"] ipv6: [] expires: never}>',
+        ])
+          h.engine.root.assert(h.machine.ref, parse(t));
+      });
+      const [code, io] = await run(['clients']);
+      assert.equal(code, 0);
+      assert.equal(
+        io.stdout(),
+        [
+          'INTERFACE  MAC                HOSTNAME  IPV4           EXPIRES               IPV6',
+          'lan0       02:00:5e:10:00:01  laptop    192.168.1.100  2024-01-01 12:00:00Z  2001:db8::10',
+          '                                                                             fd00::10',
+          'lan0       02:00:5e:10:00:02  -         -              -                     2001:db8::20',
+          'lan1       02:00:5e:10:00:03  nas       192.168.2.5    never                 -',
+          '',
+        ].join('\n'),
+      );
+      const [, json] = await run(['clients', '--json']);
+      assert.deepEqual(JSON.parse(json.stdout()), [
+        {
+          interface: 'lan0',
+          mac: '02:00:5e:10:00:01',
+          hostname: 'laptop',
+          ipv4: ['192.168.1.100'],
+          ipv6: ['2001:db8::10', 'fd00::10'],
+          expires: 1704110400,
+        },
+        {
+          interface: 'lan0',
+          mac: '02:00:5e:10:00:02',
+          hostname: false,
+          ipv4: [],
+          ipv6: ['2001:db8::20'],
+          expires: false,
+        },
+        {
+          interface: 'lan1',
+          mac: '02:00:5e:10:00:03',
+          hostname: 'nas',
+          ipv4: ['192.168.2.5'],
+          ipv6: [],
+          expires: { '@sym': 'never' },
+        },
+      ]);
     });
   });
 

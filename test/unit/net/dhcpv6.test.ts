@@ -179,6 +179,63 @@ describe('interpreting dhcpcd-script outputs', () => {
     }
   });
 
+  it("merges the RAs' RDNSS and DNSSL with DHCPv6's, each value once", () => {
+    const ra = {
+      addresses: [],
+      routes: [],
+      raDns: ['2001:db8:1::53', '2001:DB8:2::53'],
+      raDomains: ['example.test', 'Other.Test'],
+    };
+    const r = interpretDhcpv6('wan0', outputs(good), ra);
+    assert.deepEqual(r.problems, []);
+    const texts = r.assertions.map(show);
+    assert.deepEqual(
+      texts.filter((t) => t.startsWith('<dns-')),
+      [
+        '<dns-server "2001:db8:1::53" <dhcpv6 "wan0">>',
+        '<dns-server "2001:db8:2::53" <dhcpv6 "wan0">>',
+        '<dns-search "example.test" <dhcpv6 "wan0">>',
+        '<dns-search "other.test" <dhcpv6 "wan0">>',
+      ],
+    );
+    // The lease's status lists the lease's own.
+    assert.ok(texts.some((t) => t.includes('dns: ["2001:db8:1::53"] domains: ["example.test"]')));
+    // Without a lease (no DHCPv6 server, or before it answered), the RA's alone.
+    const { event: _, ...partial } = good;
+    assert.deepEqual(interpretDhcpv6('wan0', outputs(partial), ra).assertions.map(show), [
+      '<dns-server "2001:db8:1::53" <dhcpv6 "wan0">>',
+      '<dns-server "2001:db8:2::53" <dhcpv6 "wan0">>',
+      '<dns-search "example.test" <dhcpv6 "wan0">>',
+      '<dns-search "other.test" <dhcpv6 "wan0">>',
+    ]);
+  });
+
+  it("refuses the RAs' values as DHCPv6's, with or without a lease", () => {
+    const ra = {
+      addresses: [],
+      routes: [],
+      raDns: ['fe80::1', 'ff02::1', '2001:db8::53'],
+      raDomains: ['bad!name.test', 'a b', 'ok.test'],
+    };
+    const { event: _, ...partial } = good;
+    for (const o of [good, partial]) {
+      const r = interpretDhcpv6('wan0', outputs(o), ra);
+      assert.deepEqual(r.problems, [
+        'ra-dns: "fe80::1" is a link-local address',
+        'ra-dns: "ff02::1" is a multicast address',
+        'ra-search: "bad!name.test" is not a domain name',
+        'ra-search: "a b" holds spaces or characters that are not printable',
+      ]);
+      const texts = r.assertions.map(show);
+      assert.equal(texts.filter((t) => t.startsWith('<dhcpv6-error "wan0"')).length, 4);
+      assert.ok(texts.includes('<dns-server "2001:db8::53" <dhcpv6 "wan0">>'));
+      assert.ok(texts.includes('<dns-search "ok.test" <dhcpv6 "wan0">>'));
+      assert.ok(
+        !texts.some((t) => /fe80::1"|ff02|bad!|"a b"/.test(t) && !t.startsWith('<dhcpv6-error')),
+      );
+    }
+  });
+
   it('knows a unicast address', () => {
     assert.equal(ipv6UnicastProblem('2001:db8::1'), undefined);
     assert.equal(ipv6UnicastProblem('::ffff:1.2.3.4'), 'an IPv4-mapped address');

@@ -7,6 +7,8 @@ import {
   IFLA_INFO_KIND,
   INFINITY_LIFE_TIME,
   NLM_F,
+  NTF,
+  NUD,
   NetlinkFormatError,
   PayloadWriter,
   RTA,
@@ -24,9 +26,12 @@ import {
   parseIp,
   parseLink,
   parseMessages,
+  parseNdUserOpt,
+  parseNeighbour,
   parsePrefix,
   parseRoute,
 } from '../../../src/net/netlink-codec.ts';
+import { ndUserOptPayload, neighbourPayload } from './netlink-builders.ts';
 
 const ip = (s: string) => parseIp(s)!.bytes;
 
@@ -220,5 +225,47 @@ describe('netlink codec: messages', () => {
       { oif: 3, gateway: '198.51.100.2' },
       { oif: 4, gateway: '198.51.100.3' },
     ]);
+  });
+});
+
+describe('netlink codec: neighbours and RA options', () => {
+  it('parses a neighbour with its address, hardware address, state and flags', () => {
+    const n = parseNeighbour(
+      neighbourPayload({
+        index: 7,
+        state: NUD.STALE,
+        flags: NTF.ROUTER,
+        dst: '2001:db8::5',
+        lladdr: [0x02, 0, 0x5e, 0x10, 0, 0xab],
+      }),
+    );
+    assert.deepEqual(n, {
+      family: AF.INET6,
+      index: 7,
+      state: NUD.STALE,
+      flags: NTF.ROUTER,
+      address: '2001:db8::5',
+      lladdr: '02:00:5e:10:00:ab',
+    });
+    // A bridge's forwarding entry has a hardware address and no NDA_DST.
+    const fdb = parseNeighbour(neighbourPayload({ family: AF.BRIDGE, lladdr: [2, 0, 0, 0, 0, 1] }));
+    assert.equal(fdb.address, undefined);
+    assert.equal(parseNeighbour(neighbourPayload({ dst: '192.0.2.9' })).lladdr, '');
+    assert.throws(() => parseNeighbour(new Uint8Array(8)), NetlinkFormatError);
+  });
+
+  it('parses an RA option message: the option, the interface and the router', () => {
+    const opt = Uint8Array.of(25, 3, 0, 0, 0, 0, 1, 44, ...ip('2001:db8::53'));
+    const m = parseNdUserOpt(ndUserOptPayload(opt, 'fe80::1', 9));
+    assert.equal(m.index, 9);
+    assert.equal(m.icmpType, 134);
+    assert.equal(m.source, 'fe80::1');
+    assert.deepEqual([...m.option], [...opt]);
+    assert.equal(parseNdUserOpt(ndUserOptPayload(opt)).source, undefined);
+    // An option length past the end of the message is a malformed frame.
+    const bad = ndUserOptPayload(opt);
+    new DataView(bad.buffer).setUint16(2, 4000, true);
+    assert.throws(() => parseNdUserOpt(bad), NetlinkFormatError);
+    assert.throws(() => parseNdUserOpt(new Uint8Array(10)), NetlinkFormatError);
   });
 });

@@ -5,6 +5,8 @@ import {
   IFF,
   IFLA,
   NLM_F,
+  NTF,
+  NUD,
   PayloadWriter,
   RTA,
   RTM,
@@ -16,12 +18,16 @@ import {
 } from '../../../src/net/netlink-codec.ts';
 import { KernelModel, type Change } from '../../../src/net/netlink-model.ts';
 import {
+  Admission,
   addressValue,
   interfaceType,
   interfaceValue,
   linkDetailValue,
+  neighbourValue,
+  raDnsValue,
   routeValues,
 } from '../../../src/net/interface-monitor.ts';
+import { neighbourPayload } from './netlink-builders.ts';
 import { stringify } from '../../../src/preserves/index.ts';
 
 function msg(type: number, payload: Uint8Array, flags = 0): NetlinkMessage {
@@ -83,7 +89,7 @@ function route(
 
 function dump(
   m: KernelModel,
-  kind: 'links' | 'addresses' | 'routes',
+  kind: 'links' | 'addresses' | 'routes' | 'neighbours',
   parts: NetlinkMessage[],
   out: Change[],
 ) {
@@ -178,6 +184,177 @@ describe('kernel model', () => {
     assert.deepEqual(
       [...m.routes.values()].map((r) => r.nexthops[0]!.gateway),
       ['fe80::3'],
+    );
+  });
+});
+
+const MAC = [0x02, 0, 0x5e, 0x10, 0, 0x01];
+const neigh = (dst: string, state: number, o: { index?: number; flags?: number } = {}) =>
+  neighbourPayload({ dst, state, lladdr: MAC, ...o });
+
+describe('kernel model: neighbours', () => {
+  it('keeps usable entries with a hardware address, and no reachability flip is a change', () => {
+    const m = new KernelModel();
+    const out: Change[] = [];
+    m.applyEvent(msg(RTM.NEWNEIGH, neigh('2001:db8::10', NUD.REACHABLE)), out);
+    m.applyEvent(msg(RTM.NEWNEIGH, neigh('2001:db8::10', NUD.STALE)), out);
+    m.applyEvent(msg(RTM.NEWNEIGH, neigh('2001:db8::10', NUD.DELAY)), out);
+    m.applyEvent(msg(RTM.NEWNEIGH, neigh('2001:db8::10', NUD.PROBE)), out);
+    m.applyEvent(msg(RTM.NEWNEIGH, neigh('2001:db8::10', NUD.REACHABLE)), out);
+    assert.equal(out.length, 1, 'REACHABLE, STALE, DELAY, PROBE are one state here');
+    const n = m.neighbours.get('2|10|2001:db8::10')!;
+    assert.deepEqual([n.address, n.mac, n.permanent], ['2001:db8::10', '02:00:5e:10:00:01', false]);
+    // Set by hand: a change (to permanent).
+    m.applyEvent(msg(RTM.NEWNEIGH, neigh('2001:db8::10', NUD.PERMANENT)), out);
+    assert.equal(out.length, 2);
+    assert.equal(m.neighbours.get('2|10|2001:db8::10')!.permanent, true);
+    // FAILED: the host is gone, whatever the message still says.
+    m.applyEvent(msg(RTM.NEWNEIGH, neigh('2001:db8::10', NUD.FAILED)), out);
+    assert.equal(m.neighbours.size, 0);
+    assert.equal(out.length, 3);
+  });
+
+  it('leaves out what is not a usable neighbour', () => {
+    const m = new KernelModel();
+    const out: Change[] = [];
+    const cases = [
+      neigh('2001:db8::11', NUD.INCOMPLETE),
+      neigh('2001:db8::12', NUD.NOARP),
+      neigh('2001:db8::13', 0),
+      neighbourPayload({ dst: '2001:db8::14', state: NUD.REACHABLE }),
+      neighbourPayload({
+        dst: '2001:db8::15',
+        state: NUD.STALE,
+        lladdr: [0, 0, 0, 0, 0, 0],
+      }),
+      neigh('2001:db8::16', NUD.REACHABLE, { flags: NTF.PROXY }),
+      neighbourPayload({
+        family: AF.BRIDGE,
+        state: NUD.PERMANENT,
+        lladdr: MAC,
+      }),
+    ];
+    for (const p of cases) m.applyEvent(msg(RTM.NEWNEIGH, p), out);
+    assert.deepEqual(out, []);
+    // IPv4 is kept too.
+    m.applyEvent(
+      msg(
+        RTM.NEWNEIGH,
+        neighbourPayload({
+          family: AF.INET,
+          dst: '192.0.2.7',
+          state: NUD.STALE,
+          lladdr: MAC,
+        }),
+      ),
+      out,
+    );
+    assert.deepEqual([...m.neighbours.keys()], ['2|2|192.0.2.7']);
+  });
+
+  it('removes on DELNEIGH, with the link, and flags a dump after a link goes down', () => {
+    const m = new KernelModel();
+    const out: Change[] = [];
+    m.applyEvent(msg(RTM.NEWLINK, link(2, 'lan0')), out);
+    m.applyEvent(msg(RTM.NEWNEIGH, neigh('2001:db8::10', NUD.STALE)), out);
+    m.applyEvent(msg(RTM.NEWNEIGH, neigh('2001:db8::11', NUD.STALE)), out);
+    m.applyEvent(msg(RTM.DELNEIGH, neigh('2001:db8::10', NUD.STALE)), out);
+    assert.deepEqual([...m.neighbours.keys()], ['2|10|2001:db8::11']);
+    m.applyEvent(msg(RTM.NEWLINK, link(2, 'lan0', { flags: 0 })), out);
+    assert.ok(m.neighboursSuspect, 'a link that goes down flushes its neighbours');
+    m.applyEvent(msg(RTM.DELLINK, link(2, 'lan0', { flags: 0 })), out);
+    assert.equal(m.neighbours.size, 0);
+  });
+
+  it('a dump of neighbours removes what it did not list', () => {
+    const m = new KernelModel();
+    const out: Change[] = [];
+    m.applyEvent(msg(RTM.NEWNEIGH, neigh('2001:db8::10', NUD.STALE)), out);
+    m.applyEvent(msg(RTM.NEWNEIGH, neigh('2001:db8::11', NUD.STALE)), out);
+    m.neighboursSuspect = true;
+    out.length = 0;
+    dump(
+      m,
+      'neighbours',
+      [
+        msg(RTM.NEWNEIGH, neigh('2001:db8::11', NUD.REACHABLE), NLM_F.MULTI),
+        msg(RTM.NEWNEIGH, neigh('2001:db8::12', NUD.INCOMPLETE), NLM_F.MULTI),
+      ],
+      out,
+    );
+    assert.ok(!m.neighboursSuspect);
+    assert.deepEqual([...m.neighbours.keys()], ['2|10|2001:db8::11']);
+    assert.deepEqual(
+      out.map((c) => `${c.kind} ${c.before ? 'had' : '-'} ${c.after ? 'has' : '-'}`),
+      ['neighbour had -'],
+    );
+  });
+});
+
+describe('the monitor: the neighbour cap and RA values', () => {
+  it('admits the first N, and the first waiting one when an admitted one goes', () => {
+    const a = new Admission<string>(2);
+    assert.deepEqual(
+      [a.add('x'), a.add('y'), a.add('z'), a.add('w'), a.add('x')],
+      [true, true, false, false, true],
+    );
+    assert.equal(a.remove('z'), undefined, 'a waiting key goes quietly');
+    assert.equal(a.remove('x'), 'w');
+    assert.deepEqual([...a.admitted], ['y', 'w']);
+    assert.equal(a.remove('y'), undefined);
+    assert.equal(a.size, 1);
+  });
+
+  it('derives <neighbour …> with a coarse state', () => {
+    const n = {
+      key: 'k',
+      index: 2,
+      family: AF.INET6,
+      address: '2001:db8::10',
+      mac: '02:00:5e:10:00:01',
+    };
+    assert.equal(
+      stringify(neighbourValue({ ...n, permanent: false }, 'lan0')),
+      '<neighbour "lan0" ipv6 "2001:db8::10" "02:00:5e:10:00:01" dynamic>',
+    );
+    assert.equal(
+      stringify(
+        neighbourValue({ ...n, family: AF.INET, address: '192.0.2.7', permanent: true }, 'lan0'),
+      ),
+      '<neighbour "lan0" ipv4 "192.0.2.7" "02:00:5e:10:00:01" permanent>',
+    );
+  });
+
+  it('derives <ra-dns …> and <ra-search …> with the expiry in seconds or never', () => {
+    const base = { index: 2, router: 'fe80::1', key: 'k' };
+    assert.equal(
+      stringify(
+        raDnsValue(
+          {
+            ...base,
+            kind: 'dns',
+            value: '2001:db8::53',
+            expires: 1_700_000_000_500,
+          },
+          'wan0',
+        ),
+      ),
+      '<ra-dns "wan0" "2001:db8::53" {expires: 1700000000 router: "fe80::1"}>',
+    );
+    assert.equal(
+      stringify(
+        raDnsValue(
+          {
+            ...base,
+            router: '',
+            kind: 'search',
+            value: 'example.test',
+            expires: undefined,
+          },
+          'wan0',
+        ),
+      ),
+      '<ra-search "wan0" "example.test" {expires: never router: #f}>',
     );
   });
 });
