@@ -233,5 +233,31 @@ describe(
         describe: () => peerLog.join('').slice(-2000),
       });
     });
+
+    it('gets a lease again after the link is set down and up: the hook gives the kernel back the link-local address dhcpcd turns off', async () => {
+      const r = await daemon.cli('ifup', wan);
+      assert.equal(r.code, 0, r.err);
+      await wait('a delegated prefix after ifup', () => query(`<delegated-prefix "${wan}" _ _ _>`));
+      // What dhcpcd printed (the daemon logs every line of a service's).
+      const dhcpcdLines = () =>
+        daemon
+          .logLines()
+          .filter((e) => e['msg'] === 'output' && e['service'] === `<daemon <dhcpcd "${wan}">>`)
+          .map((e) => String(e['line']));
+      const replies = () => dhcpcdLines().filter((l) => /REPLY6 received/.test(l)).length;
+      const before = replies();
+      // dhcpcd sets addr_gen_mode to none (it would make the link-local address itself,
+      // but configures nothing): down and up, the kernel would make none, and DHCPv6
+      // would wait for one forever.
+      ip('-n', rtr, 'link', 'set', wan, 'down');
+      ip('-n', rtr, 'link', 'set', wan, 'up');
+      await until(() => replies() > before, {
+        timeoutMs: 30_000,
+        describe: () =>
+          `a new reply\n${ip('-n', rtr, '-6', 'addr', 'show', 'dev', wan)}\n${dhcpcdLines().slice(-15).join('\n')}`,
+      });
+      assert.match(ip('-n', rtr, '-6', 'addr', 'show', 'dev', wan), /inet6 fe80::/);
+      await wait('the delegated prefix again', () => query(`<delegated-prefix "${wan}" _ _ _>`));
+    });
   },
 );
