@@ -23,10 +23,11 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { keaDhcp6Config, type KeaDhcp6Link } from '../../../src/lab/ipv6-isp.ts';
 import { NetnsDaemon, MARK, type Watch } from '../../support/netns-daemon.ts';
 import { testLink, testNamespace } from '../../support/names.ts';
 import { prerequisites } from '../../support/prerequisites.ts';
@@ -34,42 +35,45 @@ import { describeProcs } from '../../support/processes.ts';
 import { until } from '../../support/until.ts';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8' });
+const sysctl = (ns: string, setting: string) =>
+  execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', setting]);
 
-/** One WAN link and the subnet Kea serves on it. */
+/** One WAN link, and the subnet Kea serves on it (`link`, its ISP end `isp` + n). */
 interface Case {
-  /** The router's end (`lt` + hex + the tag) and the ISP's end (`isp` + n). */
+  /** The router's end: `lt` + hex + the tag. */
   readonly wan: string;
-  readonly isp: string;
-  /** The link's /64 (2001:db8:1N::/64) and the pool delegated prefixes come from. */
+  /** The link's /64 is NET::/64 (2001:db8:1N). */
   readonly net: string;
-  readonly pd: { prefix: string; 'prefix-len': number; 'delegated-len': number };
-  readonly lifetimes: { preferred: number; valid: number };
-  readonly options: readonly object[];
+  readonly link: KeaDhcp6Link;
 }
 
-function makeCase(
-  n: number,
-  tag: string,
-  o: Partial<Pick<Case, 'pd' | 'lifetimes' | 'options'>>,
-): Case {
+function makeCase(n: number, tag: string, o: Partial<KeaDhcp6Link>): Case {
   const net = `2001:db8:1${n}`;
   return {
     wan: testLink(tag),
-    isp: `isp${n}`,
     net,
-    pd: o.pd ?? { prefix: `2001:db8:80${n}0::`, 'prefix-len': 48, 'delegated-len': 56 },
-    lifetimes: o.lifetimes ?? { preferred: 300, valid: 600 },
-    options: o.options ?? [
-      { name: 'dns-servers', data: `${net}::53` },
-      { name: 'domain-search', data: 'example.test' },
-    ],
+    link: {
+      ifname: `isp${n}`,
+      subnet: `${net}::/64`,
+      pool: `${net}::100-${net}::1ff`,
+      pdPrefix: `2001:db8:80${n}0::/48`,
+      pdLength: 48,
+      delegatedLength: 56,
+      preferred: 300,
+      valid: 600,
+      renew: 100,
+      rebind: 200,
+      options: [
+        { name: 'dns-servers', data: `${net}::53` },
+        { name: 'domain-search', data: 'example.test' },
+      ],
+      ...o,
+    },
   };
 }
 
 const cases = {
-  long: makeCase(1, 'a', {
-    pd: { prefix: '2001:db8:8010::', 'prefix-len': 64, 'delegated-len': 80 },
-  }),
+  long: makeCase(1, 'a', { pdPrefix: '2001:db8:8010::/64', pdLength: 64, delegatedLength: 80 }),
   dns: makeCase(2, 'b', {
     options: [
       {
@@ -79,8 +83,8 @@ const cases = {
       { name: 'domain-search', data: '-x-.test, ok.test' },
     ],
   }),
-  zero: makeCase(3, 'c', { lifetimes: { preferred: 0, valid: 0 } }),
-  inverted: makeCase(4, 'd', { lifetimes: { preferred: 900, valid: 600 } }),
+  zero: makeCase(3, 'c', { preferred: 0, valid: 0 }),
+  inverted: makeCase(4, 'd', { preferred: 900, valid: 600 }),
   label: makeCase(5, 'e', {
     options: [
       { name: 'dns-servers', data: '2001:db8:15::53' },
@@ -96,32 +100,6 @@ const cases = {
   }),
 };
 const all = Object.values(cases);
-
-function keaConfig(): object {
-  return {
-    Dhcp6: {
-      'interfaces-config': {
-        interfaces: all.map((c) => c.isp),
-        'service-sockets-max-retries': 60,
-        'service-sockets-retry-wait-time': 500,
-      },
-      'lease-database': { type: 'memfile', persist: false },
-      'server-id': { type: 'LL', persist: false },
-      'renew-timer': 100,
-      'rebind-timer': 200,
-      subnet6: all.map((c) => ({
-        subnet: `${c.net}::/64`,
-        interface: c.isp,
-        'preferred-lifetime': c.lifetimes.preferred,
-        'valid-lifetime': c.lifetimes.valid,
-        pools: [{ pool: `${c.net}::100-${c.net}::1ff` }],
-        'pd-pools': [c.pd],
-        'option-data': c.options,
-      })),
-      loggers: [{ name: 'kea-dhcp6', output_options: [{ output: 'stdout' }], severity: 'INFO' }],
-    },
-  };
-}
 
 describe(
   'dhcpv6: hostile and broken replies from Kea',
@@ -154,20 +132,20 @@ describe(
       ip('netns', 'add', rtr);
       ip('-n', isp, 'link', 'set', 'lo', 'up');
       ip('-n', rtr, 'link', 'set', 'lo', 'up');
-      execFileSync('ip', ['netns', 'exec', rtr, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
+      sysctl(rtr, 'net.ipv6.conf.all.forwarding=1');
       for (const c of all) {
-        ip('-n', rtr, 'link', 'add', c.wan, 'type', 'veth', 'peer', 'name', c.isp, 'netns', isp);
+        const peer = c.link.ifname;
+        ip('-n', rtr, 'link', 'add', c.wan, 'type', 'veth', 'peer', 'name', peer, 'netns', isp);
         // Kea binds the link-local address, which DAD would keep tentative for a while.
-        execFileSync('ip', [
-          'netns', 'exec', isp, 'sysctl', '-qw', `net.ipv6.conf.${c.isp}.accept_dad=0`,
-        ]); // prettier-ignore
-        ip('-n', isp, 'addr', 'add', `${c.net}::1/64`, 'dev', c.isp, 'nodad');
-        ip('-n', isp, 'link', 'set', c.isp, 'up');
+        sysctl(isp, `net.ipv6.conf.${peer}.accept_dad=0`);
+        ip('-n', isp, 'addr', 'add', `${c.net}::1/64`, 'dev', peer, 'nodad');
+        ip('-n', isp, 'link', 'set', peer, 'up');
       }
       // The LAN: a veth whose other end stays in the router's namespace (no dummy module here).
       ip('-n', rtr, 'link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'lan0peer');
       ip('-n', rtr, 'link', 'set', 'lan0peer', 'up');
-      writeFileSync(join(dir, 'kea.json'), JSON.stringify(keaConfig()));
+      const [first, ...more] = all.map((c) => c.link);
+      writeFileSync(join(dir, 'kea.json'), JSON.stringify(keaDhcp6Config(first!, more)));
       mkdirSync(join(dir, 'site/core'), { recursive: true });
       writeFileSync(
         join(dir, 'site/core/net.pr'),
@@ -190,7 +168,9 @@ describe(
       );
       // Kea opens its sockets only on running links: start it once every one runs.
       await until(
-        () => all.every((c) => /LOWER_UP/.test(ip('-n', isp, 'link', 'show', c.isp))) || undefined,
+        () =>
+          all.every((c) => /LOWER_UP/.test(ip('-n', isp, 'link', 'show', c.link.ifname))) ||
+          undefined,
         {
           timeoutMs: 30_000,
           describe: () => `every ISP link running\n${ip('-n', isp, 'link')}\n${daemon.logTail(25)}`,
@@ -213,15 +193,8 @@ describe(
         await exited;
       }
       const left = (await daemon?.dispose()) ?? [];
-      for (const ns of [isp, rtr]) {
-        try {
-          ip('netns', 'del', ns);
-        } catch {
-          // never made
-        }
-      }
-      // dhcpcd keeps a copy of each lease under /var/lib/dhcpcd.
-      for (const c of all) rmSync(`/var/lib/dhcpcd/${c.wan}.lease6`, { force: true });
+      for (const ns of [isp, rtr]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      // dhcpcd's DUID and lease copies are in the daemon's state, in dir.
       rmSync(dir, { recursive: true, force: true });
       assert.deepEqual(left, [], `left running: ${describeProcs(left)}`);
     });
