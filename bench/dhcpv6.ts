@@ -36,10 +36,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ControlClient, decodeWatchEvent, socketPathFor } from '../src/control/index.ts';
 import { packageRoot } from '../src/lab/lab.ts';
-import { keaDhcp6Config, radvdArgv, radvdConfig, type KeaDhcp6Link } from '../src/lab/ipv6-isp.ts';
+import { keaDhcp6Config, radvdArgv, radvdConfig } from '../src/lab/ipv6-isp.ts';
 import { dhcpcdArgv } from '../src/net/dhcpv6.ts';
 import { carveSubnet } from '../src/net/lan-prefix.ts';
 import { parse, stringify } from '../src/preserves/index.ts';
+import { keaLink } from '../test/support/kea-link.ts';
 import { MARK, NetnsDaemon } from '../test/support/netns-daemon.ts';
 import { testLink, testNamespace } from '../test/support/names.ts';
 import { describeProcs } from '../test/support/processes.ts';
@@ -163,24 +164,13 @@ async function main(): Promise<number> {
 
     mkdirSync(join(dir, 'isp'));
     writeFileSync(join(dir, 'isp', 'radvd.conf'), radvdConfig('isp0'));
-    const link = (ifname: string, net: string, pool: string): KeaDhcp6Link => ({
-      ifname,
-      subnet: `${net}::/64`,
-      pool: `${net}::100-${net}::1ff`,
-      pdPrefix: pool,
-      pdLength: 48,
-      delegatedLength: 56,
-      preferred: 1800,
-      valid: 3600,
-      renew: 900,
-      rebind: 1400,
-      options: [{ name: 'dns-servers', data: `${net}::1` }],
-    });
+    // Long lifetimes and timers: no renew within a run.
+    const long = { preferred: 1800, valid: 3600, renew: 900, rebind: 1400 };
     writeFileSync(
       join(dir, 'isp', 'kea.json'),
       JSON.stringify(
-        keaDhcp6Config(link('isp0', '2001:db8:1', '2001:db8:8000::/48'), [
-          link('isp1', '2001:db8:2', '2001:db8:8100::/48'),
+        keaDhcp6Config(keaLink('isp0', '2001:db8:1', '2001:db8:8000::/48', long), [
+          keaLink('isp1', '2001:db8:2', '2001:db8:8100::/48', long),
         ]),
       ),
     );

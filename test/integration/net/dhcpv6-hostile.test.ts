@@ -28,6 +28,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keaDhcp6Config, type KeaDhcp6Link } from '../../../src/lab/ipv6-isp.ts';
+import { keaLink } from '../../support/kea-link.ts';
 import { NetnsDaemon, MARK, type Watch } from '../../support/netns-daemon.ts';
 import { testLink, testNamespace } from '../../support/names.ts';
 import { prerequisites } from '../../support/prerequisites.ts';
@@ -52,23 +53,7 @@ function makeCase(n: number, tag: string, o: Partial<KeaDhcp6Link>): Case {
   return {
     wan: testLink(tag),
     net,
-    link: {
-      ifname: `isp${n}`,
-      subnet: `${net}::/64`,
-      pool: `${net}::100-${net}::1ff`,
-      pdPrefix: `2001:db8:80${n}0::/48`,
-      pdLength: 48,
-      delegatedLength: 56,
-      preferred: 300,
-      valid: 600,
-      renew: 100,
-      rebind: 200,
-      options: [
-        { name: 'dns-servers', data: `${net}::53` },
-        { name: 'domain-search', data: 'example.test' },
-      ],
-      ...o,
-    },
+    link: keaLink(`isp${n}`, net, `2001:db8:80${n}0::/48`, o),
   };
 }
 

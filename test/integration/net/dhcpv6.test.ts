@@ -20,6 +20,7 @@ import { describeProcs } from '../../support/processes.ts';
 import { until } from '../../support/until.ts';
 import { randomBytes } from 'node:crypto';
 import { keaDhcp6Config } from '../../../src/lab/ipv6-isp.ts';
+import { keaLink } from '../../support/kea-link.ts';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8' });
 
@@ -92,24 +93,7 @@ describe(
       );
       writeFileSync(
         join(dir, 'kea.json'),
-        JSON.stringify(
-          keaDhcp6Config({
-            ifname: 'isp0',
-            subnet: '2001:db8:1::/64',
-            pool: '2001:db8:1::100-2001:db8:1::1ff',
-            pdPrefix: '2001:db8:8000::/48',
-            pdLength: 48,
-            delegatedLength: 56,
-            preferred: 300,
-            valid: 600,
-            renew: 100,
-            rebind: 200,
-            options: [
-              { name: 'dns-servers', data: '2001:db8:1::53' },
-              { name: 'domain-search', data: 'example.test' },
-            ],
-          }),
-        ),
+        JSON.stringify(keaDhcp6Config(keaLink('isp0', '2001:db8:1', '2001:db8:8000::/48'))),
       );
       mkdirSync(join(dir, 'site/core'), { recursive: true });
       writeFileSync(
