@@ -16,10 +16,18 @@
 //             over the raw option; limen refuses the name whole
 //
 // Kea sends every one of them (a raw option where its own parser would refuse the
-// text), so no fake server is needed. A `<lan-ipv6 "lan0" {subnet: 1}>` on a LAN link
-// carves a /64 out of every delegated prefix limen accepts: a refused prefix
-// never reaches a LAN address. No radvd: dhcpcd runs with noipv6rs and solicits at
-// once, and the RA's part is tested in dhcpv6.test.ts.
+// text). A sixth link goes to a fake server (fake-dhcp6-server.mjs, in a namespace of
+// its own) for what Kea cannot be made to send:
+//
+//   fake      a delegated prefix with bits set beyond its length (Kea allocates
+//             whole prefixes), a search domain with a control byte in a label (Kea
+//             drops that name) and one ending in a compression pointer (Kea writes
+//             names itself): dhcpcd passes them all; limen refuses each
+//
+// A `<lan-ipv6 "lan0" {subnet: 1}>` on a LAN link carves a /64 out of every
+// delegated prefix limen accepts: a refused prefix never reaches a LAN address. No
+// radvd: dhcpcd runs with noipv6rs and solicits at once, and the RA's part is tested
+// in dhcpv6.test.ts.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,7 +40,7 @@ import { keaLink } from '../../support/kea-link.ts';
 import { NetnsDaemon, MARK, type Watch } from '../../support/netns-daemon.ts';
 import { testLink, testNamespace } from '../../support/names.ts';
 import { prerequisites } from '../../support/prerequisites.ts';
-import { describeProcs } from '../../support/processes.ts';
+import { describeProcs, terminate } from '../../support/processes.ts';
 import { until } from '../../support/until.ts';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8' });
@@ -47,6 +55,9 @@ interface Case {
   readonly net: string;
   readonly link: KeaDhcp6Link;
 }
+
+/** What the helpers below need of a link: its router end and its /64. */
+type Wan = Pick<Case, 'wan' | 'net'>;
 
 function makeCase(n: number, tag: string, o: Partial<KeaDhcp6Link>): Case {
   const net = `2001:db8:1${n}`;
@@ -85,46 +96,76 @@ const cases = {
   }),
 };
 const all = Object.values(cases);
+/** The sixth link, to the fake server: the ISP's end is isp6 in its own namespace. */
+const fake = { wan: testLink('f'), net: '2001:db8:16' };
+const FAKE_SERVER = join(import.meta.dirname, 'fake-dhcp6-server.mjs');
+const fakeReply = {
+  address: '2001:db8:16::100',
+  // Bits set beyond /56 (the low byte of the fourth group).
+  prefix: '2001:db8:8060:ff::',
+  prefixLength: 56,
+  preferred: 300,
+  valid: 600,
+  dns: ['2001:db8:16::53'],
+  // "a\x01b.test", "ok.test", and "xix" then a pointer to offset 12 (RFC 1035 4.1.4).
+  domainSearchHex: '03610162047465737400026f6b04746573740003786978c00c',
+};
 
 describe(
-  'dhcpv6: hostile and broken replies from Kea',
+  'dhcpv6: hostile and broken replies from Kea, and from a fake server',
   { skip: prerequisites({ netns: true, programs: ['dhcpcd', 'kea-dhcp6'] }) },
   () => {
     const isp = testNamespace('v6hisp');
+    const fakeIsp = testNamespace('v6hfake');
     const rtr = testNamespace('v6hrtr');
     let dir = '';
     let daemon!: NetnsDaemon;
-    let kea: ChildProcess | undefined;
-    let keaLog = '';
+    /** Kea and the fake server, and what they print. */
+    const peers: ChildProcess[] = [];
+    let peerLog = '';
     let watch: Watch | undefined;
+
+    function peer(ns: string, argv: string[], env: NodeJS.ProcessEnv = {}) {
+      const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
+        env: { ...process.env, ...env, [MARK]: daemon.marker },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      for (const stream of [child.stdout, child.stderr])
+        stream.setEncoding('utf8').on('data', (t: string) => void (peerLog += t));
+      child.on('exit', (code, sig) => void (peerLog += `[${argv[0]} exited: ${code ?? sig}]\n`));
+      peers.push(child);
+    }
 
     const query = (p: string) => daemon.query(p);
     /** What dhcpcd on c's link printed (the daemon logs every line of a service's). */
-    const dhcpcdLog = (c: Case) =>
+    const dhcpcdLog = (c: Wan) =>
       daemon
         .logLines()
         .filter((e) => e['msg'] === 'output' && e['service'] === `<daemon <dhcpcd "${c.wan}">>`)
         .map((e) => String(e['line']))
         .join('\n');
-    const seen = (c: Case) => () =>
+    const seen = (c: Wan) => () =>
       `-- dhcpcd on ${c.wan}:\n${dhcpcdLog(c).slice(-1500)}\n` +
-      `-- Kea:\n${keaLog.slice(-1500)}\n-- the daemon:\n${daemon.logTail(20)}`;
+      `-- Kea and the fake server:\n${peerLog.slice(-1500)}\n-- the daemon:\n${daemon.logTail(20)}`;
     const addrs = (dev: string) => ip('-n', rtr, '-6', 'addr', 'show', 'dev', dev);
 
     before(async () => {
       dir = mkdtempSync(join(tmpdir(), 'limen-dhcpv6-hostile-'));
-      ip('netns', 'add', isp);
-      ip('netns', 'add', rtr);
-      ip('-n', isp, 'link', 'set', 'lo', 'up');
-      ip('-n', rtr, 'link', 'set', 'lo', 'up');
+      for (const ns of [isp, fakeIsp, rtr]) {
+        ip('netns', 'add', ns);
+        ip('-n', ns, 'link', 'set', 'lo', 'up');
+      }
       sysctl(rtr, 'net.ipv6.conf.all.forwarding=1');
-      for (const c of all) {
-        const peer = c.link.ifname;
-        ip('-n', rtr, 'link', 'add', c.wan, 'type', 'veth', 'peer', 'name', peer, 'netns', isp);
-        // Kea binds the link-local address, which DAD would keep tentative for a while.
-        sysctl(isp, `net.ipv6.conf.${peer}.accept_dad=0`);
-        ip('-n', isp, 'addr', 'add', `${c.net}::1/64`, 'dev', peer, 'nodad');
-        ip('-n', isp, 'link', 'set', peer, 'up');
+      for (const [c, ns, end] of [
+        ...all.map((c) => [c, isp, c.link.ifname] as const),
+        [fake, fakeIsp, 'isp6'] as const,
+      ]) {
+        ip('-n', rtr, 'link', 'add', c.wan, 'type', 'veth', 'peer', 'name', end, 'netns', ns);
+        // The servers answer from the link-local address, which DAD would keep
+        // tentative for a while.
+        sysctl(ns, `net.ipv6.conf.${end}.accept_dad=0`);
+        ip('-n', ns, 'addr', 'add', `${c.net}::1/64`, 'dev', end, 'nodad');
+        ip('-n', ns, 'link', 'set', end, 'up');
       }
       // The LAN: a veth whose other end stays in the router's namespace (no dummy module here).
       ip('-n', rtr, 'link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'lan0peer');
@@ -135,7 +176,9 @@ describe(
       writeFileSync(
         join(dir, 'site/core/net.pr'),
         [
-          ...all.map((c) => `<configure-interface "${c.wan}" <dhcpv6 {prefix-hint: 56}>>`),
+          ...[...all, fake].map(
+            (c) => `<configure-interface "${c.wan}" <dhcpv6 {prefix-hint: 56}>>`,
+          ),
           '<lan-ipv6 "lan0" {subnet: 1}>',
           '',
         ].join('\n'),
@@ -151,58 +194,61 @@ describe(
         `<ip-address "${zero}" _ _>`,
         `<delegated-prefix "${zero}" _ _ _>`,
       );
-      // Kea opens its sockets only on running links: start it once every one runs.
-      await until(
-        () =>
-          all.every((c) => /LOWER_UP/.test(ip('-n', isp, 'link', 'show', c.link.ifname))) ||
-          undefined,
-        {
-          timeoutMs: 30_000,
-          describe: () => `every ISP link running\n${ip('-n', isp, 'link')}\n${daemon.logTail(25)}`,
-        },
-      );
-      kea = spawn('ip', ['netns', 'exec', isp, 'kea-dhcp6', '-c', join(dir, 'kea.json')], {
-        env: { ...process.env, KEA_PIDFILE_DIR: dir, KEA_LOCKFILE_DIR: dir, [MARK]: daemon.marker },
-        stdio: ['ignore', 'pipe', 'pipe'],
+      // The servers open their sockets only on running links: start them once every
+      // one runs (the daemon sets the router's ends up).
+      const running = () =>
+        [...all.map((c) => [isp, c.link.ifname]), [fakeIsp, 'isp6']].every(([ns, end]) =>
+          /LOWER_UP/.test(ip('-n', ns!, 'link', 'show', end!)),
+        );
+      await until(() => running() || undefined, {
+        timeoutMs: 30_000,
+        describe: () => `every ISP link running\n${ip('-n', isp, 'link')}\n${daemon.logTail(25)}`,
       });
-      for (const s of [kea.stdout!, kea.stderr!])
-        s.setEncoding('utf8').on('data', (t: string) => void (keaLog += t));
-      kea.on('exit', (code, signal) => void (keaLog += `[kea-dhcp6 exited: ${code ?? signal}]\n`));
+      peer(isp, ['kea-dhcp6', '-c', join(dir, 'kea.json')], {
+        KEA_PIDFILE_DIR: dir,
+        KEA_LOCKFILE_DIR: dir,
+      });
+      peer(fakeIsp, [process.execPath, FAKE_SERVER, 'isp6', JSON.stringify(fakeReply)]);
     });
 
     after(async () => {
       await watch?.stop();
-      if (kea !== undefined && kea.exitCode === null && kea.signalCode === null) {
-        const exited = new Promise((r) => kea!.once('exit', r));
-        kea.kill('SIGTERM');
-        await exited;
-      }
+      await terminate(peers);
       const left = (await daemon?.dispose()) ?? [];
-      for (const ns of [isp, rtr]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      for (const ns of [isp, fakeIsp, rtr])
+        spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
       // dhcpcd's DUID and lease copies are in the daemon's state, in dir.
       rmSync(dir, { recursive: true, force: true });
       assert.deepEqual(left, [], `left running: ${describeProcs(left)}`);
     });
 
     /** Waits for `<dhcpv6-lease WAN …>` and returns it. */
-    const lease = async (c: Case) =>
+    const lease = async (c: Wan) =>
       (
         await until(() => query(`<dhcpv6-lease "${c.wan}" _>`), {
           timeoutMs: 30_000,
           describe: seen(c),
         })
       )[0]!;
-    const errors = async (c: Case) => (await query(`<dhcpv6-error "${c.wan}" _>`)).sort();
-    const error = (c: Case, m: string) => `<dhcpv6-error "${c.wan}" ${JSON.stringify(m)}>`;
+    const errors = async (c: Wan) => (await query(`<dhcpv6-error "${c.wan}" _>`)).sort();
+    const error = (c: Wan, m: string) => `<dhcpv6-error "${c.wan}" ${JSON.stringify(m)}>`;
     /** The IA_NA address, once the reconciler installed it: in the kernel too. */
-    const installedAddress = async (c: Case) => {
+    /**
+     * The good part of c's lease stands: its one good DNS server (NET::53) and search
+     * domain, and its IA_NA address, installed (in the kernel too).
+     */
+    const restStands = async (c: Wan, search: string) => {
+      assert.deepEqual(await query(`<dns-server _ <dhcpv6 "${c.wan}">>`), [
+        `<dns-server "${c.net}::53" <dhcpv6 "${c.wan}">>`,
+      ]);
+      assert.deepEqual(await query(`<dns-search _ <dhcpv6 "${c.wan}">>`), [
+        `<dns-search "${search}" <dhcpv6 "${c.wan}">>`,
+      ]);
       await until(() => query(`<ip-address-state "${c.wan}" _ installed _>`), {
         timeoutMs: 15_000,
         describe: seen(c),
       });
-      const a = new RegExp(`${c.net}::1[0-9a-f]{2}/128`).exec(addrs(c.wan))?.[0];
-      assert.ok(a !== undefined, addrs(c.wan));
-      return a;
+      assert.match(addrs(c.wan), new RegExp(`${c.net}::1[0-9a-f]{2}/128`));
     };
 
     it('/80: dhcpcd takes a delegated prefix longer than /64; limen refuses it, and the address and DNS stand', async () => {
@@ -223,10 +269,7 @@ describe(
         ),
       ]);
       assert.deepEqual(await query(`<delegated-prefix "${c.wan}" _ _ _>`), []);
-      await installedAddress(c);
-      assert.deepEqual(await query(`<dns-server _ <dhcpv6 "${c.wan}">>`), [
-        `<dns-server "2001:db8:11::53" <dhcpv6 "${c.wan}">>`,
-      ]);
+      await restStands(c, 'example.test');
       assert.doesNotMatch(
         ip('-n', rtr, '-6', 'addr') + ip('-n', rtr, '-6', 'route'),
         /2001:db8:8010:/,
@@ -250,16 +293,10 @@ describe(
           .map((m) => error(c, m))
           .sort(),
       );
-      assert.deepEqual(await query(`<dns-server _ <dhcpv6 "${c.wan}">>`), [
-        `<dns-server "2001:db8:12::53" <dhcpv6 "${c.wan}">>`,
-      ]);
-      assert.deepEqual(await query(`<dns-search _ <dhcpv6 "${c.wan}">>`), [
-        `<dns-search "ok.test" <dhcpv6 "${c.wan}">>`,
-      ]);
       assert.deepEqual(await query(`<delegated-prefix "${c.wan}" _ _ _>`), [
         `<delegated-prefix "${c.wan}" "2001:db8:8020::/56" {preferred: 300 renewed: "bound6 1" valid: 600} <dhcpv6 "${c.wan}">>`,
       ]);
-      await installedAddress(c);
+      await restStands(c, 'ok.test');
     });
 
     it('zero: dhcpcd binds a valid lifetime of 0 and expires it at once; limen refuses it each time, and installs nothing', async () => {
@@ -328,13 +365,28 @@ describe(
       assert.deepEqual(await errors(c), [
         error(c, String.raw`domains: "a\\032b.test" is not a domain name`),
       ]);
-      assert.deepEqual(await query(`<dns-search _ <dhcpv6 "${c.wan}">>`), [
-        `<dns-search "ok.test" <dhcpv6 "${c.wan}">>`,
+      await restStands(c, 'ok.test');
+    });
+
+    it('fake: dhcpcd passes a prefix with bits beyond its length and names with a control byte or a pointer; limen refuses each, and the rest stands', async () => {
+      const c = fake;
+      await lease(c);
+      // dhcpcd handed the prefix over as it came.
+      assert.deepEqual(await query(`<output <daemon <dhcpcd "${c.wan}">> prefixes _>`), [
+        `<output <daemon <dhcpcd "${c.wan}">> prefixes [["2001:db8:8060:ff::" 56 300 600]]>`,
       ]);
-      assert.deepEqual(await query(`<dns-server _ <dhcpv6 "${c.wan}">>`), [
-        `<dns-server "2001:db8:15::53" <dhcpv6 "${c.wan}">>`,
-      ]);
-      await installedAddress(c);
+      assert.deepEqual(
+        await errors(c),
+        [
+          'prefix "2001:db8:8060:ff::/56": not a network (bits set beyond /56)',
+          String.raw`domains: "a\\001b.test" is not a domain name`,
+          String.raw`domains: "xix\\(compressed)" is not a domain name`,
+        ]
+          .map((m) => error(c, m))
+          .sort(),
+      );
+      assert.deepEqual(await query(`<delegated-prefix "${c.wan}" _ _ _>`), []);
+      await restStands(c, 'ok.test');
     });
 
     it('the LAN gets a /64 from each accepted prefix, and none from a refused one', async () => {

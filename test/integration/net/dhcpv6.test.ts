@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { NetnsDaemon, MARK } from '../../support/netns-daemon.ts';
 import { testNamespace } from '../../support/names.ts';
 import { prerequisites } from '../../support/prerequisites.ts';
-import { describeProcs } from '../../support/processes.ts';
+import { describeProcs, terminate } from '../../support/processes.ts';
 import { until } from '../../support/until.ts';
 import { randomBytes } from 'node:crypto';
 import { keaDhcp6Config } from '../../../src/lab/ipv6-isp.ts';
@@ -126,14 +126,7 @@ describe(
     });
 
     after(async () => {
-      await Promise.all(
-        peers.map(async (p) => {
-          if (p.exitCode !== null || p.signalCode !== null) return;
-          const exited = new Promise((r) => p.once('exit', r));
-          p.kill('SIGTERM');
-          await exited;
-        }),
-      );
+      await terminate(peers);
       const left = (await daemon?.dispose()) ?? [];
       for (const ns of [isp, rtr]) {
         try {
