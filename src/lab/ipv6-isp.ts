@@ -61,8 +61,8 @@ export function radvdConfig(ifname: string): string {
   ].join('\n');
 }
 
-/** What a Kea DHCPv6 server on one link hands out (the lab's ISP, and tests' peers). */
-export interface KeaDhcp6Options {
+/** What a Kea DHCPv6 server hands out on one link: a subnet of its own. */
+export interface KeaDhcp6Link {
   readonly ifname: string;
   /** The link's /64 and the range of addresses (IA_NA) in it. */
   readonly subnet: string;
@@ -75,29 +75,33 @@ export interface KeaDhcp6Options {
   readonly valid: number;
   readonly renew?: number;
   readonly rebind?: number;
-  /** Kea's option-data entries (dns-servers, domain-search…). */
-  readonly options?: readonly { name: string; data: string }[];
+  /** Kea's option-data entries (dns-servers, domain-search…; raw bytes with csv-format #f). */
+  readonly options?: readonly { name: string; data: string; 'csv-format'?: boolean }[];
+}
+
+/** A Kea DHCPv6 server (the lab's ISP, and tests' and benchmarks' peers). */
+export interface KeaDhcp6Options extends KeaDhcp6Link {
   /** A script run by Kea's run_script hook, or none. */
   readonly hookScript?: string;
-  /** Retry opening the link's socket (it runs only once the peer sets its end up). */
+  /** Retry opening the links' sockets (each runs only once the peer sets its end up). */
   readonly socketRetries?: number;
 }
 
-/** Kea's DHCPv6 configuration (kea-dhcp6 -c FILE), logging to its standard output. */
-export function keaDhcp6Config(o: KeaDhcp6Options): object {
+/**
+ * Kea's DHCPv6 configuration (kea-dhcp6 -c FILE), logging to its standard output:
+ * the link `o`, and each of `more` with a subnet (and lifetimes) of its own.
+ */
+export function keaDhcp6Config(o: KeaDhcp6Options, more: readonly KeaDhcp6Link[] = []): object {
+  const links = [o, ...more];
   return {
     Dhcp6: {
       'interfaces-config': {
-        interfaces: [o.ifname],
+        interfaces: links.map((l) => l.ifname),
         'service-sockets-max-retries': o.socketRetries ?? 60,
         'service-sockets-retry-wait-time': 1000,
       },
       'lease-database': { type: 'memfile', persist: false },
       'server-id': { type: 'LL', persist: false },
-      'preferred-lifetime': o.preferred,
-      'valid-lifetime': o.valid,
-      ...(o.renew === undefined ? {} : { 'renew-timer': o.renew }),
-      ...(o.rebind === undefined ? {} : { 'rebind-timer': o.rebind }),
       ...(o.hookScript === undefined
         ? {}
         : {
@@ -105,21 +109,23 @@ export function keaDhcp6Config(o: KeaDhcp6Options): object {
               { library: KEA_HOOK, parameters: { name: o.hookScript, sync: false } },
             ],
           }),
-      subnet6: [
-        {
-          subnet: o.subnet,
-          interface: o.ifname,
-          pools: [{ pool: o.pool }],
-          'pd-pools': [
-            {
-              prefix: o.pdPrefix.split('/')[0],
-              'prefix-len': o.pdLength,
-              'delegated-len': o.delegatedLength,
-            },
-          ],
-          'option-data': o.options ?? [],
-        },
-      ],
+      subnet6: links.map((l) => ({
+        subnet: l.subnet,
+        interface: l.ifname,
+        'preferred-lifetime': l.preferred,
+        'valid-lifetime': l.valid,
+        ...(l.renew === undefined ? {} : { 'renew-timer': l.renew }),
+        ...(l.rebind === undefined ? {} : { 'rebind-timer': l.rebind }),
+        pools: [{ pool: l.pool }],
+        'pd-pools': [
+          {
+            prefix: l.pdPrefix.split('/')[0],
+            'prefix-len': l.pdLength,
+            'delegated-len': l.delegatedLength,
+          },
+        ],
+        'option-data': l.options ?? [],
+      })),
       loggers: [
         {
           name: 'kea-dhcp6',

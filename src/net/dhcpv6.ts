@@ -98,7 +98,10 @@ export function dhcpcdConfig(ifname: string, o: Dhcpv6Options): string[] {
     // The kernel takes RAs (accept_ra=2); dhcpcd would set accept_ra to 0 if it did.
     'noipv6rs',
     'option dhcp6_name_servers',
-    'option dhcp6_domain_search',
+    // The search domains as raw bytes: dhcpcd's text of them is ambiguous (a space
+    // inside a name reads as two names); the hook decodes them (libexec/dhcpcd-script).
+    'define6 24 binhex domain_search_raw',
+    'option dhcp6_domain_search_raw',
     `interface ${ifname}`,
     ...(o.address ? ['ia_na 1'] : []),
     ...(o.prefix ? [o.prefixHint === undefined ? 'ia_pd 2' : `ia_pd 2/::/${o.prefixHint}`] : []),

@@ -95,6 +95,13 @@ export function ipv6HostProblem(text: string): string | undefined {
 
 /** Why an address cannot be a global unicast address (a host's, a DNS server's), or undefined. */
 export function ipv6UnicastProblem(text: string): string | undefined {
+  // dhcpcd writes a link-local DNS server with its zone ("fe80::1%wan0"): say so.
+  const zone = text.indexOf('%');
+  if (zone >= 0) {
+    const address = text.slice(0, zone);
+    if (ipv6Bits(address) === undefined) return 'not an IPv6 address';
+    return `${ipv6UnicastProblem(address) ?? 'an address'} with a zone`;
+  }
   const bits = ipv6Bits(text);
   if (bits === undefined) return 'not an IPv6 address';
   if (bits === 0n) return 'the unspecified address';

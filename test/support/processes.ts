@@ -1,7 +1,8 @@
 // Leak checks for tests that start real processes: find processes by process
 // group or by a marker in their environment, straight from /proc (Linux), and
-// kill what a failed test left behind.
+// kill what a failed test left behind; and end the children a test started.
 
+import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 
@@ -87,4 +88,16 @@ export function killMarked(name: string, value: string): ProcInfo[] {
     }
   }
   return found;
+}
+
+/** SIGTERM to each child still running, and waits for all of them to exit. */
+export async function terminate(children: readonly ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(async (p) => {
+      if (p.exitCode !== null || p.signalCode !== null) return;
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      await exited;
+    }),
+  );
 }

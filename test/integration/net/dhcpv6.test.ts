@@ -16,10 +16,11 @@ import { join } from 'node:path';
 import { NetnsDaemon, MARK } from '../../support/netns-daemon.ts';
 import { testNamespace } from '../../support/names.ts';
 import { prerequisites } from '../../support/prerequisites.ts';
-import { describeProcs } from '../../support/processes.ts';
+import { describeProcs, terminate } from '../../support/processes.ts';
 import { until } from '../../support/until.ts';
 import { randomBytes } from 'node:crypto';
 import { keaDhcp6Config } from '../../../src/lab/ipv6-isp.ts';
+import { keaLink } from '../../support/kea-link.ts';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8' });
 
@@ -92,24 +93,7 @@ describe(
       );
       writeFileSync(
         join(dir, 'kea.json'),
-        JSON.stringify(
-          keaDhcp6Config({
-            ifname: 'isp0',
-            subnet: '2001:db8:1::/64',
-            pool: '2001:db8:1::100-2001:db8:1::1ff',
-            pdPrefix: '2001:db8:8000::/48',
-            pdLength: 48,
-            delegatedLength: 56,
-            preferred: 300,
-            valid: 600,
-            renew: 100,
-            rebind: 200,
-            options: [
-              { name: 'dns-servers', data: '2001:db8:1::53' },
-              { name: 'domain-search', data: 'example.test' },
-            ],
-          }),
-        ),
+        JSON.stringify(keaDhcp6Config(keaLink('isp0', '2001:db8:1', '2001:db8:8000::/48'))),
       );
       mkdirSync(join(dir, 'site/core'), { recursive: true });
       writeFileSync(
@@ -142,14 +126,7 @@ describe(
     });
 
     after(async () => {
-      await Promise.all(
-        peers.map(async (p) => {
-          if (p.exitCode !== null || p.signalCode !== null) return;
-          const exited = new Promise((r) => p.once('exit', r));
-          p.kill('SIGTERM');
-          await exited;
-        }),
-      );
+      await terminate(peers);
       const left = (await daemon?.dispose()) ?? [];
       for (const ns of [isp, rtr]) {
         try {
@@ -242,6 +219,32 @@ describe(
         timeoutMs: 15_000,
         describe: () => peerLog.join('').slice(-2000),
       });
+    });
+
+    it('gets a lease again after the link is set down and up: the hook gives the kernel back the link-local address dhcpcd turns off', async () => {
+      const r = await daemon.cli('ifup', wan);
+      assert.equal(r.code, 0, r.err);
+      await wait('a delegated prefix after ifup', () => query(`<delegated-prefix "${wan}" _ _ _>`));
+      // What dhcpcd printed (the daemon logs every line of a service's).
+      const dhcpcdLines = () =>
+        daemon
+          .logLines()
+          .filter((e) => e['msg'] === 'output' && e['service'] === `<daemon <dhcpcd "${wan}">>`)
+          .map((e) => String(e['line']));
+      const replies = () => dhcpcdLines().filter((l) => /REPLY6 received/.test(l)).length;
+      const before = replies();
+      // dhcpcd sets addr_gen_mode to none (it would make the link-local address itself,
+      // but configures nothing): down and up, the kernel would make none, and DHCPv6
+      // would wait for one forever.
+      ip('-n', rtr, 'link', 'set', wan, 'down');
+      ip('-n', rtr, 'link', 'set', wan, 'up');
+      await until(() => replies() > before, {
+        timeoutMs: 30_000,
+        describe: () =>
+          `a new reply\n${ip('-n', rtr, '-6', 'addr', 'show', 'dev', wan)}\n${dhcpcdLines().slice(-15).join('\n')}`,
+      });
+      assert.match(ip('-n', rtr, '-6', 'addr', 'show', 'dev', wan), /inet6 fe80::/);
+      await wait('the delegated prefix again', () => query(`<delegated-prefix "${wan}" _ _ _>`));
     });
   },
 );

@@ -1,8 +1,13 @@
 // The dhcpv6 protocol's pure half: its options, dhcpcd's configuration, and what
-// dhcpcd-script's outputs mean (hostile values refused and never installed).
+// dhcpcd-script's outputs mean (hostile values refused and never installed); and the
+// hook itself, run as dhcpcd runs it (a shell, no root), on hostile search domains.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parse, stringify, type Value } from '../../../src/preserves/index.ts';
 import {
   acceptRaKey,
@@ -52,7 +57,8 @@ describe('dhcpv6 options', () => {
     assert.deepEqual(c, [
       'noipv6rs',
       'option dhcp6_name_servers',
-      'option dhcp6_domain_search',
+      'define6 24 binhex domain_search_raw',
+      'option dhcp6_domain_search_raw',
       'interface wan0',
       'ia_na 1',
       'ia_pd 2/::/56',
@@ -145,7 +151,9 @@ describe('interpreting dhcpcd-script outputs', () => {
       [{ dns: '["ff02::1"]' }, /^dns: "ff02::1" is a multicast address$/],
       [{ dns: '["::"]' }, /unspecified/],
       [{ dns: '["::1"]' }, /loopback/],
-      [{ dns: '["fe80::1%wan0"]' }, /not an IPv6 address/],
+      [{ dns: '["fe80::1%wan0"]' }, /^dns: "fe80::1%wan0" is a link-local address with a zone$/],
+      [{ dns: '["2001:db8::53%wan0"]' }, /^dns: "2001:db8::53%wan0" is an address with a zone$/],
+      [{ dns: '["fe80::x%wan0"]' }, /^dns: "fe80::x%wan0" is not an IPv6 address$/],
       [{ dns: '["2001:db8::53\\"] <evil>"]' }, /spaces or characters that are not printable/],
       [{ dns: '["2001:db8::\\u0007"]' }, /not printable/],
       [{ domains: '["a\\u0001b"]' }, /not printable/],
@@ -241,5 +249,103 @@ describe('interpreting dhcpcd-script outputs', () => {
     assert.equal(ipv6UnicastProblem('::ffff:1.2.3.4'), 'an IPv4-mapped address');
     assert.equal(ipv6UnicastProblem('febf::1'), 'a link-local address');
     assert.equal(ipv6UnicastProblem('fec0::1'), undefined);
+  });
+});
+
+// ---- libexec/dhcpcd-script ----------------------------------------------------------------
+
+const HOOK = resolve(import.meta.dirname, '../../../libexec/dhcpcd-script');
+
+/** Runs the hook with these variables alone; the outputs it wrote, as limen reads them. */
+function runHook(env: { [k: string]: string }): Map<string, Value> {
+  const dir = mkdtempSync(join(tmpdir(), 'limen-dhcpcd-script-'));
+  try {
+    const r = spawnSync('sh', [HOOK], {
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LIMEN_OUTPUTS: dir, ...env },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const out = new Map<string, Value>();
+    for (const f of readdirSync(dir).filter((n) => !n.startsWith('.'))) {
+      const text = readFileSync(join(dir, f), 'utf8').trim();
+      if (f.endsWith('.pr')) out.set(f.slice(0, -3), v(text));
+      else out.set(f, text);
+    }
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** RFC 1035 wire format of names given as lists of labels (bytes as latin1), in hex. */
+const wire = (...names: string[][]) =>
+  Buffer.concat(
+    names.map((labels) =>
+      Buffer.concat([
+        ...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])),
+        Buffer.from([0]),
+      ]),
+    ),
+  ).toString('hex');
+
+describe('libexec/dhcpcd-script', () => {
+  const bound = {
+    reason: 'BOUND6',
+    new_dhcp6_ia_na1_iaid: '00000001',
+    new_dhcp6_ia_na1_ia_addr1: '2001:db8:1::100',
+    new_dhcp6_ia_na1_ia_addr1_pltime: '300',
+    new_dhcp6_ia_na1_ia_addr1_vltime: '600',
+    new_dhcp6_name_servers: '2001:db8:1::53',
+  };
+
+  it('decodes the raw search list: a name with a space or a control byte is refused whole, never split or cleaned', () => {
+    const out = runHook({
+      ...bound,
+      new_dhcp6_domain_search_raw: wire(
+        ['a b', 'test'],
+        ['Ok', 'test'],
+        ['a\x01b', 'test'],
+        ['x.y', 'test'],
+      ),
+    });
+    assert.equal(
+      show(out.get('domains')!),
+      String.raw`["a\\032b.test" "Ok.test" "a\\001b.test" "x\\046y.test"]`,
+    );
+    const r = interpretDhcpv6('wan0', out);
+    assert.deepEqual(r.problems, [
+      String.raw`domains: "a\\032b.test" is not a domain name`,
+      String.raw`domains: "a\\001b.test" is not a domain name`,
+      String.raw`domains: "x\\046y.test" is not a domain name`,
+    ]);
+    assert.deepEqual(
+      r.assertions.map(show).filter((t) => t.startsWith('<dns-search')),
+      ['<dns-search "ok.test" <dhcpv6 "wan0">>'],
+    );
+  });
+
+  it('ends a name cut short, compressed or with a bad length where it stops, and refuses the root', () => {
+    const cases: [string, string][] = [
+      ['', '[]'],
+      // The label cut short is dropped.
+      [wire(['ok', 'test']).slice(0, -4), String.raw`["ok\\(truncated)"]`],
+      [`${wire(['ok', 'test'])}0361`, String.raw`["ok.test" "\\(truncated)"]`],
+      [`${wire(['ok', 'test'])}03616263c00c`, String.raw`["ok.test" "abc\\(compressed)"]`],
+      [`${wire(['ok', 'test'])}40`, String.raw`["ok.test" "\\(bad-length)"]`],
+      [`00${wire(['ok', 'test'])}`, '["." "ok.test"]'],
+      [`${wire(['ok', 'test'])}0`, String.raw`["ok.test" "\\(truncated)"]`],
+      ['zz', String.raw`["\\(not-hex)"]`],
+    ];
+    for (const [hex, want] of cases) {
+      const out = runHook({ ...bound, new_dhcp6_domain_search_raw: hex });
+      assert.equal(show(out.get('domains')!), want, hex);
+      const r = interpretDhcpv6('wan0', out);
+      const refused = (v(want) as string[]).filter((d) => d !== 'ok.test');
+      assert.deepEqual(
+        r.problems,
+        refused.map((d) => `domains: ${JSON.stringify(d)} is not a domain name`),
+        hex,
+      );
+    }
   });
 });
