@@ -261,6 +261,12 @@ export function interpretDhcpv6(
     problems.push(`${key}: expected a sequence`);
     return [];
   };
+  /**
+   * What came with a valid lifetime of 0: the server withdrawing it (RFC 8415 18.2.10.1:
+   * a renumbering ISP sends the old prefix so), never installed; an error only when the
+   * lease has nothing else (a server that offers only what is already expired).
+   */
+  const withdrawn: string[] = [];
   /** Preferred and valid lifetimes: valid 1 to infinite, preferred at most valid. */
   const lifetimes = (
     what: string,
@@ -276,7 +282,7 @@ export function interpretDhcpv6(
       return undefined;
     }
     if (v === 0) {
-      problems.push(`${what}: a valid lifetime of 0 (expired)`);
+      withdrawn.push(what);
       return undefined;
     }
     if (p > v) {
@@ -367,6 +373,8 @@ export function interpretDhcpv6(
     else problems.push('server: not a DUID in hex');
   }
 
+  if (withdrawn.length > 0 && addresses.length === 0 && prefixes.length === 0)
+    for (const what of withdrawn) problems.push(`${what}: a valid lifetime of 0 (expired)`);
   const out = providedAssertions({
     ...base,
     addresses,
@@ -381,6 +389,7 @@ export function interpretDhcpv6(
     [sym('domains'), domains],
     [sym('event'), event],
   ] as [Value, Value][]);
+  if (withdrawn.length > 0) status.set(sym('withdrawn'), withdrawn);
   if (server !== undefined && server !== '') status.set(sym('server'), server);
   out.push(record('dhcpv6-lease', ifname, status));
   out.push(...failures());

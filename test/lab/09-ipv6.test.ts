@@ -169,6 +169,12 @@ describe('IPv6 end to end in the lab', { skip: labSkip(), timeout: 300_000 }, ()
     );
     const lan1 = await lan1AddressIn(lanPrefix(1));
     t.diagnostic(`lan1 has ${lan1} ${Date.now() - sent} ms after the renew`);
+    // Kea sent the old prefix back with lifetimes 0: a withdrawal, not a failure.
+    assert.deepEqual(await query(lab, '<dhcpv6-error "wan0" _>'), []);
+    assert.match(
+      (await query(lab, '<dhcpv6-lease "wan0" _>'))[0] ?? '',
+      new RegExp(`withdrawn: \\["prefix ${firstDelegation(0)}"\\]`),
+    );
     // The old prefix is announced deprecated, not silently dropped.
     await until(
       () => {

@@ -136,16 +136,37 @@ describe('interpreting dhcpcd-script outputs', () => {
     );
   });
 
+  it('takes a valid lifetime of 0 beside a live prefix as the server withdrawing it (renumbering), not an error', () => {
+    const r = interpretDhcpv6(
+      'wan0',
+      outputs({
+        ...good,
+        prefixes: '[["2001:db8:8000::" 56 0 0] ["2001:db8:8100::" 56 300 600]]',
+      }),
+    );
+    assert.deepEqual(r.problems, []);
+    const texts = r.assertions.map(show);
+    assert.ok(texts.some((t) => t.includes('<delegated-prefix "wan0" "2001:db8:8100::/56"')));
+    assert.ok(
+      !texts.some((t) => t.includes('"2001:db8:8000::/56"') && !t.startsWith('<dhcpv6-lease')),
+    );
+    const lease = texts.find((t) => t.startsWith('<dhcpv6-lease'))!;
+    assert.match(lease, /withdrawn: \["prefix 2001:db8:8000::\/56"\]/);
+  });
+
   it('refuses hostile values with a message each, and installs none of them', () => {
     const cases: [{ [k: string]: string }, RegExp][] = [
       [{ prefixes: '[["2001:db8:8000::" 80 300 600]]' }, /longer than \/64.*refused/],
       [{ prefixes: '[["2001:db8:8000::1" 56 300 600]]' }, /not a network/],
       [{ prefixes: '[["ff02::" 56 300 600]]' }, /multicast/],
-      [{ prefixes: '[["2001:db8:8000::" 56 0 0]]' }, /valid lifetime of 0/],
+      // Nothing but expired values: a broken server (alone, one is a withdrawal: below).
+      [
+        { prefixes: '[["2001:db8:8000::" 56 0 0]]', addresses: '[["2001:db8:1::100" 0 0]]' },
+        /valid lifetime of 0/,
+      ],
       [{ prefixes: '[["2001:db8:8000::" 56 600 300]]' }, /preferred lifetime 600 is longer/],
       [{ prefixes: '[["2001:db8:8000::" 56 "300; x" 600]]' }, /whole numbers/],
       [{ addresses: '[["2001:db8:1::100" 900 600]]' }, /preferred lifetime 900/],
-      [{ addresses: '[["2001:db8:1::100" 0 0]]' }, /valid lifetime of 0/],
       [{ addresses: '[["fe80::1" 300 600]]' }, /link-local/],
       [{ addresses: '[["1.2.3.4" 300 600]]' }, /not an IPv6 address/],
       [{ dns: '["ff02::1"]' }, /^dns: "ff02::1" is a multicast address$/],
