@@ -173,7 +173,7 @@ describe('limen daemon', () => {
       d.lines.findIndex((l) => l.msg === 'output' && l.line === `${name} stopping`);
     assert.ok(
       stoppedAt('c') >= 0 && stoppedAt('b') >= 0 && stoppedAt('a') >= 0,
-      'every service got SIGTERM',
+      `every service got SIGTERM; the log:\n${d.lines.map((l) => JSON.stringify(l)).join('\n')}`,
     );
     assert.ok(
       stoppedAt('c') < stoppedAt('b') && stoppedAt('b') < stoppedAt('a'),
