@@ -5,7 +5,8 @@
 //
 //   1. cold start: the delegated prefix (its unused rest unreachable at the router),
 //      lan0's /64, lan1's SLAAC address, and a fetch of http://world.test/ by name
-//      over IPv6 (its AAAA through the router)
+//      over IPv6 (its AAAA through the router); lan1 in `limen clients` with both
+//      its IPv4 lease and its IPv6 address
 //   2. the ISP renumbers: the LAN follows, the old prefix is deprecated on lan1
 //      (preferred lifetime 0), lan1 gets an address of the new one and uses it
 //   3. the WAN loses carrier: the IPv6 default route, the delegation, lan0's
@@ -138,6 +139,22 @@ describe('IPv6 end to end in the lab', { skip: labSkip(), timeout: 300_000 }, ()
     assert.match(ahosts, new RegExp(`^${WORLD_ADDRESS6.replace(/:/g, ':')}\\s`, 'm'), ahosts);
     // No NAT66: the world sees lan1's own address (curl reports the one it used).
     await fetch6Until('lan1', lan1);
+    // The client list joins lan1's DHCPv4 lease and its SLAAC address (a neighbour of
+    // the router's now) by MAC.
+    let clients = '';
+    await until(
+      async () => {
+        clients = await cliOk(lab, 'clients', '--json');
+        const rows = JSON.parse(clients) as { hostname: unknown; ipv4: string[]; ipv6: string[] }[];
+        return rows.some(
+          (r) => r.hostname === 'lan1' && r.ipv4.length === 1 && r.ipv6.includes(lan1),
+        );
+      },
+      {
+        timeoutMs: 15_000,
+        describe: () => `lan1 with ${lan1} in limen clients --json: ${clients}`,
+      },
+    );
   });
 
   it('the ISP renumbers: the LAN follows, the old prefix is deprecated, lan1 uses the new one', async (t) => {
