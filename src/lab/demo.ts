@@ -390,6 +390,7 @@ export function pokeCommands(name: string): string[] {
   return [
     `${lab} rtr -- limen status`,
     `${lab} rtr -- limen query --dataspace machine '<address ?if _ ?a ?len _>'`,
+    `${lab} rtr -- limen clients      # the LAN's hosts: DHCPv4 leases and IPv6 addresses`,
     `${lab} lan1 -- busybox wget -qO- http://${WORLD_NAME}/`,
     `${lab} lan1 -- curl -6 -s http://${WORLD_NAME}/     # over IPv6`,
     `${lab} rtr -- limen ifdown wan0     # the live view shows the WAN going away`,
