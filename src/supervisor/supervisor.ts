@@ -905,8 +905,8 @@ class ProcessSlot {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.facet.turn(() => {
+        // Shown with the new PID (or the failed start's exit), not on its own.
         this.restarts++;
-        this.run.refreshProcess();
         this.launch();
       });
     }, delayMs);
