@@ -25,6 +25,7 @@ import { presentable } from '../script/index.ts';
 /** Labels of assertions that are runtime state or the daemon's own, not configuration. */
 const RUNTIME_LABELS: ReadonlySet<string> = new Set([
   'service-state',
+  'service-process',
   'run-service',
   'output',
   'failure-shape',

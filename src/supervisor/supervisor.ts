@@ -1,7 +1,7 @@
 // The supervisor: runs `<daemon ID SPEC>` processes while `<run-service <daemon ID>>`
 // is asserted in $config, and reports on them through the dataspace —
-// `<service-state S …>`, `<service-error S "…">`, `<service-gave-up S "…">`,
-// `<output S KEY VALUE>` in $config, and `<log TIME {…}>` messages on $log.
+// `<service-state S …>`, `<service-process S {…}>`, `<service-error S "…">`,
+// `<service-gave-up S "…">`, `<output S KEY VALUE>` in $config, and `<log TIME {…}>` messages on $log.
 //
 // Ownership: the supervisor's facet owns one facet per running service, which owns
 // one facet per spec value (one process each). Stopping a facet stops what it owns
@@ -10,7 +10,8 @@
 //
 // Invariants: at most one `<service-state S _>` per service at a time (replaced, not
 // accumulated); it is held until the service's processes have exited, so its
-// disappearance means the service is down. A new run of a service starts only after
+// disappearance means the service is down. The same holds for `<service-process S _>`,
+// which is replaced only when what it says changed (a PID, a restart, an exit). A new run of a service starts only after
 // the previous run's processes are gone and its outputs directory was emptied.
 
 import { chown } from 'node:fs/promises';
@@ -33,6 +34,7 @@ import {
   Sym,
   ValueMap,
   dict,
+  is,
   parse,
   peel,
   record,
@@ -47,6 +49,7 @@ import { ManagedProcess, describeExit, type ExitInfo } from './process-runner.ts
 import type { ProcessTracking } from './process-tracking.ts';
 import { RestartTracker, type RestartOptions } from './restart-policy.ts';
 import { outputsDirName, rfc3339, serviceLabel } from './service-names.ts';
+import { serviceProcessRecord } from './service-process.ts';
 import { resolveCredentials, type UserDbPaths } from './user-db.ts';
 
 /** What `<service-state S STATE>` says. */
@@ -397,7 +400,12 @@ class ServiceRun {
   #shuttingDown = false;
   #finished = false;
   #shutdown: Promise<void> | undefined;
+  #processHandle: Handle | undefined;
+  #processValue: Value | undefined;
+  #processQueued = false;
   lastExit: ExitInfo | undefined;
+  /** Wall-clock ms of lastExit. */
+  lastExitAt = 0;
 
   constructor(sup: SupervisorImpl, service: Record) {
     this.sup = sup;
@@ -476,8 +484,53 @@ class ServiceRun {
     this.sup.track(exited);
     void exited.then((exit) => {
       this.exiting.delete(exited);
-      this.lastExit = exit;
+      this.noteExit(exit);
     });
+  }
+
+  noteExit(exit: ExitInfo): void {
+    if (exit === this.lastExit) return;
+    this.lastExit = exit;
+    this.lastExitAt = this.sup.clock();
+    this.refreshProcess();
+  }
+
+  /**
+   * Brings `<service-process S _>` up to date once the current turn is over: changes
+   * made in one turn give one new record, and none when nothing it says changed.
+   */
+  refreshProcess(): void {
+    const f = this.sup.facet;
+    if (this.#processQueued || this.#finished || f.isStopped) return;
+    // Not before the previous run of the service has gone with its record: one per service.
+    if (!this.#prepared && this.#prepareProblem === undefined) return;
+    this.#processQueued = true;
+    f.turn(() => {
+      this.#processQueued = false;
+      if (!this.#finished) this.#setProcess(this.#processRecord());
+    });
+  }
+
+  #processRecord(): Value {
+    const slots = [...this.slots.values()];
+    const starts = slots.flatMap((s) => (s.startedAt === undefined ? [] : [s.startedAt]));
+    return serviceProcessRecord(this.service, {
+      pids: slots.flatMap((s) => (s.pid === undefined ? [] : [s.pid])),
+      restarts: slots.reduce((n, s) => n + s.restarts, 0),
+      started: starts.length === 0 ? undefined : Math.max(...starts),
+      lastExit:
+        this.lastExit === undefined ? undefined : { exit: this.lastExit, at: this.lastExitAt },
+    });
+  }
+
+  /** Must run in a turn. */
+  #setProcess(value: Value | undefined): void {
+    const old = this.#processValue;
+    if (old === value || (old !== undefined && value !== undefined && is(old, value))) return;
+    this.#processValue = value;
+    const f = this.sup.facet;
+    if (f.isStopped) return;
+    this.#processHandle = f.replace(this.#processHandle, this.sup.config, value);
   }
 
   async #prepare(): Promise<void> {
@@ -571,6 +624,7 @@ class ServiceRun {
 
   /** Publishes the service's state once the current turn is over. */
   publish(): void {
+    this.refreshProcess();
     // Computed now and applied in order, so that every transition (started, then
     // ready) is seen, even when both happen before the queued turns run.
     const state = this.#aggregate();
@@ -616,7 +670,10 @@ class ServiceRun {
   #retractState(): void {
     const f = this.sup.facet;
     if (f.isStopped) return;
-    f.turn(() => this.#setState(undefined));
+    f.turn(() => {
+      this.#setState(undefined);
+      this.#setProcess(undefined);
+    });
   }
 
   #onStop(): void {
@@ -658,8 +715,13 @@ class ServiceRun {
     if (f.isStopped) return;
     f.turn(() => {
       // A run that failed in itself stays `failed` until restarted or released.
-      if (this.#abnormal && !this.#released && f.isAlive) this.#setState('failed');
-      else this.#setState(undefined);
+      if (this.#abnormal && !this.#released && f.isAlive) {
+        this.#setState('failed');
+        this.#setProcess(this.#processRecord());
+      } else {
+        this.#setState(undefined);
+        this.#setProcess(undefined);
+      }
     });
   }
 
@@ -704,6 +766,8 @@ class ProcessSlot {
   state: ProcessStatusState = 'waiting';
   restarts = 0;
   lastExit: ExitInfo | undefined;
+  /** Wall-clock ms when the running process started; undefined while none runs. */
+  startedAt: number | undefined;
   #proc: ManagedProcess | undefined;
   /** Processes stopped on purpose: their exit is not a policy matter. */
   readonly #stopping = new WeakSet<ManagedProcess>();
@@ -841,6 +905,7 @@ class ProcessSlot {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.facet.turn(() => {
+        // Shown with the new PID (or the failed start's exit), not on its own.
         this.restarts++;
         this.launch();
       });
@@ -870,7 +935,10 @@ class ProcessSlot {
     const buffer = sup.logBuffer(this.run.service);
     proc.onDidStart((pid) =>
       this.facet.turn(() => {
-        if (this.#proc !== proc || this.#stopping.has(proc)) return;
+        if (this.#proc !== proc) return;
+        this.startedAt = sup.clock();
+        this.run.refreshProcess();
+        if (this.#stopping.has(proc)) return;
         this.state = 'started';
         this.#event('info', `started (pid ${pid})`);
         this.run.publish();
@@ -902,8 +970,11 @@ class ProcessSlot {
 
   #exited(proc: ManagedProcess, exit: ExitInfo): void {
     this.lastExit = exit;
-    this.run.lastExit = exit;
-    if (this.#proc === proc) this.#proc = undefined;
+    if (this.#proc === proc) {
+      this.#proc = undefined;
+      this.startedAt = undefined;
+    }
+    this.run.noteExit(exit);
     if (this.#stopping.has(proc)) {
       // Stopped on purpose: for a restart, or because the slot or service stopped.
       const why = this.facet.isAlive ? 'stopped for a restart' : 'stopped';
