@@ -9,7 +9,7 @@
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { closeSync, readFileSync } from 'node:fs';
 import { UserError } from '../base/errors.ts';
-import { Bytes, Dict, dict, parse, peel, stringify } from '../preserves/index.ts';
+import { Bytes, Dict, dict, parse, peel, stringify, sym } from '../preserves/index.ts';
 import { writeFileAtomic } from '../platform/atomic-file.ts';
 import { openSecretFile } from '../platform/secret-file.ts';
 
@@ -105,11 +105,11 @@ export function decodeStoredPassword(text: string): StoredPassword {
   }
   if (!(v instanceof Dict)) throw new WebPasswordError('is not a dictionary {salt hash N r p}');
   const bytes = (key: string): Uint8Array | undefined => {
-    const b = v.get(key);
+    const b = v.get(sym(key));
     return b !== undefined && peel(b) instanceof Bytes ? (peel(b) as Bytes).bytes : undefined;
   };
   const count = (key: string, max: number): number | undefined => {
-    const n = v.get(key);
+    const n = v.get(sym(key));
     const x = n === undefined ? undefined : peel(n);
     return typeof x === 'number' && Number.isSafeInteger(x) && x >= 1 && x <= max ? x : undefined;
   };
