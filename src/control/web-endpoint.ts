@@ -85,6 +85,8 @@ export class WebPasswords {
   readonly #now: () => number;
   /** Failed checks by connection (its facet, or any object that stands for it). */
   readonly #failures = new WeakMap<object, number>();
+  /** Checks running or waiting, by connection. */
+  readonly #pending = new WeakMap<object, number>();
   /** When each failure within the window happened, oldest first. */
   #recent: number[] = [];
   /** The check running, and those waiting behind it. */
@@ -107,24 +109,29 @@ export class WebPasswords {
   async check(password: string, client: object, endpoint: string): Promise<boolean> {
     const now = this.#now();
     this.#recent = this.#recent.filter((t) => now - t < FAILURE_WINDOW_MS);
+    // Checks still running count as failures to come: many sent at once pass no limit.
     const mine = this.#failures.get(client) ?? 0;
-    if (mine >= this.#perConnection) {
+    const minePending = this.#pending.get(client) ?? 0;
+    if (mine + minePending >= this.#perConnection) {
       this.#refuse(
         endpoint,
-        `this connection made ${mine} failed password checks, its limit; no more are checked on it`,
+        `this connection made ${mine} failed password checks (${minePending} more running), ` +
+          `its limit is ${this.#perConnection}; no more are checked on it`,
       );
     }
-    if (this.#recent.length >= this.#perWindow) {
+    if (this.#recent.length + this.#waiting >= this.#perWindow) {
       this.#refuse(
         endpoint,
         `${this.#recent.length} password checks failed within the last ` +
-          `${FAILURE_WINDOW_MS / 1000} s, the limit; try again later`,
+          `${FAILURE_WINDOW_MS / 1000} s (${this.#waiting} more running), the limit is ` +
+          `${this.#perWindow}; try again later`,
       );
     }
     if (this.#waiting >= MAX_WAITING_CHECKS) {
       this.#refuse(endpoint, `${this.#waiting} password checks are waiting; try again later`);
     }
     this.#waiting++;
+    this.#pending.set(client, minePending + 1);
     const run = this.#tail.then(() => this.#verify(password));
     this.#tail = run.catch(() => undefined);
     let ok: boolean;
@@ -132,13 +139,15 @@ export class WebPasswords {
       ok = await run;
     } finally {
       this.#waiting--;
+      this.#pending.set(client, (this.#pending.get(client) ?? 1) - 1);
     }
     if (!ok) {
-      this.#failures.set(client, mine + 1);
+      const failures = (this.#failures.get(client) ?? 0) + 1;
+      this.#failures.set(client, failures);
       this.#recent.push(this.#now());
       this.#logger.warn(`control (${endpoint}): a password check failed`, {
         endpoint,
-        connectionFailures: mine + 1,
+        connectionFailures: failures,
         recentFailures: this.#recent.length,
       });
     }

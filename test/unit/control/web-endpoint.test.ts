@@ -112,6 +112,29 @@ describe('web password checks', () => {
     assert.ok(lines.some((l) => /a password check refused: this connection made 3/.test(l.msg)));
   });
 
+  it('counts checks sent at once against the limits before they finish', async () => {
+    const w = new WebPasswords({ file, logger: recordingLogger([]), failuresPerConnection: 3 });
+    const a = {};
+    const outcomes = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        w.check(`wrong ${i}`, a, 'web').then(
+          (v) => String(v),
+          (e: unknown) => (e instanceof ControlRequestError ? e.reason : String(e)),
+        ),
+      ),
+    );
+    assert.deepEqual(outcomes, [
+      ...Array<string>(3).fill('false'),
+      ...Array<string>(7).fill('rate-limited'),
+    ]);
+    const b = new WebPasswords({ file, logger: recordingLogger([]), failuresPerWindow: 2 });
+    const many = await Promise.allSettled([1, 2, 3].map(() => b.check('correct horse', {}, 'web')));
+    assert.deepEqual(
+      many.map((r) => r.status),
+      ['fulfilled', 'fulfilled', 'rejected'],
+    );
+  });
+
   it('refuses every check of everybody past the failures of a minute, until the minute has passed', async () => {
     let now = 1_000_000;
     const w = new WebPasswords({
