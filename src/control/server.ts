@@ -67,6 +67,12 @@ export interface ControlServerOptions extends CommandOptions {
   readonly listening?: ListeningSocket | undefined;
   /** Who besides root may connect (the web endpoint: its group); absent: root alone. */
   readonly socketAccess?: SocketAccess | undefined;
+  /**
+   * What `start` asserted, by service, shared with another server (the web endpoint
+   * shares the root socket's: either's `stop` undoes either's `start`); absent: its own.
+   * A handle is retracted by the facet that asserted it, wherever `stop` comes from.
+   */
+  readonly required?: ValueMap<Handle> | undefined;
   /** The commands this socket runs (the web endpoint's); absent: all of them. */
   readonly endpoint?: EndpointPolicy | undefined;
   /** The server runs in a child of this facet (its engine is the daemon's). */
@@ -142,7 +148,7 @@ class ControlServerImpl implements ControlServer, ConnectionHost {
   #forbidden = 0;
   #forbiddenLoggedAt = -Infinity;
   /** `<require-service S>` asserted by `start`, by service (CommandDeps.required). */
-  readonly required = new ValueMap<Handle>();
+  readonly required: ValueMap<Handle>;
   readonly #net: Server;
   #bound: BoundSocket | undefined;
   #closing: Promise<void> | undefined;
@@ -161,6 +167,7 @@ class ControlServerImpl implements ControlServer, ConnectionHost {
       maxDepth: MAX_MESSAGE_DEPTH,
     };
     this.dropGraceMs = options.dropGraceMs ?? 2000;
+    this.required = options.required ?? new ValueMap<Handle>();
     this.facet = options.facet.spawn(() => {}, 'control server');
     this.deps = {
       options,

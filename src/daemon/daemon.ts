@@ -9,7 +9,16 @@
 
 import { realpath } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Dict, Sym, peel, record, stringify, sym, type Value } from '../preserves/index.ts';
+import {
+  Dict,
+  Sym,
+  ValueMap,
+  peel,
+  record,
+  stringify,
+  sym,
+  type Value,
+} from '../preserves/index.ts';
 import { Dataspace, Engine, P, type Facet, type Handle } from '../dataspace/index.ts';
 import {
   ConfigWatcher,
@@ -522,6 +531,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         maintenance: maintenance.reason,
       }),
     webPasswords: new WebPasswords({ file: paths.webPasswordFile, logger }),
+    // Shared with the web endpoint: its `stop` undoes a `start` made with the CLI.
+    required: new ValueMap<Handle>(),
     logger,
   };
   const control = await startControlServer(controlOptions);

@@ -3,7 +3,8 @@
 // group's uid queries, watches and restarts but is refused send, settings writes,
 // maintenance and setting the password (each refusal logged); its password checks
 // are rate-limited; another uid cannot connect, and the root socket still refuses
-// the web uid. The password is set with the CLI (stdin, then --random).
+// the web uid; its `stop` undoes a `start` made on the root socket. The password is
+// set with the CLI (stdin, then --random).
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,8 @@ import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { ControlClient } from '../../../src/control/client.ts';
+import { record, sym } from '../../../src/preserves/index.ts';
 import { DaemonProcess } from '../../support/daemon-process.ts';
 import { skipUnmet } from '../../support/prerequisites.ts';
 import { until } from '../../support/until.ts';
@@ -77,6 +80,8 @@ await run('watch', async () => {
   return synced ? 'synced' : 'no synced event';
 });
 await run('restart', async () => { await c.restart(parse('<daemon nothing>')); });
+await run('stop-of-root-start', async () =>
+  (await c.stop(parse('<daemon web-test>'))).get(sym('wasRequired')));
 await run('send', () => c.send('config', parse('<restart-service <daemon nothing>>')));
 await run('settings-set', () => c.settingsSet(parse('<hostname "web">')));
 await run('settings-unset', () => c.settingsUnset(parse('<hostname "web">')));
@@ -146,6 +151,13 @@ describe('the web endpoint', () => {
       const file = await stat(join(root, 'var/lib/limen/web-password'));
       assert.deepEqual([file.mode & 0o777, file.uid], [0o600, 0]);
 
+      // A service required with root's socket, for the web client to stop.
+      const rootClient = await ControlClient.connect(rootSocket);
+      try {
+        await rootClient.start(record('daemon', sym('web-test')));
+      } finally {
+        rootClient.close();
+      }
       const session = await node(
         ['--import', 'tsx', '--input-type=module', '-e', sessionScript(web, { right, old })],
         { uid: WEB_UID },
@@ -158,6 +170,7 @@ describe('the web endpoint', () => {
         query: 'ok',
         watch: 'synced',
         restart: 'ok',
+        'stop-of-root-start': true,
         send: 'forbidden',
         'settings-set': 'forbidden',
         'settings-unset': 'forbidden',
