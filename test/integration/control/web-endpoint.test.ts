@@ -209,4 +209,30 @@ describe('the web endpoint', () => {
       await assert.rejects(stat(web), { code: 'ENOENT' });
     },
   );
+
+  it('is not served without --web-group, and an unknown group stops the start', async () => {
+    const other = join(dir, 'plain');
+    const plain = new DaemonProcess(['--root', other, '--no-network']);
+    try {
+      await plain.started();
+      await assert.rejects(stat(join(other, 'run/limen/web')), { code: 'ENOENT' });
+      assert.ok(!plain.find((l) => l.endpoint === 'web'));
+    } finally {
+      await plain.stop();
+      await plain.dispose();
+    }
+    const bad = new DaemonProcess([
+      '--root',
+      other,
+      '--no-network',
+      '--web-group',
+      'no-such-group',
+    ]);
+    try {
+      assert.equal((await bad.exit()).code, 1);
+      assert.match(bad.logText(), /--web-group no-such-group: no such group in \/etc\/group/);
+    } finally {
+      await bad.dispose();
+    }
+  });
 });
