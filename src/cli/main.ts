@@ -139,6 +139,9 @@ export const commands: readonly CommandEntry[] = [
   entry(['settings', 'unset'], 'remove a user setting', async () => {
     return (await import('./commands/settings.ts')).settingsUnsetCommand;
   }),
+  entry(['web-password', 'set'], "set the web dashboard's password", async () => {
+    return (await import('./commands/web-password.ts')).webPasswordSetCommand;
+  }),
 ];
 
 function overview(): string {

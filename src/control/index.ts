@@ -21,7 +21,31 @@ export { DEFAULT_INTERFACE_TIMEOUT_MS } from './commands/interfaces.ts';
 export { DEFAULT_MAX_QUERY_MATCHES } from './commands/query.ts';
 export { ControlClient, describeConnectError, type ConnectOptions } from './client.ts';
 export {
+  DEFAULT_FAILURES_PER_CONNECTION,
+  DEFAULT_FAILURES_PER_WINDOW,
+  FAILURE_WINDOW_MS,
+  WEB_COMMANDS,
+  WEB_POLICY,
+  WebPasswords,
+  type EndpointPolicy,
+} from './web-endpoint.ts';
+export {
+  MAX_PASSWORD_BYTES,
+  WebPasswordError,
+  decodeStoredPassword,
+  encodeStoredPassword,
+  hashPassword,
+  readStoredPassword,
+  verifyPassword,
+  writeStoredPassword,
+  type ScryptParams,
+  type StoredPassword,
+} from './web-password.ts';
+export {
+  GROUP_DIR_MODE,
+  GROUP_SOCKET_MODE,
   MAX_SOCKET_PATH_BYTES,
+  prepareGroupDirectory,
   SOCKET_MODE,
   checkSocketPath,
   listenOnSocketFile,

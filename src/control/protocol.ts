@@ -77,6 +77,10 @@ export const ErrorReason = {
   /** The server has as many connections as it may; the new one is closed after this line. */
   TooManyConnections: 'too-many-connections',
   ShuttingDown: 'shutting-down',
+  /** The command is not one this socket runs (the web endpoint's allowlist). */
+  Forbidden: 'forbidden',
+  /** check-password: too many failed checks, on this connection or on all of them. */
+  RateLimited: 'rate-limited',
   Internal: 'internal',
 } as const;
 export type ErrorReason = (typeof ErrorReason)[keyof typeof ErrorReason];

@@ -14,6 +14,10 @@
 // error and the connection stays usable; every request's work is aborted when it is
 // cancelled or its connection goes away.
 //
+// The same server serves the web endpoint (docs/control-protocol.md, "The web
+// endpoint"): given an EndpointPolicy it runs only the commands the policy allows,
+// refusing (and logging) the others, with the same bounds as the root socket.
+//
 // Nothing here knows a command: a new one goes in src/control/commands/ (see
 // commands/index.ts).
 
@@ -38,7 +42,13 @@ import {
   writeValueWithin,
   type MessageLimits,
 } from './protocol.ts';
-import { bindSocketFile, type BoundSocket, type ListeningSocket } from './socket-file.ts';
+import {
+  bindSocketFile,
+  type BoundSocket,
+  type ListeningSocket,
+  type SocketAccess,
+} from './socket-file.ts';
+import type { EndpointPolicy } from './web-endpoint.ts';
 
 /** Unsent output one connection may have before another message is queued for it. */
 export const DEFAULT_MAX_OUTPUT_BYTES = 2 * 1024 * 1024;
@@ -55,6 +65,16 @@ export interface ControlServerOptions extends CommandOptions {
   readonly socketPath: string;
   /** The socket, already bound by listenOnSocketFile() (the daemon binds it first); absent: bound at start. */
   readonly listening?: ListeningSocket | undefined;
+  /** Who besides root may connect (the web endpoint: its group); absent: root alone. */
+  readonly socketAccess?: SocketAccess | undefined;
+  /**
+   * What `start` asserted, by service, shared with another server (the web endpoint
+   * shares the root socket's: either's `stop` undoes either's `start`); absent: its own.
+   * A handle is retracted by the facet that asserted it, wherever `stop` comes from.
+   */
+  readonly required?: ValueMap<Handle> | undefined;
+  /** The commands this socket runs (the web endpoint's); absent: all of them. */
+  readonly endpoint?: EndpointPolicy | undefined;
   /** The server runs in a child of this facet (its engine is the daemon's). */
   readonly facet: Facet;
   readonly logger: Logger;
@@ -124,8 +144,11 @@ class ControlServerImpl implements ControlServer, ConnectionHost {
   /** Connections refused since the last log line about it, and when that line was. */
   #refused = 0;
   #refusedLoggedAt = -Infinity;
+  /** Requests the endpoint's policy refused since the last log line about them, and when that was. */
+  #forbidden = 0;
+  #forbiddenLoggedAt = -Infinity;
   /** `<require-service S>` asserted by `start`, by service (CommandDeps.required). */
-  readonly required = new ValueMap<Handle>();
+  readonly required: ValueMap<Handle>;
   readonly #net: Server;
   #bound: BoundSocket | undefined;
   #closing: Promise<void> | undefined;
@@ -144,9 +167,11 @@ class ControlServerImpl implements ControlServer, ConnectionHost {
       maxDepth: MAX_MESSAGE_DEPTH,
     };
     this.dropGraceMs = options.dropGraceMs ?? 2000;
+    this.required = options.required ?? new ValueMap<Handle>();
     this.facet = options.facet.spawn(() => {}, 'control server');
     this.deps = {
       options,
+      endpoint: options.endpoint?.name ?? 'root',
       facet: this.facet,
       limits: this.limits,
       required: this.required,
@@ -165,12 +190,17 @@ class ControlServerImpl implements ControlServer, ConnectionHost {
 
   async start(): Promise<void> {
     if (this.options.listening === undefined) {
-      this.#bound = await bindSocketFile(this.#net, this.socketPath);
+      this.#bound = await bindSocketFile(this.#net, this.socketPath, this.options.socketAccess);
     } else {
       this.#bound = this.options.listening;
       this.options.listening.accept((socket) => this.#accept(socket));
     }
-    this.logger.info?.(`control: listening on ${this.socketPath}`, { socket: this.socketPath });
+    const endpoint = this.options.endpoint;
+    this.logger.info?.(
+      `control: listening on ${this.socketPath}` +
+        (endpoint === undefined ? '' : ` (the ${endpoint.name} endpoint)`),
+      { socket: this.socketPath, ...(endpoint === undefined ? {} : { endpoint: endpoint.name }) },
+    );
   }
 
   #accept(socket: Socket): void {
@@ -290,6 +320,8 @@ class ControlServerImpl implements ControlServer, ConnectionHost {
     if (!this.facet.isAlive) {
       throw new ControlRequestError(ErrorReason.ShuttingDown, 'limen is shutting down');
     }
+    const policy = this.options.endpoint;
+    if (policy !== undefined && !policy.allows(command)) this.#forbid(policy, command);
     const handler = findCommand(command);
     if (handler === undefined) {
       throw new ControlRequestError(
@@ -298,6 +330,27 @@ class ControlServerImpl implements ControlServer, ConnectionHost {
       );
     }
     return handler.handle(ctx, this.deps);
+  }
+
+  /** Refuses a command the endpoint does not run, and logs it (one line a second at most). */
+  #forbid(policy: EndpointPolicy, command: string): never {
+    this.#forbidden++;
+    const now = performance.now();
+    if (now - this.#forbiddenLoggedAt >= 1000) {
+      this.logger.warn(
+        `control (${policy.name}): refused ${abbreviateCommand(command)}: not a command of the ` +
+          `${policy.name} endpoint (${this.#forbidden} refused since the last such line)`,
+        { endpoint: policy.name, command: abbreviateCommand(command), refused: this.#forbidden },
+      );
+      this.#forbidden = 0;
+      this.#forbiddenLoggedAt = now;
+    }
+    throw new ControlRequestError(
+      ErrorReason.Forbidden,
+      `${abbreviateCommand(command)} is not run on the ${policy.name} endpoint ` +
+        `(it runs: ${COMMANDS.filter((c) => policy.allows(c)).join(', ')}); ` +
+        `use the root-only control socket`,
+    );
   }
 
   /**
@@ -343,6 +396,11 @@ class ControlServerImpl implements ControlServer, ConnectionHost {
     if (r instanceof MessageTooLargeError) throw r;
     return r;
   }
+}
+
+/** A command name as the log shows it: a client chooses it, so it is cut short. */
+function abbreviateCommand(command: string): string {
+  return command.length > 40 ? `${command.slice(0, 37)}...` : command;
 }
 
 /**

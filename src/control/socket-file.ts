@@ -6,15 +6,21 @@
 // removed. link(2), unlike rename(2), never replaces what is there, and the look
 // at what is there (a stale socket, nobody listening, is replaced; a live one or
 // a non-socket is refused) is made under an flock of the directory: of several
-// daemons binding the same path at once, exactly one gets it.
+// daemons binding the same path at once, exactly one gets it. The web endpoint's
+// socket is made the same way with mode 0660 and its group (chown'ed in the private
+// directory too), in a directory of root and that group, mode 0750
+// (prepareGroupDirectory).
 
-import { chmod, link, lstat, mkdir, mkdtemp, rm, stat, unlink } from 'node:fs/promises';
+import { chmod, chown, link, lstat, mkdir, mkdtemp, rm, stat, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { withDirectoryLock } from '../platform/flock.ts';
 import { ControlSocketInUseError, SocketPathError } from './errors.ts';
 
 export const SOCKET_MODE = 0o600;
+/** The web endpoint's socket and directory: the owner's and the group's (socket-file's own group). */
+export const GROUP_SOCKET_MODE = 0o660;
+export const GROUP_DIR_MODE = 0o750;
 const PRIVATE_DIR_MODE = 0o700;
 /** sun_path holds 108 bytes with its terminating NUL; a longer path is silently cut by Node. */
 export const MAX_SOCKET_PATH_BYTES = 107;
@@ -110,8 +116,44 @@ function place(tmp: string, path: string): Promise<void> {
   });
 }
 
-/** Makes `server` listen on `path` with mode 0600; the parent directory is created (0755). */
-export async function bindSocketFile(server: Server, path: string): Promise<BoundSocket> {
+/** Who may connect to a socket besides its owner (root). */
+export interface SocketAccess {
+  /** The socket's group, allowed to connect (mode 0660); absent: the owner alone (0600). */
+  readonly gid?: number | undefined;
+}
+
+/**
+ * Makes `dir` a directory of this process's uid and group `gid`, mode 0750, whatever
+ * the umask and whatever was there: a symbolic link or a non-directory is refused
+ * (SocketPathError), a directory of another owner too; a wider mode or another group
+ * is corrected. Only the owner and the group can then reach what is inside.
+ */
+export async function prepareGroupDirectory(dir: string, gid: number): Promise<void> {
+  // 0700 at first, whatever the umask (it only removes bits): the group gets in once
+  // the directory is known to be ours.
+  await mkdir(dirname(dir), { recursive: true, mode: 0o755 });
+  await mkdir(dir, { mode: 0o700 }).catch((e: unknown) => {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  });
+  const st = await lstat(dir);
+  if (!st.isDirectory())
+    throw new SocketPathError(`${dir} exists and is not a directory (remove it)`);
+  const uid = process.getuid?.() ?? 0;
+  if (st.uid !== uid)
+    throw new SocketPathError(`${dir} is owned by uid ${st.uid}, not by ${uid} (remove it)`);
+  await chown(dir, uid, gid);
+  await chmod(dir, GROUP_DIR_MODE);
+}
+
+/**
+ * Makes `server` listen on `path` with mode 0600 (0660 and group `access.gid` when
+ * given); the parent directory is created (0755).
+ */
+export async function bindSocketFile(
+  server: Server,
+  path: string,
+  access: SocketAccess = {},
+): Promise<BoundSocket> {
   checkSocketPath(path);
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: 0o755 });
@@ -127,7 +169,12 @@ export async function bindSocketFile(server: Server, path: string): Promise<Boun
     const tmp = join(priv, 's');
     await listen(server, tmp);
     try {
-      await chmod(tmp, SOCKET_MODE);
+      // Inside the private directory, nobody else can reach it while mode and group change.
+      if (access.gid === undefined) await chmod(tmp, SOCKET_MODE);
+      else {
+        await chown(tmp, process.getuid?.() ?? 0, access.gid);
+        await chmod(tmp, GROUP_SOCKET_MODE);
+      }
       await place(tmp, path);
     } catch (e) {
       await closeServer(server);

@@ -8,8 +8,17 @@
 // then every facet stops and the process table is clean before we return.
 
 import { realpath } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Dict, Sym, peel, record, stringify, sym, type Value } from '../preserves/index.ts';
+import { dirname, join } from 'node:path';
+import {
+  Dict,
+  Sym,
+  ValueMap,
+  peel,
+  record,
+  stringify,
+  sym,
+  type Value,
+} from '../preserves/index.ts';
 import { Dataspace, Engine, P, type Facet, type Handle } from '../dataspace/index.ts';
 import {
   ConfigWatcher,
@@ -24,7 +33,17 @@ import {
   startServiceManager,
   type ServiceManager,
 } from '../supervisor/service-manager.ts';
-import { SettingsDirectory, startControlServer, type ControlServer } from '../control/index.ts';
+import {
+  SettingsDirectory,
+  WEB_POLICY,
+  WebPasswords,
+  checkSocketPath,
+  prepareGroupDirectory,
+  startControlServer,
+  type ControlServer,
+  type ControlServerOptions,
+} from '../control/index.ts';
+import { resolveWebGroup } from './web-group.ts';
 import { VERSION } from '../base/version.ts';
 import { daemonStatus, serviceView } from './control.ts';
 import {
@@ -86,6 +105,11 @@ export interface DaemonOptions extends PathOptions {
   readonly write?: (line: string) => void;
   /** `off`: track services by recorded process groups, not cgroups (docs/running.md). */
   readonly cgroup?: 'auto' | 'off';
+  /**
+   * The group (a name or a gid) whose members may use the web endpoint, RUN/web/control.sock
+   * (docs/control-protocol.md); absent: there is none.
+   */
+  readonly webGroup?: string | undefined;
 }
 
 /** A running daemon: what the CLI's `limen daemon` and the tests hold on to. */
@@ -99,6 +123,8 @@ export interface Daemon {
   readonly services: ServiceManager;
   readonly logger: DaemonLog;
   readonly control: ControlServer;
+  /** The web endpoint, when --web-group was given. */
+  readonly webControl: ControlServer | undefined;
   /** The configuration generations (docs/safe-change.md). */
   readonly generations: GenerationRecorder;
   /** Rescans every configuration directory (SIGHUP). */
@@ -420,6 +446,9 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     () => new Date(),
     opts.logLevel ?? 'info',
   );
+  // A group that does not exist is refused before anything starts.
+  const webGid = opts.webGroup === undefined ? undefined : await resolveWebGroup(opts.webGroup);
+  if (webGid !== undefined) checkSocketPath(paths.webSocket);
   const state = await openState(paths, opts, logger);
   const engine = new Engine({ logger });
   const config = new Dataspace(engine, 'config');
@@ -467,7 +496,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     maintenance: () => maintenance.reason,
   });
   const startedAt = Date.now();
-  const control = await startControlServer({
+  const controlOptions: ControlServerOptions = {
     socketPath: paths.socket,
     listening: state.started.listening,
     facet: root,
@@ -501,8 +530,32 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         configuration: describeConfiguration(await generations.list(), trials),
         maintenance: maintenance.reason,
       }),
+    webPasswords: new WebPasswords({ file: paths.webPasswordFile, logger }),
+    // Shared with the web endpoint: its `stop` undoes a `start` made with the CLI.
+    required: new ValueMap<Handle>(),
     logger,
-  });
+  };
+  const control = await startControlServer(controlOptions);
+  let webControl: ControlServer | undefined;
+  if (webGid !== undefined) {
+    webControl = await (async () => {
+      // Its own directory, root:GROUP 0750, so that only the group reaches the socket.
+      await prepareGroupDirectory(dirname(paths.webSocket), webGid);
+      return startControlServer({
+        ...controlOptions,
+        socketPath: paths.webSocket,
+        listening: undefined,
+        socketAccess: { gid: webGid },
+        endpoint: WEB_POLICY,
+      });
+    })().catch((e: unknown) => {
+      // A failure stops only its owner: the router runs on without its web endpoint.
+      logger.error(`the web endpoint could not start: ${(e as Error).message}`, {
+        socket: paths.webSocket,
+      });
+      return undefined;
+    });
+  }
   // Under systemd (Type=notify): READY=1 now, WATCHDOG=1 from the event loop.
   const systemd = startSystemdNotify(process.env, logger);
   systemd.ready();
@@ -520,6 +573,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     engine,
     drivers,
     control,
+    webControl,
     trials,
     generations,
     state,
@@ -539,6 +593,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     services: drivers.services,
     logger,
     control,
+    webControl,
     stopped,
     generations,
     async rescan() {
@@ -559,6 +614,7 @@ function shutdownSequence(o: {
   engine: Engine;
   drivers: Drivers;
   control: ControlServer;
+  webControl: ControlServer | undefined;
   trials: TrialManager;
   generations: GenerationRecorder;
   state: OpenedState;
@@ -594,7 +650,7 @@ function shutdownSequence(o: {
       logger.info('stopping', { services: wave.map((s) => show(s)).join(' ') }),
     );
     await drivers.supervisor.whenIdle();
-    await o.control.close();
+    await Promise.all([o.control.close(), o.webControl?.close()]);
     o.trials.close();
     o.generations.close();
     await o.generations.idle();

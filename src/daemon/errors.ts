@@ -12,3 +12,8 @@ export class SiteConfigMissingError extends UserError {
 export class StartupIoError extends LimenError {
   readonly code = 'LIMEN_STARTUP_IO';
 }
+
+/** `--web-group` names no group of /etc/group (nor is a gid). */
+export class WebGroupError extends UserError {
+  readonly code = 'LIMEN_WEB_GROUP';
+}

@@ -18,6 +18,10 @@ export interface DaemonPaths {
   readonly runEtcDir: string;
   readonly outputsDir: string;
   readonly socket: string;
+  /** RUN/web/control.sock: the web endpoint, when --web-group is given. */
+  readonly webSocket: string;
+  /** STATE/web-password: the web dashboard's password (a salted scrypt hash). */
+  readonly webPasswordFile: string;
   readonly userSettingsDir: string;
   readonly generationsDir: string;
   /** The package's shipped config tree (config/boot, config/core, config/services). */
@@ -61,6 +65,8 @@ export function resolvePaths(opts: PathOptions = {}): DaemonPaths {
     runEtcDir,
     outputsDir: join(runDir, 'outputs'),
     socket: opts.socket !== undefined ? resolve(opts.socket) : socketPathFor(root),
+    webSocket: join(runDir, 'web/control.sock'),
+    webPasswordFile: join(stateDir, 'web-password'),
     userSettingsDir: join(stateDir, 'user-settings'),
     generationsDir: join(stateDir, 'generations'),
     shippedConfigDir: opts.shippedConfigDir ?? join(packageRoot(), 'config'),

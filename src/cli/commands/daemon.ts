@@ -11,7 +11,7 @@ export const daemonCommand: Command = {
   path: ['daemon'],
   summary: 'run the limen daemon in the foreground',
   usage:
-    'limen daemon [--root DIR] [--config DIR]... [--socket PATH] [--resolv-conf PATH] [--no-network] [--cgroup auto|off] [--log-format text|json] [--log-level LEVEL]',
+    'limen daemon [--root DIR] [--config DIR]... [--socket PATH] [--resolv-conf PATH] [--no-network] [--cgroup auto|off] [--web-group GROUP] [--log-format text|json] [--log-level LEVEL]',
   help: `Runs the daemon until SIGTERM or SIGINT (then stops every service in reverse
 dependency order and exits 0). SIGHUP rescans the configuration directories.
 
@@ -28,6 +28,10 @@ Options:
   --cgroup MODE       auto (default): a cgroup v2 per service process where the
                       kernel offers one; off: recorded process groups instead
                       (see docs/running.md, "Processes")
+  --web-group GROUP   serve the web endpoint, run/limen/web/control.sock, to the
+                      members of GROUP (a name or a gid): a restricted control
+                      socket for the web dashboard (docs/control-protocol.md,
+                      "The web endpoint"); without it there is none
   --log-format FMT    text (default) or json, one line per event on stderr
   --log-level LEVEL   debug, info (default), warn or error
 
@@ -52,6 +56,7 @@ Examples:
       'resolv-conf': { type: 'string' },
       'no-network': { type: 'boolean' },
       cgroup: { type: 'string' },
+      'web-group': { type: 'string' },
     });
     if (args.positionals.length > 0) {
       io.err(`limen daemon: unexpected argument '${args.positionals[0]}'\n`);
@@ -60,6 +65,7 @@ Examples:
     const root = args.options.get('root');
     const socket = args.options.get('socket');
     const resolvConf = args.options.get('resolv-conf');
+    const webGroup = args.options.get('web-group');
     // SIGTERM and SIGINT are taken from the start: one that comes while the daemon is
     // still starting (its first services may already run) stops it as soon as it has
     // started, instead of killing it with their services left behind.
@@ -71,6 +77,7 @@ Examples:
       root: typeof root === 'string' ? root : undefined,
       socket: typeof socket === 'string' ? socket : undefined,
       resolvConf: typeof resolvConf === 'string' ? resolvConf : undefined,
+      webGroup: typeof webGroup === 'string' ? webGroup : undefined,
       network: args.options.get('no-network') !== true,
       cgroup: oneOf(args.options.get('cgroup'), ['auto', 'off'] as const, 'cgroup', 'auto'),
       configDirs,

@@ -19,6 +19,7 @@ import type {
   ServiceView,
 } from '../providers.ts';
 import type { SettingsStore } from '../settings-store.ts';
+import type { WebPasswords } from '../web-endpoint.ts';
 
 /** What the daemon gives the commands: its dataspaces and providers, and their settings. */
 export interface CommandOptions {
@@ -31,6 +32,8 @@ export interface CommandOptions {
   readonly generations?: GenerationsProvider | undefined;
   /** Absent: maintenance answers `unsupported`. */
   readonly maintenance?: MaintenanceControl | undefined;
+  /** Absent: check-password and web-password-set answer `unsupported`. */
+  readonly webPasswords?: WebPasswords | undefined;
   /** What `limen status` shows: a dictionary, by convention. */
   readonly status: () => Value | Promise<Value>;
   /** Matches one query may answer (default 20,000). */
@@ -48,6 +51,8 @@ export interface EncodedEvent {
 /** What every handler is given: one per server. */
 export interface CommandDeps {
   readonly options: CommandOptions;
+  /** Which socket the request came on, as the log names it: `root` or `web`. */
+  readonly endpoint: string;
   /** The server's facet: what a command asserts for clients lives until the server closes. */
   readonly facet: Facet;
   /** What one message sent may cost. */

@@ -18,6 +18,7 @@ import { restart, service, services, start, stop } from './services.ts';
 import { settingsList, settingsSet, settingsUnset } from './settings.ts';
 import { status } from './status.ts';
 import { watch } from './watch.ts';
+import { checkPassword, webPasswordSet } from './web-password.ts';
 
 const HANDLERS = [
   status,
@@ -41,6 +42,8 @@ const HANDLERS = [
   diff,
   confirm,
   maintenance,
+  checkPassword,
+  webPasswordSet,
 ] as const;
 
 export type CommandName = (typeof HANDLERS)[number]['name'];

@@ -2,16 +2,32 @@
 // one gets it, whether the path is free or holds a stale socket (a rename into
 // place used to let each replace the last, leaving several daemons each sure the
 // socket was theirs); a connection that arrives before the server is ready is
-// held and handed over, not lost.
+// held and handed over, not lost. The web endpoint's group socket: 0660 in a 0750
+// directory of root and the group, whatever the umask and whatever was there.
 
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bindSocketFile, listenOnSocketFile } from '../../../src/control/socket-file.ts';
-import { ControlSocketInUseError } from '../../../src/control/errors.ts';
+import {
+  bindSocketFile,
+  listenOnSocketFile,
+  prepareGroupDirectory,
+} from '../../../src/control/socket-file.ts';
+import { ControlSocketInUseError, SocketPathError } from '../../../src/control/errors.ts';
+import { skipUnmet } from '../../support/prerequisites.ts';
 import { until } from '../../support/until.ts';
 
 const BINDERS = 8;
@@ -84,5 +100,48 @@ describe('socket file', () => {
     assert.equal(seen.length, 1);
     await listening.close();
     assert.equal(readdirSync(dir).includes('early.sock'), false, 'close() removes the socket');
+  });
+
+  it('makes a group socket 0660 in a 0750 directory of root and the group, under umask 000', async (t) => {
+    if (skipUnmet(t, { root: 'to chown to another group' })) return;
+    const gid = 65534;
+    const web = join(dir, 'web');
+    // What was there: a directory anyone may write, of another group.
+    mkdirSync(web);
+    chmodSync(web, 0o777);
+    chownSync(web, 0, 12345);
+    const old = process.umask(0);
+    const server = createServer();
+    try {
+      await prepareGroupDirectory(web, gid);
+      await bindSocketFile(server, join(web, 'control.sock'), { gid });
+    } finally {
+      process.umask(old);
+    }
+    try {
+      const d = statSync(web);
+      assert.deepEqual([d.mode & 0o777, d.uid, d.gid], [0o750, 0, gid]);
+      const s = statSync(join(web, 'control.sock'));
+      assert.deepEqual([s.isSocket(), s.mode & 0o777, s.uid, s.gid], [true, 0o660, 0, gid]);
+      assert.deepEqual(readdirSync(web), ['control.sock']);
+    } finally {
+      await close(server);
+    }
+  });
+
+  it("refuses a group directory that is a symbolic link, a file or another user's", async (t) => {
+    if (skipUnmet(t, { root: 'to chown to another user' })) return;
+    const target = join(dir, 'elsewhere');
+    mkdirSync(target);
+    symlinkSync(target, join(dir, 'link'));
+    await assert.rejects(prepareGroupDirectory(join(dir, 'link'), 65534), SocketPathError);
+    assert.equal(statSync(target).gid, 0, 'the link was not followed');
+    const file = join(dir, 'file');
+    writeFileSync(file, '');
+    await assert.rejects(prepareGroupDirectory(file, 65534), /is not a directory/);
+    const theirs = join(dir, 'theirs');
+    mkdirSync(theirs);
+    chownSync(theirs, 65534, 65534);
+    await assert.rejects(prepareGroupDirectory(theirs, 65534), /owned by uid 65534/);
   });
 });
