@@ -3,7 +3,9 @@
 // says otherwise with `<link-admin IF down>` (keep it down) or
 // `<interface-unmanaged IF>` (leave it alone). Invariant: we act only when
 // the observed admin state differs from the desired one, so there is no loop
-// with the kernel; a failed `ip link set` is published as `<link-error IF M>`.
+// with the kernel; a failed `ip link set` is published as `<link-error IF M>`, unless
+// the link went away meanwhile (pppd renames the ppp0 it made to its `ifname` at once,
+// so bringing ppp0 up fails with "Cannot find device": no failure of the router's).
 
 import { execFile } from 'node:child_process';
 import { Sym, ValueMap, peel, record, sym, type Value } from '../preserves/index.ts';
@@ -22,6 +24,16 @@ export interface LinkAdminOptions {
   readonly machine: Ref;
   /** The `ip` command and any leading arguments (tests use `['ip', '-n', NS]`). */
   readonly ip?: readonly string[];
+  /** Runs `ip` with these arguments: the error's message, or undefined (tests give their own). */
+  readonly run?: (argv: readonly string[]) => Promise<string | undefined>;
+}
+
+function runIp(argv: readonly string[]): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    execFile(argv[0]!, argv.slice(1), (err, _out, stderr) =>
+      resolve(err === null ? undefined : (stderr || err.message).trim()),
+    );
+  });
 }
 
 interface LinkState {
@@ -51,6 +63,7 @@ function text(v: Value): string {
 
 export function startLinkAdmin(parent: Facet, opts: LinkAdminOptions): LinkAdmin {
   const ip = opts.ip ?? ['ip'];
+  const run = opts.run ?? runIp;
   const links = new ValueMap<LinkState>();
   const actions: string[] = [];
   const facet = parent.spawn((f) => {
@@ -84,20 +97,19 @@ export function startLinkAdmin(parent: Facet, opts: LinkAdminOptions): LinkAdmin
     if (ifname === '') return;
     s.pending = true;
     actions.push(`${ifname} ${want}`);
-    execFile(ip[0]!, [...ip.slice(1), 'link', 'set', 'dev', ifname, want], (err, _out, stderr) => {
+    void run([...ip, 'link', 'set', 'dev', ifname, want]).then((message) => {
       facet.turn(() => {
         s.pending = false;
         if (s.error !== undefined) {
           facet.retract(s.error);
           s.error = undefined;
         }
-        if (err !== null) {
-          const message = (stderr || err.message).trim();
+        // A link that is gone now (renamed, deleted) has nothing left to fail.
+        if (message !== undefined && s.observed.length > 0)
           s.error = facet.assert(opts.config, record('link-error', name, message));
-        }
         // The kernel's answer arrives through the monitor; check again in case it
         // changed while the command ran.
-        if (err === null) reconcile(name);
+        if (message === undefined) reconcile(name);
       });
     });
   };
