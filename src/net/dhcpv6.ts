@@ -1,11 +1,14 @@
 // The `dhcpv6` interface protocol (docs/architecture.md, "The provider contract"):
 // `<configure-interface IF <dhcpv6 {address: #t prefix: #t prefix-hint: 56}>>` lets
 // the kernel take IF's SLAAC address and default route from router advertisements
-// (`<sysctl "net.ipv6.conf.IF.accept_ra" 2>`: even while forwarding), and runs
-// dhcpcd (Debian's dhcpcd-base) for IF while it has carrier and a link-local address, for an address (IA_NA)
-// and a delegated prefix (IA_PD). dhcpcd configures nothing (`--noconfigure`,
-// `noipv6rs`: it never sees an RA); its hook, libexec/dhcpcd-script, hands the reply
-// over as service outputs, which interpretDhcpv6 (pure) validates into one
+// (`<sysctl "net.ipv6.conf.IF.accept_ra" 2>` while IF exists: even while
+// forwarding), and runs dhcpcd (Debian's dhcpcd-base) for IF while it has carrier and
+// a link-local address, for an address (IA_NA) and a delegated prefix (IA_PD). IF
+// may be a PPP link's (`ppp-wan0`), which comes and goes with its session: its
+// absence is no failure, and each session gets a dhcpcd of its own. dhcpcd
+// configures nothing (`--noconfigure`, `noipv6rs`: it never sees an RA); its hook,
+// libexec/dhcpcd-script, hands the reply over as service outputs, which
+// interpretDhcpv6 (pure) validates into one
 // ProvidedConfig: the IA_NA addresses (/128) with their lifetimes, DNS servers and
 // search domains (DHCPv6's, and the RA's RDNSS and DNSSL that the interface monitor
 // reads from the kernel: `<ra-dns IF …>`, `<ra-search IF …>` in $machine), the
@@ -437,15 +440,22 @@ export function startDhcpv6(parent: Facet, o: Dhcpv6DriverOptions): Driver {
 
 function runInterface(f: Facet, o: Dhcpv6DriverOptions, ifname: string, opts: Dhcpv6Options) {
   const service = record('daemon', record('dhcpcd', ifname));
-  // The kernel takes RAs on IF even while the router forwards.
-  f.assert(o.config, record('sysctl', acceptRaKey(ifname), '2'));
+  // The kernel takes RAs on IF even while the router forwards: set whenever IF exists
+  // (anew each time, as the sysctl driver writes it on an interface's appearance), and
+  // asked for only then, so that a PPP link between sessions is no `<sysctl-error …>`.
+  during(f, o.machine, P.rec('interface', P.lit(ifname)), (g) =>
+    g.assert(o.config, record('sysctl', acceptRaKey(ifname), '2')),
+  );
   const carrier = P.rec('interface', P.lit(ifname), P._, P._, P._, P._, P.lit(sym('carrier')), P._);
   // dhcpcd turns the kernel's link-local addresses off as it starts (addr_gen_mode
   // "none": it means to make its own, which it does not with --noconfigure), and its
   // hook turns them back on. Started before the kernel made IF's link-local address
   // (carrier comes before the operstate the kernel waits for), it could leave IF
   // without one; so dhcpcd starts once IF has one, and stops when it goes (the link
-  // went down: it comes back once dhcpcd has stopped and its hook has run).
+  // went down: it comes back once dhcpcd has stopped and its hook has run). On a PPP
+  // link, which has carrier from LCP on, IPV6CP sets the address later, and dhcpcd
+  // 9.4 would never see it: it reads a new address from netlink's IFA_ADDRESS, which
+  // on a point-to-point link is the peer's, and ignores it as not its own.
   const linkLocal = P.rec(
     'address',
     P.lit(ifname),

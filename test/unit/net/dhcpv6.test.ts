@@ -1,22 +1,35 @@
 // The dhcpv6 protocol's pure half: its options, dhcpcd's configuration, and what
-// dhcpcd-script's outputs mean (hostile values refused and never installed); and the
-// hook itself, run as dhcpcd runs it (a shell, no root), on hostile search domains.
+// dhcpcd-script's outputs mean (hostile values refused and never installed); the
+// hook itself, run as dhcpcd runs it (a shell, no root), on hostile search domains;
+// and the driver on a PPP link's interface, which comes and goes with its session.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse, stringify, type Value } from '../../../src/preserves/index.ts';
+import { Dataspace, P, type Handle } from '../../../src/dataspace/index.ts';
 import {
   acceptRaKey,
   dhcpcdConfig,
   interpretDhcpv6,
   ipv6UnicastProblem,
   readDhcpv6,
+  startDhcpv6,
 } from '../../../src/net/dhcpv6.ts';
+import { startSysctl } from '../../../src/net/sysctl.ts';
 import { protocolOf } from '../../../src/net/protocols.ts';
+import { checkedEngine } from '../../support/engine-log.ts';
 
 const v = (t: string): Value => parse(t);
 const show = (x: Value) => stringify(x);
@@ -368,5 +381,90 @@ describe('libexec/dhcpcd-script', () => {
         hex,
       );
     }
+  });
+});
+
+describe('dhcpv6 on a PPP link', () => {
+  it('sets accept_ra while the session’s interface is there, runs dhcpcd once IPV6CP gave it a link-local address, and reports no failure between sessions', async (t) => {
+    const root = mkdtempSync(join(tmpdir(), 'limen-dhcpv6-'));
+    t.after(() => rmSync(root, { recursive: true, force: true }));
+    const key = join(root, 'net/ipv6/conf/ppp-wan0/accept_ra');
+    const { engine } = checkedEngine(t);
+    const config = new Dataspace(engine, 'config');
+    const machine = new Dataspace(engine, 'machine');
+    engine.turn(() => {
+      startSysctl(engine.root, { config: config.ref, machine: machine.ref, root });
+      startDhcpv6(engine.root, { config: config.ref, machine: machine.ref });
+    });
+    const assertIn = async (ds: Dataspace, text: string): Promise<Handle> => {
+      let h!: Handle;
+      engine.turn(() => (h = engine.root.assert(ds.ref, parse(text))));
+      await engine.sync();
+      return h;
+    };
+    const retract = async (h: Handle) => {
+      engine.turn(() => engine.root.retract(h));
+      await engine.sync();
+    };
+    const labels = (...names: string[]) =>
+      [...config.values()]
+        .map((x) => stringify(x))
+        .filter((x) => names.some((n) => x.startsWith(`<${n} `)))
+        .sort();
+    const dhcpcd = () =>
+      config.query(P.rec('require-service', P.rec('daemon', P.rec('dhcpcd', P.lit('ppp-wan0')))))
+        .length;
+    /**
+     * A session: pppd makes ppp-wan0 (the kernel's default accept_ra), which has
+     * carrier as soon as it is up (during LCP); IPV6CP gives it its link-local address
+     * later, and only then does dhcpcd start.
+     */
+    const session = async (index: number) => {
+      mkdirSync(join(root, 'net/ipv6/conf/ppp-wan0'), { recursive: true });
+      writeFileSync(key, '1\n');
+      const link = await assertIn(machine, `<interface "ppp-wan0" ${index} ppp up up carrier #f>`);
+      assert.equal(dhcpcd(), 0, 'no dhcpcd before the link-local address');
+      const ll = await assertIn(
+        machine,
+        `<address "ppp-wan0" ipv6 "fe80::${index}" 128 {scope: link valid: forever preferred: forever}>`,
+      );
+      return [link, ll];
+    };
+
+    await assertIn(config, '<limen-paths {libexec: "/usr/libexec/limen" state: "/var/lib/limen"}>');
+    await assertIn(config, '<configure-interface "ppp-wan0" <dhcpv6 {prefix-hint: 56}>>');
+    // Before the first session: nothing asked of the kernel, nothing failed.
+    assert.deepEqual(labels('sysctl', 'sysctl-error', 'dhcpv6-error'), []);
+    assert.equal(dhcpcd(), 0);
+
+    const first = await session(7);
+    assert.equal(readFileSync(key, 'utf8'), '2');
+    assert.equal(dhcpcd(), 1);
+    assert.deepEqual(labels('sysctl-error'), []);
+    // A lease on it, as dhcpcd-script hands it over: the prefix delegated over ppp-wan0.
+    const service = '<daemon <dhcpcd "ppp-wan0">>';
+    const outputs = [
+      await assertIn(config, `<output ${service} prefixes [["2001:db8:8000::" 56 900 1800]]>`),
+      await assertIn(config, `<output ${service} event "bound6 1">`),
+    ];
+    assert.deepEqual(labels('delegated-prefix'), [
+      '<delegated-prefix "ppp-wan0" "2001:db8:8000::/56" {preferred: 900 renewed: "bound6 1" valid: 1800} <dhcpv6 "ppp-wan0">>',
+    ]);
+
+    // The session ends: the interface goes with it, and with it dhcpcd (whose outputs
+    // the supervisor then clears) and the key; no failure while it is away.
+    unlinkSync(key);
+    for (const h of first) await retract(h);
+    assert.equal(dhcpcd(), 0);
+    for (const h of outputs) await retract(h);
+    assert.deepEqual(labels('sysctl', 'sysctl-error', 'delegated-prefix', 'dhcpv6-error'), []);
+
+    // The redial: a new interface, set again, and a new dhcpcd.
+    await session(8);
+    assert.equal(readFileSync(key, 'utf8'), '2');
+    assert.equal(dhcpcd(), 1);
+    assert.deepEqual(labels('sysctl-error'), []);
+    engine.turn(() => engine.root.stop());
+    await engine.sync();
   });
 });
