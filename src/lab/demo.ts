@@ -3,7 +3,7 @@
 // its process was started: WAN link up, lease bound, address configured,
 // default route, firewall applied, LAN DHCP server ready, LAN client bound, and
 // a LAN client fetching http://world.test/ by name, through limen's DNS and
-// NAT; and over a DHCP WAN the IPv6 steps: the delegated prefix, the LAN's /64
+// NAT; and the IPv6 steps: the delegated prefix (on ppp-wan0 over PPPoE), the LAN's /64
 // of it, and the client fetching the page over IPv6 from its own SLAAC address
 // (no NAT66). Then a live view of the changes until Ctrl-C; with --once it checks
 // every step, tears down, and exits 0 only if the page was fetched.
@@ -109,13 +109,16 @@ export const DEMO_STEPS: readonly StepSpec[] = [
   },
 ];
 
-/** The IPv6 steps, with a DHCP WAN (the lab's ISP delegates a /56: src/lab/ipv6-isp.ts). */
-export const IPV6_STEPS: readonly StepSpec[] = [
+/**
+ * The IPv6 steps (the lab's ISP delegates a /56: src/lab/ipv6-isp.ts), the prefix
+ * delegated over the WAN's link: wan0, or the PPP link over it.
+ */
+const ipv6Steps = (link: string): readonly StepSpec[] => [
   {
     key: 'prefix',
     label: 'IPv6 prefix delegated',
     dataspace: 'config',
-    pattern: '<delegated-prefix "wan0" ?prefix _ _>',
+    pattern: `<delegated-prefix "${link}" ?prefix _ _>`,
     detail: (c) => `${text(c.get('prefix'))} by DHCPv6 (dhcpcd, IA_PD)`,
   },
   {
@@ -149,8 +152,10 @@ const PPPOE_STEPS: readonly StepSpec[] = DEMO_STEPS.map((s) => {
 });
 
 /** The timeline's steps for a WAN (IPv6 ones while the lab's ISP serves IPv6). */
-export function demoSteps(wan: LabWan, ipv6 = wan === 'dhcp'): readonly StepSpec[] {
-  return [...(wan === 'pppoe' ? PPPOE_STEPS : DEMO_STEPS), ...(ipv6 ? IPV6_STEPS : [])];
+export function demoSteps(wan: LabWan, ipv6 = true): readonly StepSpec[] {
+  return wan === 'pppoe'
+    ? [...PPPOE_STEPS, ...(ipv6 ? ipv6Steps('ppp-wan0') : [])]
+    : [...DEMO_STEPS, ...(ipv6 ? ipv6Steps('wan0') : [])];
 }
 
 const FETCH = { key: 'fetch', label: `LAN client fetched http://${WORLD_NAME}/` };

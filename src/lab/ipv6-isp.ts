@@ -13,11 +13,20 @@
 //
 // Kea opens its socket on to-rtr only while the link runs (the router sets its end
 // up); it retries every second, for as long as the lab lives.
+//
+// Over PPPoE the ISP's end of the WAN is a PPP interface its pppd makes for each
+// session (ppp0, ppp1 …), which Kea can serve only if it exists when Kea starts
+// (it names the subnet's interface). So the ISP's pppd runs libexec/lab-isp-ppp6 as
+// /etc/ppp/ipv6-up and ipv6-down (wrappers in DIR/isp, bind-mounted there for the
+// ISP's processes alone, as its CHAP secrets are): once IPV6CP is up it routes
+// 2001:db8:1::/64 through the session's interface and starts a radvd and a Kea
+// for it, from templates naming the interface %IFNAME%; when the session ends it
+// stops them. The ISP's own 2001:db8:1::1 (its DNS forwarder) is on its lo.
 
-import { existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../platform/package-root.ts';
-import { have } from './system.ts';
+import { have, shellQuote } from './system.ts';
 
 export const WORLD_ADDRESS6 = '2001:db8:ffff::10';
 export const ISP_WORLD_ADDRESS6 = '2001:db8:ffff::1';
@@ -29,19 +38,36 @@ export const DELEGATED_LENGTH = 56;
 
 const PROGRAMS = ['radvd', 'kea-dhcp6'] as const;
 const KEA_HOOK = '/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_run_script.so';
+/** What the ISP's pppd runs when IPV6CP comes up and goes down (Debian's ppp ships both). */
+const PPP_IPV6_SCRIPTS = ['/etc/ppp/ipv6-up', '/etc/ppp/ipv6-down'] as const;
+/** What libexec/lab-isp-ppp6 uses besides radvd and Kea. */
+const PPP_PROGRAMS = ['start-stop-daemon', 'sed'] as const;
 
-/** Why the lab's ISP cannot serve IPv6 here, or undefined. */
-export function ipv6IspProblem(): string | undefined {
-  const missing = PROGRAMS.filter((p) => !have(p));
+/** Why the lab's ISP cannot serve IPv6 here (over PPPoE with `ppp`), or undefined. */
+export function ipv6IspProblem(ppp = false): string | undefined {
+  const missing = [...PROGRAMS, ...(ppp ? PPP_PROGRAMS : [])].filter((p) => !have(p));
   if (missing.length > 0)
     return `missing programs: ${missing.join(', ')} (npm run bootstrap installs radvd and kea-dhcp6-server)`;
   if (!existsSync(KEA_HOOK)) return `Kea's run_script hook is missing: ${KEA_HOOK}`;
+  const scripts = ppp ? PPP_IPV6_SCRIPTS.filter((f) => !existsSync(f)) : [];
+  if (scripts.length > 0)
+    return `${scripts.join(' and ')} missing: the ISP's pppd would not run the lab's IPv6 hook (reinstall ppp)`;
   return undefined;
 }
 
 /** The /48 the ISP delegates from in renumbering generation n (0–127). */
 export function delegationPool(n: number): string {
   return `2001:db8:${(0x8000 + n * 0x100).toString(16)}::/48`;
+}
+
+/** The /56 the ISP delegates first from generation n's pool (Kea's first free one). */
+export function firstDelegation(n: number): string {
+  return delegationPool(n).replace('/48', '/56');
+}
+
+/** Subnet 1 of firstDelegation(n) (examples/home-router's lan0), as a prefix of addresses. */
+export function lanPrefix(n: number): string {
+  return `${delegationPool(n).split('::')[0]}:1:`;
 }
 
 /** radvd's configuration for the ISP's end of the WAN link. */
@@ -169,6 +195,41 @@ export function writeIpv6IspFiles(
   writeFileSync(radvd, radvdConfig(ifname));
   writeFileSync(kea, JSON.stringify(keaConfig(ifname, n), null, 2) + '\n');
   return { radvd, kea };
+}
+
+/** The ISP's PPP interface in the per-session templates (libexec/lab-isp-ppp6 fills it in). */
+export const PPP_IFNAME = '%IFNAME%';
+
+/** The files that make the ISP's pppd serve IPv6 on each session: what to bind-mount where. */
+export interface PppIpv6IspFiles {
+  /** DIR/isp/ipv6-up, bind-mounted over /etc/ppp/ipv6-up for the ISP's pppd. */
+  readonly up: string;
+  readonly down: string;
+}
+
+/**
+ * Writes the per-session templates (radvd's and Kea's, delegating from generation n's
+ * pool) and the ISP pppd's ipv6-up and ipv6-down, which run libexec/lab-isp-ppp6.
+ */
+export function writePppIpv6IspFiles(labDir: string, n: number): PppIpv6IspFiles {
+  const dir = join(labDir, 'isp');
+  writeFileSync(join(dir, 'radvd.conf.in'), radvdConfig(PPP_IFNAME));
+  writeFileSync(
+    join(dir, 'kea-dhcp6.json.in'),
+    JSON.stringify(keaConfig(PPP_IFNAME, n), null, 2) + '\n',
+  );
+  const hook = join(packageRoot(), 'libexec', 'lab-isp-ppp6');
+  const wrapper = (verb: 'up' | 'down') => {
+    const file = join(dir, `ipv6-${verb}`);
+    writeFileSync(
+      file,
+      `#!/bin/sh\n# The lab ISP's pppd runs this as /etc/ppp/ipv6-${verb} (src/lab/ipv6-isp.ts).\n` +
+        `exec ${shellQuote(hook)} ${verb} ${shellQuote(dir)} ${shellQuote(ISP_WAN_PREFIX6)} "$@"\n`,
+    );
+    chmodSync(file, 0o755);
+    return file;
+  };
+  return { up: wrapper('up'), down: wrapper('down') };
 }
 
 export function radvdArgv(labDir: string, conf: string): string[] {

@@ -8,6 +8,7 @@
 //                             forwarder to world; routes between the two
 //          and IPv6 (src/lab/ipv6-isp.ts): world 2001:db8:ffff::10, radvd and
 //                             Kea's DHCPv6 server (a delegated /56) towards rtr
+//                             (over PPPoE: on each session's PPP interface)
 //   rtr    wan0 (to isp), lan0 (to the LAN switch): runs limen with --root
 //                             in the lab's directory and a copy of the site
 //                             configuration (examples/home-router by default)
@@ -66,6 +67,7 @@ import {
   keaEnv,
   radvdArgv,
   writeIpv6IspFiles,
+  writePppIpv6IspFiles,
 } from './ipv6-isp.ts';
 import {
   ispDnsArgv,
@@ -216,24 +218,32 @@ export class Lab {
 
   /**
    * Makes the router's site configuration (siteDir) use the lab's WAN: over PPPoE,
-   * core/wan.pr is replaced by the pppoe configuration with the lab's password file.
+   * core/wan.pr is replaced by the pppoe configuration with the lab's password file
+   * (and DHCPv6 on its PPP link while the ISP serves IPv6).
    */
   applyWan(): void {
     if (this.wan !== 'pppoe') return;
     mkdirSync(join(this.siteDir, 'core'), { recursive: true });
     writeFileSync(
       join(this.siteDir, 'core', 'wan.pr'),
-      pppoeWanConfig(join(this.dir, 'rtr', 'ppp-password')),
+      pppoeWanConfig(join(this.dir, 'rtr', 'ppp-password'), this.ipv6),
     );
   }
 
-  /** The ISP's PPPoE server and its DNS forwarder (the WAN over PPPoE). */
+  /**
+   * The ISP's PPPoE server and its DNS forwarder (the WAN over PPPoE); with IPv6, its
+   * pppd starts a radvd and a Kea on each session's interface (src/lab/ipv6-isp.ts).
+   */
   startIspPppoe(): void {
     mkdirSync(join(this.dir, 'rtr'), { recursive: true });
     mkdirSync(join(this.dir, 'isp'), { recursive: true });
-    const files = writePppoeFiles(this.dir);
+    const pool = this.#state.ipv6Pool;
+    const files = writePppoeFiles(
+      this.dir,
+      pool === undefined ? undefined : writePppIpv6IspFiles(this.dir, pool),
+    );
     this.startProcess('isp/pppoe-server', 'isp', pppoeServerArgv(files));
-    this.startProcess('isp/dns', 'isp', ispDnsArgv(WORLD_ADDRESS));
+    this.startProcess('isp/dns', 'isp', ispDnsArgv(WORLD_ADDRESS, this.ipv6));
   }
 
   /** Whether the ISP serves IPv6 (router advertisements and DHCPv6) on the WAN. */
@@ -241,10 +251,14 @@ export class Lab {
     return this.#state.ipv6Pool !== undefined;
   }
 
-  /** The ISP's IPv6 on the WAN link: radvd and Kea delegating from pool generation n. */
+  /**
+   * The ISP's IPv6 on the WAN link: radvd and Kea delegating from pool generation n
+   * (over PPPoE, only the pool: the ISP's pppd starts them for each session).
+   */
   startIspIpv6(n = this.#state.ipv6Pool ?? 0): void {
     this.#state.ipv6Pool = n;
     this.save();
+    if (this.wan === 'pppoe') return;
     const files = writeIpv6IspFiles(this.dir, 'to-rtr', n);
     this.startProcess('isp/radvd', 'isp', radvdArgv(this.dir, files.radvd));
     this.startProcess('isp/kea', 'isp', keaArgv(files.kea), keaEnv(this.dir));
@@ -257,6 +271,7 @@ export class Lab {
    */
   async renumberIspIpv6(n: number): Promise<void> {
     if (!Number.isInteger(n) || n < 0 || n > 127) throw new LabError(`pool ${n}: 0–127`);
+    if (this.wan === 'pppoe') throw new LabError('the lab renumbers IPv6 only with a DHCP WAN');
     await this.stopProcess('isp/kea');
     // The new Kea knows nothing of the old delegations: their routes go with them.
     tryRun([
@@ -618,7 +633,7 @@ export interface LabUpOptions {
   readonly onStep?: (step: string) => void;
   /** How the ISP serves the WAN (default dhcp; pppoe needs a kernel with PPPoE). */
   readonly wan?: LabWan;
-  /** The ISP serves IPv6 too (default: with a DHCP WAN; src/lab/ipv6-isp.ts). */
+  /** The ISP serves IPv6 too (default true; src/lab/ipv6-isp.ts). */
   readonly ipv6?: boolean;
 }
 
@@ -678,11 +693,11 @@ function probeNat(ns: string): void {
 export async function labUp(options: LabUpOptions): Promise<Lab> {
   const name = checkLabName(options.name);
   const wan = options.wan ?? 'dhcp';
-  const ipv6 = options.ipv6 ?? wan === 'dhcp';
+  const ipv6 = options.ipv6 ?? true;
   const problem =
     labPreflight() ??
     (wan === 'pppoe' ? pppoeLabProblem() : undefined) ??
-    (ipv6 ? ipv6IspProblem() : undefined);
+    (ipv6 ? ipv6IspProblem(wan === 'pppoe') : undefined);
   if (problem !== undefined) throw new LabError(problem);
   const dir = join(options.baseDir ?? labBaseDir(), name);
   if (
@@ -708,6 +723,7 @@ export async function labUp(options: LabUpOptions): Promise<Lab> {
     siteSource,
     processes: {},
     wan,
+    ...(ipv6 ? { ipv6Pool: 0 } : {}),
   });
   lab.save();
   try {
@@ -748,17 +764,23 @@ export async function labUp(options: LabUpOptions): Promise<Lab> {
       // only ones on their links), and the ISP keeps its WAN addresses while the
       // link is down (a carrier test), so radvd and Kea keep their sockets.
       sysctl('world', 'net.ipv6.conf.eth0.accept_dad=0');
-      sysctl(
-        'isp',
-        'net.ipv6.conf.all.forwarding=1',
-        'net.ipv6.conf.to-world.accept_dad=0',
-        'net.ipv6.conf.to-rtr.accept_dad=0',
-        'net.ipv6.conf.to-rtr.keep_addr_on_down=1',
-      );
+      sysctl('isp', 'net.ipv6.conf.all.forwarding=1', 'net.ipv6.conf.to-world.accept_dad=0');
       ip('world', 'addr', 'add', `${WORLD_ADDRESS6}/64`, 'dev', 'eth0', 'nodad');
       ip('world', '-6', 'route', 'add', 'default', 'via', ISP_WORLD_ADDRESS6);
       ip('isp', 'addr', 'add', `${ISP_WORLD_ADDRESS6}/64`, 'dev', 'to-world', 'nodad');
-      ip('isp', 'addr', 'add', `${ISP_WAN_ADDRESS6}/64`, 'dev', 'to-rtr', 'nodad');
+      if (wan === 'pppoe') {
+        // The WAN link is each session's PPP interface (libexec/lab-isp-ppp6 routes
+        // 2001:db8:1::/64 through it); the ISP's own address, where its DNS
+        // forwarder answers, is on lo from the start.
+        ip('isp', 'addr', 'add', `${ISP_WAN_ADDRESS6}/128`, 'dev', 'lo');
+      } else {
+        sysctl(
+          'isp',
+          'net.ipv6.conf.to-rtr.accept_dad=0',
+          'net.ipv6.conf.to-rtr.keep_addr_on_down=1',
+        );
+        ip('isp', 'addr', 'add', `${ISP_WAN_ADDRESS6}/64`, 'dev', 'to-rtr', 'nodad');
+      }
     }
     for (const c of ['lan1', 'lan2'] as const) ip(c, 'link', 'set', 'eth0', 'up');
     // rtr's wan0 and lan0 stay down: bringing links up is limen's job.
@@ -766,15 +788,19 @@ export async function labUp(options: LabUpOptions): Promise<Lab> {
     step('world: HTTP server and DNS for world.test');
     lab.startWorld();
     if (wan === 'pppoe') {
-      step('isp: PPPoE server (CHAP) and DNS forwarder');
+      step(
+        ipv6
+          ? 'isp: PPPoE server (CHAP; on each session radvd and Kea, DHCPv6 with prefix delegation) and DNS forwarder'
+          : 'isp: PPPoE server (CHAP) and DNS forwarder',
+      );
       lab.startIspPppoe();
     } else {
       step('isp: DHCP server and DNS forwarder');
       lab.startIspDhcp();
-    }
-    if (ipv6) {
-      step('isp: router advertisements (radvd) and DHCPv6 with prefix delegation (Kea)');
-      lab.startIspIpv6();
+      if (ipv6) {
+        step('isp: router advertisements (radvd) and DHCPv6 with prefix delegation (Kea)');
+        lab.startIspIpv6();
+      }
     }
     await lab.waitPeersListening();
 

@@ -8,12 +8,15 @@
 // The ISP's pppd reads its CHAP secrets only from /etc/ppp/chap-secrets: the lab's
 // own file is bind-mounted there inside the ISP's process alone (`ip netns exec`
 // gives every command a private mount namespace), so the machine's file is never
-// touched.
+// touched. With IPv6 its pppd runs IPV6CP too (its end fe80::1) and the lab's
+// ipv6-up and ipv6-down, bound the same way (src/lab/ipv6-isp.ts), and the router
+// asks for DHCPv6 on ppp-wan0.
 
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { have, tryRun } from './system.ts';
+import { ISP_WAN_ADDRESS6, type PppIpv6IspFiles } from './ipv6-isp.ts';
 
 /** The PPP user name the lab's router dials as. */
 export const LAB_PPP_USER = 'lab-router';
@@ -48,10 +51,12 @@ export interface PppoeIspFiles {
   readonly options: string;
   /** The router's password file (mode 0600), named by its site configuration. */
   readonly routerPassword: string;
+  /** The ISP's IPv6 on each session (bind-mounted over /etc/ppp/ipv6-up and ipv6-down). */
+  readonly ipv6?: PppIpv6IspFiles;
 }
 
-/** Writes the ISP's and the router's PPP files under the lab's directory. */
-export function writePppoeFiles(labDir: string): PppoeIspFiles {
+/** Writes the ISP's and the router's PPP files under the lab's directory (IPV6CP with ipv6). */
+export function writePppoeFiles(labDir: string, ipv6?: PppIpv6IspFiles): PppoeIspFiles {
   const secret = randomBytes(12).toString('hex');
   const secrets = join(labDir, 'isp', 'chap-secrets');
   const options = join(labDir, 'isp', 'pppoe-server-options');
@@ -68,22 +73,38 @@ export function writePppoeFiles(labDir: string): PppoeIspFiles {
       `ms-dns ${ISP_PPP_ADDRESS}`,
       'lcp-echo-interval 1',
       'lcp-echo-failure 3',
+      // The ISP's end of the link is fe80::1 (the router's RA default route's gateway).
+      ...(ipv6 === undefined ? [] : ['+ipv6', 'ipv6 ::1,']),
       '',
     ].join('\n'),
     0o644,
   );
   write(routerPassword, secret, 0o600);
-  return { secrets, options, routerPassword };
+  return { secrets, options, routerPassword, ...(ipv6 === undefined ? {} : { ipv6 }) };
 }
 
-/** pppoe-server's argv (in the ISP's namespace), in the foreground, with the lab's secrets. */
+/**
+ * pppoe-server's argv (in the ISP's namespace), in the foreground, with the lab's
+ * secrets and IPv6 scripts bound over the machine's (pairs FILE TARGET before `--`).
+ */
 export function pppoeServerArgv(files: PppoeIspFiles): string[] {
+  const binds = [
+    [files.secrets, '/etc/ppp/chap-secrets'],
+    ...(files.ipv6 === undefined
+      ? []
+      : [
+          [files.ipv6.up, '/etc/ppp/ipv6-up'],
+          [files.ipv6.down, '/etc/ppp/ipv6-down'],
+        ]),
+  ];
   return [
     'sh',
     '-c',
-    'mount --bind "$1" /etc/ppp/chap-secrets && shift && exec pppoe-server -F "$@"',
+    'while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; ' +
+      'shift; exec pppoe-server -F "$@"',
     'pppoe-server',
-    files.secrets,
+    ...binds.flat(),
+    '--',
     ...['-I', 'to-rtr', '-L', ISP_PPP_ADDRESS, '-R', ISP_PPP_POOL, '-N', '4'],
     ...['-O', files.options],
   ];
@@ -104,17 +125,26 @@ export function peerDnsmasq(...options: string[]): string[] {
   ];
 }
 
-/** The ISP's DNS forwarder for PPP links: no DHCP, answers on 100.64.0.1. */
-export function ispDnsArgv(upstream: string): string[] {
-  return peerDnsmasq(`--listen-address=${ISP_PPP_ADDRESS}`, `--server=${upstream}`);
+/** The ISP's DNS forwarder for PPP links: no DHCP, answers on 100.64.0.1 (and 2001:db8:1::1). */
+export function ispDnsArgv(upstream: string, ipv6 = false): string[] {
+  return peerDnsmasq(
+    `--listen-address=${ISP_PPP_ADDRESS}`,
+    ...(ipv6 ? [`--listen-address=${ISP_WAN_ADDRESS6}`] : []),
+    `--server=${upstream}`,
+  );
 }
 
 /** The router's WAN over PPPoE: the site file that replaces the DHCP one. */
-export function pppoeWanConfig(passwordFile: string): string {
+export function pppoeWanConfig(passwordFile: string, ipv6 = false): string {
   return (
     `# The WAN over PPPoE (limen lab --wan pppoe): the ISP's pppoe-server with CHAP.\n` +
     `# The link's address, default route and DNS come through the provider contract.\n` +
-    `<configure-interface "wan0" <pppoe {user: "${LAB_PPP_USER}" password-file: "${passwordFile}"}>>\n`
+    `<configure-interface "wan0" <pppoe {user: "${LAB_PPP_USER}" password-file: "${passwordFile}"}>>\n` +
+    (ipv6
+      ? `# And IPv6 over the PPP link while a session is up: SLAAC and the default route\n` +
+        `# from the ISP's router advertisements, an address and a delegated /56 by DHCPv6.\n` +
+        `<configure-interface "ppp-wan0" <dhcpv6 {prefix-hint: 56}>>\n`
+      : '')
   );
 }
 

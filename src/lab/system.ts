@@ -71,6 +71,11 @@ export function runAsync(argv: readonly string[], timeoutMs = 15_000): Promise<R
   });
 }
 
+/** s as one word for sh, in single quotes. */
+export function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
 export function have(program: string): boolean {
   return (
     spawnSync('sh', ['-c', `command -v "$1"`, 'sh', program], { stdio: 'ignore' }).status === 0

@@ -6,6 +6,7 @@
 // in the guest, which removes the lab, and the VM powers off.
 
 import { type LabWan, packageRoot } from './lab.ts';
+import { shellQuote } from './system.ts';
 import { IN_VM_ENV, prepareVmKernel, runInVm, vmUnavailable } from './vm.ts';
 
 export interface VmDemoOptions {
@@ -22,16 +23,14 @@ export function inVm(env: NodeJS.ProcessEnv = process.env): boolean {
   return env[IN_VM_ENV] === '1';
 }
 
-const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-
 /** The guest's script: the demo in the background, stopped with SIGINT when the host asks. */
 export function vmDemoScript(o: Pick<VmDemoOptions, 'wan' | 'once' | 'name'>): string {
   const args = ['lab', 'demo', '--wan', o.wan, ...(o.once ? ['--once'] : [])];
   if (o.name !== undefined) args.push('--name', o.name);
   return [
     'set -u',
-    `cd ${quote(packageRoot())}`,
-    `node bin/limen.js ${args.map(quote).join(' ')} &`,
+    `cd ${shellQuote(packageRoot())}`,
+    `node bin/limen.js ${args.map(shellQuote).join(' ')} &`,
     'pid=$!',
     // The host's Ctrl-C appears as /vmshare/stop (runInVm's signal).
     'while kill -0 "$pid" 2>/dev/null; do',
