@@ -19,78 +19,32 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { WORLD_ADDRESS6, delegationPool } from '../../src/lab/ipv6-isp.ts';
+import {
+  WORLD_ADDRESS6,
+  delegationPool,
+  firstDelegation,
+  lanPrefix,
+} from '../../src/lab/ipv6-isp.ts';
 import type { Lab, LabNode } from '../../src/lab/lab.ts';
 import { until } from '../support/until.ts';
 import {
   WORLD_NAME,
-  WORLD_PAGE,
   cliOk,
+  fetch6Until,
+  globals6,
   labSkip,
   query,
   routerLogTail,
+  show6 as show,
+  slaacAddressIn,
   withLab,
   writeSiteFile,
 } from './harness.ts';
 
-/** node's global IPv6 addresses on dev: "ADDR/LEN" and whether it is deprecated. */
-function globals6(lab: Lab, node: LabNode, dev: string): { cidr: string; deprecated: boolean }[] {
-  const r = lab.exec(node, ['ip', '-6', '-o', 'addr', 'show', 'dev', dev, 'scope', 'global']);
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout
-    .split('\n')
-    .map((l) => /inet6 (\S+) .*/.exec(l))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ cidr: m[1]!, deprecated: /\bdeprecated\b/.test(m[0]) }));
-}
-
-const show = (as: { cidr: string; deprecated: boolean }[]) =>
-  as.map((a) => `${a.cidr}${a.deprecated ? ' (deprecated)' : ''}`).join(', ') || 'none';
-
-/** The /56 of pool generation n: the first one Kea delegates from it. */
-const firstDelegation = (n: number) => delegationPool(n).replace('/48', '/56');
-/** Subnet 1 of that /56 (examples/home-router's lan0), as a prefix of addresses. */
-const lanPrefix = (n: number) => `${delegationPool(n).split('::')[0]}:1:`;
-
 describe('IPv6 end to end in the lab', { skip: labSkip(), timeout: 300_000 }, () => {
   const getLab = withLab();
   let lab: Lab;
-
-  const fetch6Until = async (node: LabNode, from: string, timeoutMs = 30_000) => {
-    let last = '';
-    return until(
-      async () => {
-        const r = await lab.fetch6(node, `http://${WORLD_NAME}/`);
-        last = `exit ${r.status}: ${r.stdout.slice(-120)} ${r.stderr.trim()}`;
-        return r.status === 0 && WORLD_PAGE.test(r.stdout) && r.stdout.includes(`from ${from}`)
-          ? r.stdout
-          : undefined;
-      },
-      {
-        timeoutMs,
-        intervalMs: 250,
-        describe: () =>
-          `${node} fetching http://${WORLD_NAME}/ over IPv6 from ${from}… (last: ${last})${routerLogTail(lab)}`,
-      },
-    );
-  };
-
-  /** Waits until lan1 has a non-deprecated SLAAC address starting with prefix; returns it. */
-  const lan1AddressIn = async (prefix: string): Promise<string> => {
-    let seen: { cidr: string; deprecated: boolean }[] = [];
-    const a = await until(
-      () => {
-        seen = globals6(lab, 'lan1', 'eth0');
-        return seen.find((x) => x.cidr.startsWith(prefix) && !x.deprecated)?.cidr;
-      },
-      {
-        timeoutMs: 30_000,
-        intervalMs: 200,
-        describe: () => `lan1 with an address in ${prefix}:/64 (seen: ${show(seen)})`,
-      },
-    );
-    return a.split('/')[0]!;
-  };
+  const lan1AddressIn = (prefix: string) => slaacAddressIn(lab, 'lan1', prefix);
 
   before(() => {
     lab = getLab();
@@ -138,7 +92,7 @@ describe('IPv6 end to end in the lab', { skip: labSkip(), timeout: 300_000 }, ()
     const ahosts = lab.exec('lan1', ['getent', 'ahostsv6', WORLD_NAME]).stdout;
     assert.match(ahosts, new RegExp(`^${WORLD_ADDRESS6.replace(/:/g, ':')}\\s`, 'm'), ahosts);
     // No NAT66: the world sees lan1's own address (curl reports the one it used).
-    await fetch6Until('lan1', lan1);
+    await fetch6Until(lab, 'lan1', lan1);
     // The client list joins lan1's DHCPv4 lease and its SLAAC address (a neighbour of
     // the router's now) by MAC.
     let clients = '';
@@ -204,7 +158,7 @@ describe('IPv6 end to end in the lab', { skip: labSkip(), timeout: 300_000 }, ()
           `lan1's ${old}:/64 address deprecated (seen: ${show(globals6(lab, 'lan1', 'eth0'))})`,
       },
     );
-    await fetch6Until('lan1', lan1);
+    await fetch6Until(lab, 'lan1', lan1);
   });
 
   it('the WAN loses carrier: the IPv6 default route, the delegation and the LAN prefix go, and return', async () => {
@@ -264,7 +218,7 @@ describe('IPv6 end to end in the lab', { skip: labSkip(), timeout: 300_000 }, ()
         describe: () => `IPv6 back (seen: ${JSON.stringify(seen)})${routerLogTail(lab)}`,
       },
     );
-    await fetch6Until('lan1', await lan1AddressIn(lanPrefix(1)));
+    await fetch6Until(lab, 'lan1', await lan1AddressIn(lanPrefix(1)));
   });
 
   it('the firewall: the world cannot open a connection to lan1; packet-too-big reaches lan1', async () => {

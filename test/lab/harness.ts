@@ -229,6 +229,28 @@ export function defaultRoutes(lab: Lab, node: LabNode = 'rtr'): string[] {
     .filter((l) => l !== '');
 }
 
+export interface Ipv6Address {
+  /** "ADDR/LEN". */
+  readonly cidr: string;
+  readonly deprecated: boolean;
+}
+
+/** node's global IPv6 addresses on dev, and whether each is deprecated. */
+export function globals6(lab: Lab, node: LabNode, dev: string): Ipv6Address[] {
+  return ok(
+    lab.exec(node, ['ip', '-6', '-o', 'addr', 'show', 'dev', dev, 'scope', 'global']),
+    `ip -6 addr ${dev}`,
+  )
+    .split('\n')
+    .map((l) => /inet6 (\S+) .*/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ cidr: m[1]!, deprecated: /\bdeprecated\b/.test(m[0]) }));
+}
+
+/** Addresses as one line: "A/LEN, B/LEN (deprecated)", or "none". */
+export const show6 = (as: readonly Ipv6Address[]): string =>
+  as.map((a) => `${a.cidr}${a.deprecated ? ' (deprecated)' : ''}`).join(', ') || 'none';
+
 /** `nft list tables` in node, one line each. */
 export function nftTables(lab: Lab, node: LabNode = 'rtr'): string[] {
   return ok(lab.exec(node, ['nft', 'list', 'tables']), 'nft list tables')
@@ -368,6 +390,59 @@ export async function fetchUntil(
         `${node} fetching ${url} (last: exit ${String(last?.status)}, ${JSON.stringify((last?.stderr ?? '').trim() || last?.stdout.slice(0, 200))})${routerLogTail(lab)}`,
     },
   );
+}
+
+/**
+ * Fetches http://world.test/ from node over IPv6 alone (curl -6) until the page comes
+ * from the local address `from` (no NAT66: curl reports the address it used); the body.
+ */
+export async function fetch6Until(
+  lab: Lab,
+  node: LabNode,
+  from: string,
+  timeoutMs = 30_000,
+): Promise<string> {
+  let last = '';
+  return until(
+    async () => {
+      const r = await lab.fetch6(node, `http://${WORLD_NAME}/`);
+      last = `exit ${r.status}: ${r.stdout.slice(-120)} ${r.stderr.trim()}`;
+      return r.status === 0 && WORLD_PAGE.test(r.stdout) && r.stdout.includes(`from ${from}`)
+        ? r.stdout
+        : undefined;
+    },
+    {
+      timeoutMs,
+      intervalMs: 250,
+      describe: () =>
+        `${node} fetching http://${WORLD_NAME}/ over IPv6 from ${from}… (last: ${last})${routerLogTail(lab)}`,
+    },
+  );
+}
+
+/**
+ * Waits until node has a global IPv6 address on eth0 starting with prefix that is
+ * not deprecated (SLAAC from the router's advertisements); returns it, without its length.
+ */
+export async function slaacAddressIn(
+  lab: Lab,
+  node: 'lan1' | 'lan2',
+  prefix: string,
+  timeoutMs = 30_000,
+): Promise<string> {
+  let seen: Ipv6Address[] = [];
+  const a = await until(
+    () => {
+      seen = globals6(lab, node, 'eth0');
+      return seen.find((x) => x.cidr.startsWith(prefix) && !x.deprecated)?.cidr;
+    },
+    {
+      timeoutMs,
+      intervalMs: 200,
+      describe: () => `${node} with an address in ${prefix}:/64 (seen: ${show6(seen)})`,
+    },
+  );
+  return a.split('/')[0]!;
 }
 
 /**

@@ -2,12 +2,13 @@
 // machine's kernel having no PPP. Three boots:
 //  - the demo as a user runs it, `limen lab demo --wan pppoe --once` from the host's
 //    CLI (which boots the VM): the same timeline as the DHCP demo, ending with a LAN
-//    client fetching http://world.test/ through limen over PPPoE;
+//    client fetching http://world.test/ through limen over PPPoE, over IPv4 and over
+//    IPv6 (a /56 delegated by DHCPv6 over ppp-wan0);
 //  - `limen lab up --vm`: the same in the VM, live until Ctrl-C, which removes the
 //    lab and powers the VM off;
 //  - test/guest/pppoe-lab.test.ts run inside the guest by the project's own test
-//    runner: cold start, the ISP ending the session, a wrong password, and the secret
-//    kept out of sight.
+//    runner: cold start, IPv6 over the session (and its end and redial), the ISP
+//    ending the session, a wrong password, and the secret kept out of sight.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +19,7 @@ import { runInVm, vmUnavailable } from '../../src/lab/vm.ts';
 const skip = vmUnavailable() ?? false;
 
 describe('PPPoE in the VM', { skip, timeout: 1_200_000 }, () => {
-  it('npm run demo -- --wan pppoe --once: the timeline over PPPoE, ending with lan1 fetching world.test', () => {
+  it('npm run demo -- --wan pppoe --once: the timeline over PPPoE, ending with lan1 fetching world.test over IPv4 and IPv6', () => {
     const r = spawnSync(
       process.execPath,
       ['bin/limen.js', 'lab', 'demo', '--wan', 'pppoe', '--once', '--name', 'vmdemo'],
@@ -36,6 +37,9 @@ describe('PPPoE in the VM', { skip, timeout: 1_200_000 }, () => {
       /LAN DHCP server ready/,
       /LAN client bound/,
       /LAN client fetched http:\/\/world\.test\/ +"Hello from world\.test/,
+      /IPv6 prefix delegated +2001:db8:8000::\/56 by DHCPv6/,
+      /LAN IPv6 prefix announced +2001:db8:8000:1::\/64 on lan0/,
+      /LAN client fetched http:\/\/world\.test\/ over IPv6 +from 2001:db8:8000:1:/,
       /removed 6 namespaces; the lab is gone/,
     ])
       assert.match(r.stdout, step, out);
@@ -75,6 +79,6 @@ describe('PPPoE in the VM', { skip, timeout: 1_200_000 }, () => {
     });
     assert.equal(r.status, 0, `${r.output.slice(-6000)}\n${r.console.slice(-1500)}`);
     assert.match(r.output, /^test\/guest +(\d+) +\1 +0 +0 +0$/m, r.output.slice(-3000));
-    assert.match(r.output, /^test\/guest +4 /m, r.output.slice(-3000));
+    assert.match(r.output, /^test\/guest +5 /m, r.output.slice(-3000));
   });
 });
