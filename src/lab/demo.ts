@@ -18,6 +18,7 @@ import { ControlClient, decodeWatchEvent, type WatchEvent } from '../control/ind
 import { Dict, parse, peel, stringify, sym, type Value } from '../preserves/index.ts';
 import {
   type Lab,
+  type LabNode,
   type LabWan,
   WORLD_NAME,
   labDown,
@@ -467,7 +468,12 @@ async function showLogs(
   err(`\n--- limen (${lab.routerLog}), last 30 lines ---\n${tail(lab.routerLog, 30)}\n`);
   if (client !== undefined) {
     const wanService = lab.wan === 'pppoe' ? '<daemon <pppd "wan0">>' : '<daemon <udhcpc "wan0">>';
-    for (const service of [wanService, '<daemon <dnsmasq "lan0">>']) {
+    const dhcpv6 = `<daemon <dhcpcd "${lab.wan === 'pppoe' ? 'ppp-wan0' : 'wan0'}">>`;
+    for (const service of [
+      wanService,
+      ...(lab.ipv6 ? [dhcpv6] : []),
+      '<daemon <dnsmasq "lan0">>',
+    ]) {
       try {
         const logs = await client.logs(parse(service), 15);
         err(`--- limen logs ${service} ---\n${stringify(logs)}\n`);
@@ -476,10 +482,14 @@ async function showLogs(
       }
     }
   }
-  for (const [node, file] of [
+  const files: [LabNode, string][] = [
     ['isp', lab.wan === 'pppoe' ? 'pppoe-server.log' : 'dnsmasq.log'],
-    ['lan1', 'udhcpc.log'],
-  ] as const) {
+  ];
+  // The ISP's DHCPv6 server, and over PPPoE what its pppd's ipv6-up did.
+  if (lab.ipv6) files.push(['isp', 'kea.log']);
+  if (lab.ipv6 && lab.wan === 'pppoe') files.push(['isp', 'ppp6.log']);
+  files.push(['lan1', 'udhcpc.log']);
+  for (const [node, file] of files) {
     err(`--- ${node}: ${file} ---\n${tail(join(lab.dir, node, file), 15)}\n`);
   }
 }
