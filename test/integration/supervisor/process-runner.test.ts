@@ -314,7 +314,7 @@ describe('ManagedProcess: stop', () => {
         'sh',
         '-c',
         'sh -c \'trap "echo child-term; exit 0" TERM; echo child-up; while :; do sleep 0.05; done\' & ' +
-          "trap 'trap \"\" TERM; echo main-term; sleep 0.3; echo main-exit; exit 0' TERM; " +
+          'trap \'trap "" TERM; echo main-term; sleep 0.3; echo main-exit; exit 0\' TERM; ' +
           'echo started; while :; do sleep 0.05; done',
       ],
       stopScope: 'main',
