@@ -281,43 +281,20 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         o.out(row(t));
       });
     }
-    // The fetch, once the client has its lease: by name, through limen's DNS and NAT.
     const deadline = Date.now() + timeoutMs;
-    let fetched = '';
-    const ok = await waitFor(
-      async () => {
-        if (o.signal.aborted) return true;
-        if (!times.has('client') || l.clientLease('lan1') === undefined) return false;
-        const r = await l.fetch('lan1', `http://${WORLD_NAME}/`);
-        if (r.status === 0 && r.stdout.includes('Hello from')) {
-          fetched = r.stdout;
-          return true;
-        }
-        return false;
-      },
-      Math.max(0, deadline - Date.now()),
-      250,
-    );
-    if (o.signal.aborted) return 130;
-    if (ok) {
-      const t: StepTime = {
-        key: FETCH.key,
-        label: FETCH.label,
-        ms: Date.now() - t0,
-        already: false,
-        detail: `"${/<p>([^<]*)/.exec(fetched)?.[1] ?? fetched.trim()}"`,
-      };
-      times.set(FETCH.key, t);
-      o.out(row(t));
-    }
-    // And over IPv6, from lan1's own global address (SLAAC from limen's RAs).
-    const ok6 =
-      ok &&
-      l.ipv6 &&
-      (await waitFor(
+    /** Fetches until the page comes (or the deadline), then prints the step; true if it came. */
+    const fetchStep = async (
+      step: { key: string; label: string },
+      fetch: () => Promise<{ status: number | null; stdout: string }>,
+      detail: (body: string) => string,
+      ready: () => boolean = () => true,
+    ): Promise<boolean> => {
+      let fetched = '';
+      const ok = await waitFor(
         async () => {
           if (o.signal.aborted) return true;
-          const r = await l.fetch6('lan1', `http://${WORLD_NAME}/`);
+          if (!ready()) return false;
+          const r = await fetch();
           if (r.status === 0 && r.stdout.includes('Hello from')) {
             fetched = r.stdout;
             return true;
@@ -326,19 +303,35 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         },
         Math.max(0, deadline - Date.now()),
         250,
-      ));
-    if (o.signal.aborted) return 130;
-    if (ok6) {
+      );
+      if (!ok || o.signal.aborted) return false;
       const t: StepTime = {
-        key: FETCH6.key,
-        label: FETCH6.label,
+        key: step.key,
+        label: step.label,
         ms: Date.now() - t0,
         already: false,
-        detail: `from ${/^from (\S+)$/m.exec(fetched)?.[1] ?? '?'} (its SLAAC address, no NAT)`,
+        detail: detail(fetched),
       };
-      times.set(FETCH6.key, t);
+      times.set(step.key, t);
       o.out(row(t));
-    }
+      return true;
+    };
+    // The fetch, once the client has its lease: by name, through limen's DNS and NAT.
+    const ok = await fetchStep(
+      FETCH,
+      () => l.fetch('lan1', `http://${WORLD_NAME}/`),
+      (body) => `"${/<p>([^<]*)/.exec(body)?.[1] ?? body.trim()}"`,
+      () => times.has('client') && l.clientLease('lan1') !== undefined,
+    );
+    if (o.signal.aborted) return 130;
+    // And over IPv6, from lan1's own global address (SLAAC from limen's RAs).
+    if (ok && l.ipv6)
+      await fetchStep(
+        FETCH6,
+        () => l.fetch6('lan1', `http://${WORLD_NAME}/`),
+        (body) => `from ${/^from (\S+)$/m.exec(body)?.[1] ?? '?'} (its SLAAC address, no NAT)`,
+      );
+    if (o.signal.aborted) return 130;
     const missing = [...steps, FETCH, ...(l.ipv6 ? [FETCH6] : [])].filter((s) => !times.has(s.key));
     if (missing.length > 0) {
       o.err(
