@@ -31,6 +31,9 @@ const layers = {
     'safety',
   ],
   cli: ['base', 'platform', 'preserves', 'dataspace', 'script', 'control', 'lab', 'daemon'],
+  // The dashboard's server, an unprivileged process of its own: it reaches the daemon
+  // only through the control protocol's client.
+  web: ['base', 'platform', 'preserves', 'control'],
 };
 const all = Object.keys(layers);
 

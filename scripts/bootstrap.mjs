@@ -242,3 +242,26 @@ if (process.getuid?.() === 0 && existsSync('/etc/ppp')) {
     say(`installed the pppd hook ${link} -> ${hook}`);
   }
 }
+
+// The web dashboard's user and group (config/services/web.pr, docs/web.md): a system
+// user with no home and no shell, whose primary group is the daemon's --web-group.
+if (process.platform === 'linux' && process.getuid?.() === 0) {
+  const has = (file, name) =>
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .some((l) => l.startsWith(`${name}:`));
+  if (!has('/etc/passwd', 'limen-web')) {
+    const args = [
+      '--system',
+      '--no-create-home',
+      '--home-dir',
+      '/nonexistent',
+      '--shell',
+      '/usr/sbin/nologin',
+    ];
+    if (has('/etc/group', 'limen-web')) args.push('--gid', 'limen-web');
+    else args.push('--user-group');
+    run('useradd', [...args, 'limen-web']);
+    say('created the system user limen-web (the web dashboard runs as it)');
+  }
+}

@@ -345,6 +345,11 @@ export class ControlClient {
     });
   }
 
+  /** False once the connection has ended (closed by either side, or failed). */
+  isOpen(): boolean {
+    return this.#closed === undefined;
+  }
+
   /** Closes the connection; open requests reject with ControlClosedError. */
   close(): void {
     this.#dropReason ??= 'closed by the client';

@@ -199,6 +199,14 @@ export interface GenerationsProvider {
   try(request: TrialRequest): Promise<TrialStart>;
   /** Keeps the running trial; throws when there is none or the token is not its. */
   confirm(token: string): Promise<number>;
+  /** Generation `n`'s (default: the current one's) files of the first site root: a trial's base. */
+  files(n: number | undefined): Promise<GenerationFiles>;
+}
+
+export interface GenerationFiles {
+  readonly generation: number;
+  /** Relative path → content. */
+  readonly files: ReadonlyMap<string, Uint8Array>;
 }
 
 /** Maintenance mode (docs/safe-change.md): only the recovery bundle runs. */

@@ -23,7 +23,8 @@ import {
 /**
  * What the web endpoint runs: queries and watches, service start/stop/restart,
  * ifup/ifdown, the configuration's try/confirm/rollback (and diff, which applies
- * nothing), and the password check. Never send, settings writes, maintenance, nor the
+ * nothing, and config-files, which reads), the password check and its change (which
+ * needs the old password). Never send, settings writes, maintenance, nor the
  * password's setting: those stay on the root-only socket.
  */
 export const WEB_COMMANDS: ReadonlySet<CommandName> = new Set<CommandName>([
@@ -44,7 +45,9 @@ export const WEB_COMMANDS: ReadonlySet<CommandName> = new Set<CommandName>([
   'try',
   'confirm',
   'rollback',
+  'config-files',
   'check-password',
+  'web-password-change',
 ]);
 
 /** Which commands a control socket runs: the root socket's runs all of them. */

@@ -44,6 +44,7 @@ import {
   type ControlServerOptions,
 } from '../control/index.ts';
 import { resolveWebGroup } from './web-group.ts';
+import { startWebDashboardSupport } from './web-dashboard.ts';
 import { VERSION } from '../base/version.ts';
 import { daemonStatus, serviceView } from './control.ts';
 import {
@@ -93,6 +94,7 @@ import {
   startGenerationRecorder,
   type GenerationRecorder,
   type Outcome,
+  GenerationError,
 } from '../safety/index.ts';
 import type { GenerationsProvider } from '../control/index.ts';
 
@@ -366,6 +368,11 @@ function startDrivers(
       ? undefined
       : startNetwork(root, d, { paths, services, resolvConf: o.state.started.resolvConf });
   root.assert(config, limenPathsRecord(paths));
+  startWebDashboardSupport(
+    root,
+    config,
+    o.opts.webGroup === undefined ? undefined : { socket: paths.webSocket, group: o.opts.webGroup },
+  );
   for (const dir of paths.siteConfigDirs) root.assert(config, record('site-config-dir', dir));
   const siteRoots = startSiteRootCheck(root, { config, roots: paths.siteConfigDirs });
   const boot = new ConfigWatcher(root, {
@@ -513,7 +520,13 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
           }),
         }),
     settings: new SettingsDirectory(paths.userSettingsDir),
-    generations: generationsProvider(generations, trials, planner),
+    generations: generationsProvider(
+      generations,
+      trials,
+      planner,
+      state.generationStore,
+      generationRoots,
+    ),
     maintenance: {
       reason: () => maintenance.reason,
       set: (on) => maintenance.set(on),
@@ -691,6 +704,8 @@ function generationsProvider(
   recorder: GenerationRecorder,
   trials: TrialManager,
   planner: Planner,
+  store: GenerationStore,
+  roots: readonly string[],
 ): GenerationsProvider {
   return {
     plan: (request) => planner.plan(request),
@@ -723,5 +738,12 @@ function generationsProvider(
     },
     try: (request) => trials.start(request),
     confirm: (token) => trials.confirm(token),
+    files: (n) =>
+      recorder.exclusive(async () => {
+        const number = n ?? store.current;
+        if (number === undefined) throw new GenerationError('no generation is recorded yet');
+        const g = await store.read(number);
+        return { generation: number, files: g.files.get(roots[0] ?? '') ?? new Map() };
+      }),
   };
 }

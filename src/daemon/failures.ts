@@ -24,6 +24,7 @@ import {
   type Facet,
   type Pattern,
   type Ref,
+  type Handle,
 } from '../dataspace/index.ts';
 import { plainText } from '../script/index.ts';
 import type { DaemonLog } from './log.ts';
@@ -70,6 +71,9 @@ export const FAILURE_TEXT_LIMIT = 2000;
 const LOG_PER_SUBJECT = 20;
 /** Appearances logged in one comparison in all; the rest are counted. */
 const LOG_PER_ROUND = 200;
+
+/** What the collector asserts for each current failure (docs/vocabulary.md, "Failures"). */
+export const CURRENT_FAILURE = 'current-failure';
 
 /** The collector's own shape: a `<failure-shape P>` whose P is not a pattern. */
 const SHAPE_ERROR = 'failure-shape-error';
@@ -175,6 +179,8 @@ export function startFailureCollector(
   let touched = new ValueMap<true>();
   let pending: NodeJS.Immediate | undefined;
   let stopped = false;
+  /** `<current-failure {…}>` asserted for each logged failure, for watchers (the web page). */
+  const published = new ValueMap<Handle>();
 
   const add = (v: Value, shape: Pattern) => {
     const e = live.get(v);
@@ -223,6 +229,7 @@ export function startFailureCollector(
       if (e !== undefined && was === undefined) {
         const f = e.failure;
         logged.set(v, f);
+        publish(v, f);
         const g = groupOf(f);
         const n = perGroup.get(g) ?? 0;
         perGroup.set(g, n + 1);
@@ -237,6 +244,7 @@ export function startFailureCollector(
         }
       } else if (e === undefined && was !== undefined) {
         logged.delete(v);
+        publish(v, undefined);
         const g = groupOf(was);
         if (!groups.has(g)) fixed.set(g, was);
       }
@@ -245,6 +253,21 @@ export function startFailureCollector(
       logger.log(f.level, `${f.kind}: ${count} more`, subjectField(f));
     if (overflow > 0) logger.error(`${overflow} more failures (limen status lists them)`);
     for (const f of fixed.values()) logger.info(`${f.kind} fixed`, subjectField(f));
+  };
+
+  // In a turn of the collector's facet: compare runs from setImmediate.
+  const publish = (v: Value, f: Failure | undefined) => {
+    // `facet` (below) exists by then: compare runs from setImmediate.
+    const at = facet;
+    at.turn(() => {
+      const h = published.get(v);
+      if (f === undefined) {
+        if (h !== undefined) at.retract(h);
+        published.delete(v);
+      } else if (h === undefined) {
+        published.set(v, at.assert(config, record(CURRENT_FAILURE, failureValue(f))));
+      }
+    });
   };
 
   const facet = parent.spawn((f) => {

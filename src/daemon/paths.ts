@@ -80,7 +80,7 @@ export function resolvePaths(opts: PathOptions = {}): DaemonPaths {
   };
 }
 
-/** `<limen-paths {shipped libexec state run socket}>`: what the boot layer reads (config/boot). */
+/** `<limen-paths {shipped libexec state run socket node web-server}>`: what the boot layer reads (config/boot). */
 export function limenPathsRecord(paths: DaemonPaths): Value {
   return record(
     'limen-paths',
@@ -90,6 +90,9 @@ export function limenPathsRecord(paths: DaemonPaths): Value {
       state: paths.stateDir,
       run: paths.runDir,
       socket: paths.socket,
+      // The web dashboard's server (config/services/web.pr): Node and its script.
+      node: process.execPath,
+      'web-server': join(packageRoot(), 'dist', 'web', 'server.js'),
     }),
   );
 }

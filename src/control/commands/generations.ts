@@ -182,3 +182,28 @@ function isCandidatePath(path: string): boolean {
     return false;
   return path.split('/').every((seg) => seg !== '' && !seg.startsWith('.'));
 }
+
+/**
+ * `config-files {generation: N}`: generation N's (default: the current one's) files of
+ * the first site root, `{generation: N files: {"PATH": #[CONTENT] ...}}`: what a trial
+ * starts from (the web page edits them). At most what `try` takes, so an answer fits.
+ */
+export const configFiles = command({
+  name: 'config-files',
+  async handle(ctx, deps): Promise<Value> {
+    const n = ctx.args.value('generation');
+    if (n !== undefined && !(typeof n === 'number' && Number.isSafeInteger(n) && n > 0)) {
+      ctx.args.problem(`argument generation must be a generation number, got ${label(n)}`);
+    }
+    ctx.args.done();
+    const g = await failedOnUserError(() =>
+      provider(deps, 'config-files').files(n as number | undefined),
+    );
+    const files = new Dict(
+      [...g.files]
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([path, content]) => [path, new Bytes(content)] as const),
+    );
+    return dictOf({ generation: g.generation, files });
+  },
+});

@@ -8,7 +8,7 @@
 // and its section in docs/control-protocol.md.
 
 import type { CommandHandler } from './handler.ts';
-import { confirm, diff, generations, rollback, tryCandidate } from './generations.ts';
+import { configFiles, confirm, diff, generations, rollback, tryCandidate } from './generations.ts';
 import { ifdown, ifup } from './interfaces.ts';
 import { logs } from './logs.ts';
 import { maintenance } from './maintenance.ts';
@@ -18,7 +18,7 @@ import { restart, service, services, start, stop } from './services.ts';
 import { settingsList, settingsSet, settingsUnset } from './settings.ts';
 import { status } from './status.ts';
 import { watch } from './watch.ts';
-import { checkPassword, webPasswordSet } from './web-password.ts';
+import { checkPassword, webPasswordChange, webPasswordSet } from './web-password.ts';
 
 const HANDLERS = [
   status,
@@ -41,8 +41,10 @@ const HANDLERS = [
   tryCandidate,
   diff,
   confirm,
+  configFiles,
   maintenance,
   checkPassword,
+  webPasswordChange,
   webPasswordSet,
 ] as const;
 

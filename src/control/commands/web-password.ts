@@ -51,3 +51,27 @@ export const webPasswordSet = command({
     return dictOf(r);
   },
 });
+
+/**
+ * `web-password-change {old new}`: the dashboard's own change of password. The old one
+ * is checked as `check-password` checks it (its failures count towards the same rate
+ * limits), so the web endpoint may run it: it changes nothing without the password.
+ * Answers `{changed: BOOL}`.
+ */
+export const webPasswordChange = command({
+  name: 'web-password-change',
+  async handle(ctx, deps): Promise<Value> {
+    const old = ctx.args.string('old', true);
+    const next = ctx.args.string('new', true);
+    ctx.args.done();
+    if (Buffer.byteLength(old) > MAX_PASSWORD_BYTES)
+      throw new ControlRequestError(
+        ErrorReason.BadRequest,
+        `a password has at most ${MAX_PASSWORD_BYTES} bytes`,
+      );
+    const w = passwords(deps, 'web-password-change');
+    if (!(await w.check(old, ctx.facet, deps.endpoint))) return dictOf({ changed: false });
+    await w.set(next);
+    return dictOf({ changed: true });
+  },
+});

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataspace, Engine, compilePattern, type Handle } from '../../../src/dataspace/index.ts';
 import { parse } from '../../../src/preserves/index.ts';
+import { plainText } from '../../../src/script/index.ts';
 import { describeFailure, startFailureCollector } from '../../../src/daemon/failures.ts';
 import { createDaemonLog } from '../../../src/daemon/log.ts';
 import { until } from '../../support/until.ts';
@@ -99,6 +100,34 @@ describe('failure collector', () => {
     const fixed = await t.waitLog('fixed', (l) => l.msg === 'disk-error fixed');
     assert.deepEqual([fixed.level, fixed.subject], ['info', 'sda']);
     assert.deepEqual(t.collector.current(), []);
+  });
+
+  it('publishes each current failure as <current-failure {…}> for watchers, and withdraws it', async () => {
+    const t = setup();
+    const seen = new Map<string, string>();
+    t.engine.turn(() =>
+      t.engine.root.observe(t.config.ref, compilePattern(parse('<current-failure ?f>')), {
+        onAdd: (v) => void seen.set(plainText(v), plainText(v)),
+        onRemove: (v) => void seen.delete(plainText(v)),
+      }),
+    );
+    t.assertText('<failure-shape <disk-error _ _>>');
+    const a = t.assertText('<disk-error "sda" "read error">');
+    await until(() => seen.size === 1 || undefined, {
+      describe: () => `current failures: ${[...seen.keys()].join(', ')}`,
+    });
+    const text = [...seen.keys()][0]!;
+    for (const part of [
+      'kind: "disk-error"',
+      'subject: "sda"',
+      'message: "read error"',
+      'level: "error"',
+    ])
+      assert.ok(text.includes(part), `${part} in ${text}`);
+    t.retract(a);
+    await until(() => seen.size === 0 || undefined, {
+      describe: () => `current failures: ${[...seen.keys()].join(', ')}`,
+    });
   });
 
   it('a failure of another subject going is that subject fixed, not this one', async () => {
