@@ -27,6 +27,7 @@ export const FIREWALL_LABELS = [
   'port-forward',
   'ipv6-allow',
   'firewall-open',
+  'firewall-guard',
   'firewall-forward',
   'firewall-rule',
   'interface-over',
@@ -96,6 +97,8 @@ export interface FirewallModel {
   readonly portForwards: readonly PortForward[];
   readonly ipv6Allows: readonly Ipv6Allow[];
   readonly opens: readonly OpenPort[];
+  /** Ports of the router only the guard's zone reaches (`<firewall-guard …>`). */
+  readonly guards: readonly OpenPort[];
   readonly rules: readonly CustomRule[];
 }
 
@@ -180,6 +183,7 @@ const SHAPES: { readonly [L in FirewallLabel]: string } = {
   'port-forward': '<port-forward ZONE tcp|udp PORT "ADDR" PORT>',
   'ipv6-allow': '<ipv6-allow ZONE tcp|udp PORT "::SUFFIX">',
   'firewall-open': '<firewall-open ZONE tcp|udp PORT>',
+  'firewall-guard': '<firewall-guard ZONE tcp|udp PORT>',
   'firewall-forward': '<firewall-forward FROM-ZONE TO-ZONE>',
   'firewall-rule': '<firewall-rule input|forward|prerouting|postrouting "RULE">',
   'interface-over': '<interface-over "UPPER" "LOWER">',
@@ -192,6 +196,7 @@ const ARITY: { readonly [L in FirewallLabel]: number } = {
   'port-forward': 5,
   'ipv6-allow': 4,
   'firewall-open': 3,
+  'firewall-guard': 3,
   'firewall-forward': 2,
   'firewall-rule': 2,
   'interface-over': 2,
@@ -211,6 +216,7 @@ class Reader {
   /** zone → the first ipv6-allow from it. */
   readonly allowsFrom = new Map<string, string>();
   readonly opens = new Map<string, OpenPort>();
+  readonly guards = new Map<string, OpenPort>();
   readonly rules = new Map<string, CustomRule>();
   /** lower interface → the interfaces a protocol made over it (`<interface-over UPPER LOWER>`). */
   readonly over = new Map<string, Set<string>>();
@@ -261,10 +267,14 @@ class Reader {
         this.ipv6Allows.set(`${zone} ${proto} ${port} ${suffix}`, { ...service, suffix });
         return;
       }
-      case 'firewall-open': {
+      case 'firewall-open':
+      case 'firewall-guard': {
         const service = this.service(v, f);
         if (service === undefined) return;
-        this.opens.set(`${service.zone} ${service.proto} ${service.port}`, service);
+        (label === 'firewall-open' ? this.opens : this.guards).set(
+          `${service.zone} ${service.proto} ${service.port}`,
+          service,
+        );
         return;
       }
       case 'firewall-rule':
@@ -542,6 +552,7 @@ class Reader {
           (a, b) => byService(a, b) || compareText(a.suffix, b.suffix),
         ),
         opens: [...this.opens.values()].sort(byService),
+        guards: [...this.guards.values()].sort(byService),
         rules: sorted(this.rules),
       },
       warnings: this.warnings,
@@ -665,6 +676,14 @@ export function renderRuleset(model: FirewallModel): string {
   const input: string[] = [
     'type filter hook input priority filter; policy drop;',
     'iif "lo" accept',
+    // A guarded port (the web dashboard's) from anywhere but its zone: before every
+    // accept, so that no open port, zone policy or custom rule exposes it.
+    ...model.guards.map((g) => {
+      const from = members(g.zone);
+      return from.length === 0
+        ? `${g.proto} dport ${g.port} drop`
+        : `iifname != ${nameSet(from)} ${g.proto} dport ${g.port} drop`;
+    }),
     // Before the established accept: conntrack counts every request of a ping after the
     // first as established (one entry per ping id), which would bypass the limit.
     'meta l4proto icmp icmp type echo-request jump echo_input',

@@ -145,6 +145,29 @@ describe('firewall ruleset: rendering', () => {
     assert.doesNotMatch(text, /masquerade/);
   });
 
+  it('drops a guarded port from outside its zone before anything could accept it', () => {
+    const text = renderRuleset(
+      model(`${ROUTER}
+        <firewall-guard lan tcp 80>
+        <firewall-guard lan tcp 443>
+        <firewall-open wan tcp 80>
+        <firewall-policy wan accept>
+        <firewall-guard empty udp 9>
+        <firewall-zone empty []>`),
+    );
+    const lines = text.split('\n').map((l) => l.trim());
+    const lo = lines.indexOf('iif "lo" accept');
+    assert.deepEqual(lines.slice(lo, lo + 4), [
+      'iif "lo" accept',
+      'udp dport 9 drop',
+      'iifname != { "lan0", "wlan0" } tcp dport 80 drop',
+      'iifname != { "lan0", "wlan0" } tcp dport 443 drop',
+    ]);
+    assert.deepEqual(problems('<firewall-guard lan tcp>'), [
+      '<firewall-guard lan tcp>: expected <firewall-guard ZONE tcp|udp PORT> (3 fields), found 2',
+    ]);
+  });
+
   it('limits echo requests before conntrack can call them established, and never the ICMP errors', () => {
     const text = renderRuleset(model(ROUTER));
     const input = /chain input \{\n([^}]*)\}/.exec(text)![1]!.split('\n\t\t');
