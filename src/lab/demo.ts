@@ -21,6 +21,7 @@ import {
   type LabNode,
   type LabWan,
   WORLD_NAME,
+  LAN_ROUTER_ADDRESS,
   labDown,
   labNames,
   labPreflight,
@@ -31,6 +32,7 @@ import {
 } from './lab.ts';
 import { LabError, waitFor } from './system.ts';
 import { inVm } from './vm-lab.ts';
+import { forwardDashboard, type WebForward } from './web-forward.ts';
 
 type DataspaceName = 'config' | 'machine';
 
@@ -164,6 +166,10 @@ export const FETCH6 = {
   key: 'fetch6',
   label: `LAN client fetched http://${WORLD_NAME}/ over IPv6`,
 };
+export const DASHBOARD = {
+  key: 'dashboard',
+  label: 'web dashboard answering on the LAN',
+};
 
 export interface StepTime {
   readonly key: string;
@@ -218,6 +224,14 @@ async function connect(lab: Lab, signal: AbortSignal, timeoutMs: number): Promis
   return client;
 }
 
+/** A random web password for this run, set through root's socket; its text. */
+async function webPassword(c: ControlClient): Promise<string> {
+  const answer = peel(await c.call('web-password-set', { random: true }));
+  const p = answer instanceof Dict ? answer.get(sym('password')) : undefined;
+  if (typeof p !== 'string') throw new LabError('the daemon set no web password');
+  return p;
+}
+
 /** Runs the demo; resolves with the exit code. */
 export async function runDemo(o: DemoOptions): Promise<number> {
   const name = o.name ?? 'demo';
@@ -235,6 +249,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   const timeoutMs = o.timeoutMs ?? (slow ? 300_000 : 90_000);
   let lab: Lab | undefined;
   let client: ControlClient | undefined;
+  let forward: WebForward | undefined;
   const watches = new AbortController();
   const onAbort = () => watches.abort();
   o.signal.addEventListener('abort', onAbort, { once: true });
@@ -288,6 +303,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       fetch: () => Promise<{ status: number | null; stdout: string }>,
       detail: (body: string) => string,
       ready: () => boolean = () => true,
+      expect = 'Hello from',
     ): Promise<boolean> => {
       let fetched = '';
       const ok = await waitFor(
@@ -295,7 +311,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
           if (o.signal.aborted) return true;
           if (!ready()) return false;
           const r = await fetch();
-          if (r.status === 0 && r.stdout.includes('Hello from')) {
+          if (r.status === 0 && r.stdout.includes(expect)) {
             fetched = r.stdout;
             return true;
           }
@@ -332,7 +348,20 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         (body) => `from ${/^from (\S+)$/m.exec(body)?.[1] ?? '?'} (its SLAAC address, no NAT)`,
       );
     if (o.signal.aborted) return 130;
-    const missing = [...steps, FETCH, ...(l.ipv6 ? [FETCH6] : [])].filter((s) => !times.has(s.key));
+    // The web dashboard (examples/home-router/services/web.pr), as a LAN client sees it.
+    const dashboardUrl = `http://${LAN_ROUTER_ADDRESS}/`;
+    if (ok)
+      await fetchStep(
+        DASHBOARD,
+        () => l.fetch('lan1', dashboardUrl),
+        () => `${dashboardUrl} (limen-web, as user limen-web)`,
+        () => true,
+        '<title>limen',
+      );
+    if (o.signal.aborted) return 130;
+    const missing = [...steps, FETCH, ...(l.ipv6 ? [FETCH6] : []), DASHBOARD].filter(
+      (s) => !times.has(s.key),
+    );
     if (missing.length > 0) {
       o.err(
         `\nlimen demo FAILED at: ${missing[0]!.label}` +
@@ -354,6 +383,21 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       o.out('All steps passed (--once): tearing down.\n');
       return 0;
     }
+    // The dashboard from this machine's browser: a password for this run, and a port of
+    // 127.0.0.1 forwarded into the lab's LAN (in the VM there is no browser to forward to).
+    const password = await webPassword(c);
+    if (!slow) {
+      forward = await forwardDashboard(l, 8080);
+      o.out(
+        `\nWeb dashboard: ${forward.url}  password: ${password}\n` +
+          `  (a random password for this run; as root, \`limen web-password set\` in rtr sets another.\n` +
+          `   The port forwards to ${dashboardUrl} from inside the LAN client lan1.)\n`,
+      );
+    } else {
+      o.out(
+        `\nWeb dashboard: ${dashboardUrl} from the lab's LAN, in the VM; password: ${password}\n`,
+      );
+    }
     o.out(
       `\nLive view of what changes (Ctrl-C stops the demo and removes the lab). Poke at it from another terminal:\n` +
         pokeCommands(name)
@@ -372,6 +416,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     watches.abort();
     o.signal.removeEventListener('abort', onAbort);
     client?.close();
+    await forward?.close().catch(() => undefined);
     if (lab !== undefined) {
       o.out(`Tearing down the lab "${name}"…\n`);
       const r = await labDown(name);
@@ -404,6 +449,7 @@ const LIVE: readonly [DataspaceName, string][] = [
   ['config', '<firewall-applied ?gen _>'],
   ['config', '<service-state ?service ?state>'],
   ['config', '<config-error ?path ?detail>'],
+  ['config', '<current-failure ?failure>'],
   ['machine', '<dhcp-client ?if ?mac ?ip ?host _>'],
   ['machine', '<address ?if ?family ?addr ?len _>'],
   ['machine', '<route ?family "default" ?metric ?table ?if ?gw>'],

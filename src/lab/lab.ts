@@ -85,6 +85,18 @@ export type LabNode = (typeof NODES)[number];
 export const WORLD_ADDRESS = '198.51.100.10';
 export const WORLD_NAME = 'world.test';
 export const LAN_ROUTER_ADDRESS = '192.168.8.1';
+/** The web dashboard's group and user (docs/web.md). */
+export const WEB_GROUP = 'limen-web';
+
+function hasGroup(name: string): boolean {
+  try {
+    return readFileSync('/etc/group', 'utf8')
+      .split('\n')
+      .some((l) => l.startsWith(`${name}:`));
+  } catch {
+    return false;
+  }
+}
 
 const NAME_RE = /^[a-z][a-z0-9]{0,11}$/;
 const NS_RE = new RegExp(`^limen-([a-z][a-z0-9]{0,11})-(${NODES.join('|')})$`);
@@ -533,6 +545,9 @@ export class Lab {
         this.siteDir,
         '--log-format',
         'json',
+        // The web endpoint for a site's <web-dashboard …> (examples/home-router has one),
+        // when the machine has its group (scripts/bootstrap.mjs creates it).
+        ...(hasGroup(WEB_GROUP) ? ['--web-group', WEB_GROUP] : []),
         ...(options.args ?? []),
       ],
       this.env(),
