@@ -34,10 +34,12 @@ const SMALL_BODY = 8 * 1024;
 /** A request's body: a trial's files (some 700 KiB) in base64, and room around them. */
 const REQUEST_BODY = 2 * 1024 * 1024;
 /** Requests and streams one session may have open at once (the daemon allows 64). */
-export const MAX_OPEN = 24;
+export const MAX_OPEN = 40;
 /** Bytes of events waiting for a browser that does not read; past them the stream ends. */
 const MAX_UNSENT = 2 * 1024 * 1024;
 const HEARTBEAT_MS = 15_000;
+/** Watches one /api/watch stream carries. */
+const MAX_WATCHES = 16;
 /** What a logged action shows of its arguments. */
 const LOG_ARGS = 300;
 
@@ -124,6 +126,8 @@ export class WebApi {
         return this.#request(req, res);
       case 'GET /api/stream':
         return this.#stream(req, res, url);
+      case 'GET /api/watch':
+        return this.#watches(req, res, url);
       default:
         throw new HttpError(404, 'not-found', `no such API: ${route}`);
     }
@@ -315,16 +319,39 @@ export class WebApi {
     const command = url.searchParams.get('command') ?? '';
     if (!STREAM_COMMANDS.has(command))
       throw new HttpError(403, 'forbidden', `${command} is not a stream the dashboard opens`);
-    let args: Dict;
-    try {
-      args = argsOf({ args: JSON.parse(url.searchParams.get('args') ?? '{}') as unknown });
-    } catch (e) {
-      if (e instanceof HttpError) throw e;
-      throw new HttpError(400, 'bad-request', `args is not JSON: ${(e as Error).message}`);
-    }
+    const args = argsOf({ args: jsonParam(url, 'args', {}) });
     if (command === 'logs' && dictField(args, 'follow') !== true)
       throw new HttpError(400, 'bad-request', 'a logs stream needs follow: true');
-    this.#open(live);
+    await this.#sse(res, live, [{ command, args }], false);
+  }
+
+  /**
+   * `GET /api/watch?watches=[{"pattern": P, "dataspace": D}, …]`: several watches in one
+   * stream (a browser keeps at most six connections to a host), each event tagged
+   * `{"watch": I, "event": V}` with its watch's index.
+   */
+  async #watches(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const live = this.#require(req, false);
+    const list = jsonParam(url, 'watches', undefined);
+    if (!Array.isArray(list) || list.length === 0 || list.length > MAX_WATCHES)
+      throw new HttpError(
+        400,
+        'bad-request',
+        `watches must be a list of 1 to ${MAX_WATCHES} {"pattern", "dataspace"} objects`,
+      );
+    const requests = list.map((w: unknown) => ({ command: 'watch', args: argsOf({ args: w }) }));
+    await this.#sse(res, live, requests, true);
+  }
+
+  /** Runs `requests` on the session's connection as one server-sent-event stream. */
+  async #sse(
+    res: ServerResponse,
+    live: Live,
+    requests: readonly { command: string; args: Dict }[],
+    tagged: boolean,
+  ): Promise<void> {
+    this.#open(live, requests.length);
+    const what = requests.map((r) => r.command).join('+');
     const abort = new AbortController();
     let unsent = 0;
     const write = (text: string) => {
@@ -333,7 +360,7 @@ export class WebApi {
         unsent += text.length;
         if (unsent > MAX_UNSENT) {
           this.#o.log(
-            `session ${live.session.id}: a ${command} stream dropped: the browser did not read`,
+            `session ${live.session.id}: a ${what} stream dropped: the browser did not read`,
           );
           abort.abort(new Error('lagged'));
           res.destroy();
@@ -355,10 +382,18 @@ export class WebApi {
         'x-accel-buffering': 'no',
       });
       write(': limen\n\n');
-      await client.request(command as CommandName, args, {
-        signal: abort.signal,
-        onEvent: (e) => write(`event: event\ndata: ${JSON.stringify(toJSON(e))}\n\n`),
-      });
+      // The first to end (or fail) ends them all.
+      await Promise.race(
+        requests.map((r, i) =>
+          client.request(r.command as CommandName, r.args, {
+            signal: abort.signal,
+            onEvent: (e) => {
+              const data = tagged ? { watch: i, event: toJSON(e) } : toJSON(e);
+              write(`event: event\ndata: ${JSON.stringify(data)}\n\n`);
+            },
+          }),
+        ),
+      );
       write('event: end\ndata: {}\n\n');
     } catch (e) {
       if (!abort.signal.aborted) {
@@ -368,21 +403,22 @@ export class WebApi {
       }
     } finally {
       clearInterval(heartbeat);
-      live.open--;
+      abort.abort(new Error('ended'));
+      live.open -= requests.length;
       const i = live.session.onEnd.indexOf(ended);
       if (i >= 0) live.session.onEnd.splice(i, 1);
       res.end();
     }
   }
 
-  #open(live: Live): void {
-    if (live.open >= MAX_OPEN)
+  #open(live: Live, n = 1): void {
+    if (live.open + n > MAX_OPEN)
       throw new HttpError(
         429,
         'too-many-requests',
         `this session has ${live.open} requests and streams open, its limit`,
       );
-    live.open++;
+    live.open += n;
   }
 
   #fail(res: ServerResponse, e: unknown): void {
@@ -487,6 +523,17 @@ function field(body: unknown, name: string): string {
   if (typeof body !== 'object' || body === null || typeof v !== 'string')
     throw new HttpError(400, 'bad-request', `the body needs "${name}", a string`);
   return v;
+}
+
+/** URL parameter `name` as JSON (`fallback` when absent). */
+function jsonParam(url: URL, name: string, fallback: unknown): unknown {
+  const text = url.searchParams.get(name);
+  if (text === null) return fallback;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new HttpError(400, 'bad-request', `${name} is not JSON: ${(e as Error).message}`);
+  }
 }
 
 /** The body's `args` as a Preserves dictionary (the JSON mapping; absent is `{}`). */

@@ -342,6 +342,46 @@ describe('the web dashboard server', () => {
       });
       assert.match(events, /event: event\ndata: .*"@sym":"added".*"sleeper"/);
 
+      // Several watches in one stream, each event tagged with its watch's index.
+      const watches = encodeURIComponent(
+        JSON.stringify([
+          { pattern: { '@rec': [{ '@sym': 'service-state' }, service, { '@sym': '_' }] } },
+          { pattern: { '@rec': [{ '@sym': 'service-process' }, service, { '@sym': '_' }] } },
+        ]),
+      );
+      const tagged = await new Promise<string>((resolveEvents, reject) => {
+        const req = httpRequest(
+          { host: '127.0.0.1', port, path: `/api/watch?watches=${watches}`, headers: { cookie } },
+          (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => {
+              text += c.toString();
+              if ((text.match(/synced/g) ?? []).length >= 2) {
+                req.destroy();
+                resolveEvents(text);
+              }
+            });
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+      assert.match(
+        tagged,
+        /data: \{"watch":0,"event":\{"@rec":\[\{"@sym":"added"\},\{"@rec":\[\{"@sym":"service-state"\}/,
+      );
+      assert.match(
+        tagged,
+        /data: \{"watch":1,"event":\{"@rec":\[\{"@sym":"added"\},\{"@rec":\[\{"@sym":"service-process"\}/,
+      );
+      const tooMany = encodeURIComponent(
+        JSON.stringify(Array.from({ length: 17 }, () => ({ pattern: 1 }))),
+      );
+      assert.equal(
+        (await call(port, 'GET', `/api/watch?watches=${tooMany}`, { cookie })).status,
+        400,
+      );
+
       // The password's change: the old one must be right; then only the new one logs in.
       const wrongOld = await call(port, 'POST', '/api/password', {
         cookie,
