@@ -60,6 +60,10 @@ async function main(): Promise<void> {
     },
     strict: true,
   });
+  if (process.getuid?.() === 0)
+    throw new WebOptionError(
+      'refusing to run as root: run it as its own user (config/services/web.pr uses setpriv)',
+    );
   if (values.socket === undefined)
     throw new WebOptionError('--socket PATH is needed (RUN/web/control.sock)');
   let config = readWebConfig(parse(values.options));

@@ -460,6 +460,15 @@ describe('the web dashboard server', () => {
         new RegExp(`^Uid:\\t${uidOf('limen-web')}\\t`, 'm'),
         'runs as limen-web',
       );
+      // One capability, to bind ports below 1024; nothing else, and no way to gain more.
+      for (const cap of ['CapEff', 'CapPrm', 'CapBnd', 'CapAmb'])
+        assert.match(status, new RegExp(`^${cap}:\\t0000000000000400$`, 'm'), `${cap}: ${status}`);
+      assert.match(status, /^NoNewPrivs:\t1$/m);
+      assert.match(
+        status,
+        new RegExp(`^Groups:\\t(${uidOf('limen-web', 'group')} ?)?$`, 'm'),
+        'no other group',
+      );
       assert.equal(
         d.find((l) => /cannot|permission denied/.test(String(l.line))),
         undefined,
