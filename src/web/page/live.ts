@@ -1,0 +1,210 @@
+// Live views of the daemon's dataspaces, from `watch` streams: the page never polls.
+//
+// Why one watch per dataspace: a browser holds at most six HTTP/1.1 connections to a
+// host, and each server-sent-event stream keeps one. The overview alone follows seven
+// shapes; seven streams would leave no connection for requests. So the page watches
+// every assertion of `config` and of `machine` once (pattern `_`), keeps them in one
+// store each, and each view selects its shape from the store with a local matcher of
+// the same patterns the daemon takes (`_`, `?x`, `<?x P>`, literals, records and
+// sequences by prefix, dictionaries by the keys listed).
+
+import { useEffect, useState } from 'preact/hooks';
+import { stream, type ApiError } from './api.ts';
+import { asArray, asDict, asRecord, fieldsOf, keyOf, sym, symName, type Json } from './values.ts';
+
+export type Dataspace = 'config' | 'machine';
+
+export interface Match {
+  readonly value: Json;
+  readonly captures: Readonly<Record<string, Json>>;
+}
+
+/** A watch's present assertions, keyed by the JSON text of each value. */
+export interface WatchState {
+  readonly items: ReadonlyMap<string, Match>;
+  /** Everything present at the start has arrived. */
+  readonly synced: boolean;
+  readonly error: ApiError | undefined;
+}
+
+export interface Watch {
+  readonly state: WatchState;
+  subscribe(listener: () => void): () => void;
+  close(): void;
+}
+
+/**
+ * `watch {pattern, dataspace}` as a store: `<added V C>` adds V, `<removed V C>`
+ * removes it, `<synced>` marks the end of what was there at the start.
+ */
+export function watch(pattern: Json, dataspace: Dataspace): Watch {
+  let items = new Map<string, Match>();
+  let state: WatchState = { items, synced: false, error: undefined };
+  const listeners = new Set<() => void>();
+  const changed = () => {
+    state = { items, synced: state.synced, error: state.error };
+    for (const l of [...listeners]) l();
+  };
+  const s = stream(
+    'watch',
+    { pattern, dataspace },
+    {
+      onOpen() {
+        // A reconnection replays every present assertion.
+        items = new Map();
+        state = { items, synced: false, error: undefined };
+        changed();
+      },
+      onEvent(event) {
+        const r = asRecord(event);
+        if (r === undefined) return;
+        const value = r.fields[0];
+        const captures = asDict(r.fields[1]) ?? {};
+        if (r.label === 'synced') state = { ...state, synced: true };
+        else if (value === undefined) return;
+        else if (r.label === 'added') {
+          items = new Map(items).set(keyOf(value), { value, captures });
+        } else if (r.label === 'removed') {
+          items = new Map(items);
+          items.delete(keyOf(value));
+        } else return; // messages: no view uses them
+        changed();
+      },
+      onError(error) {
+        state = { ...state, error };
+        changed();
+      },
+    },
+  );
+  return {
+    get state() {
+      return state;
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    close: () => s.close(),
+  };
+}
+
+// ---- One shared watch per dataspace ---------------------------------------------------
+
+interface Shared {
+  readonly watch: Watch;
+  users: number;
+}
+const shared = new Map<Dataspace, Shared>();
+
+function acquire(dataspace: Dataspace): Watch {
+  let s = shared.get(dataspace);
+  if (s === undefined) {
+    s = { watch: watch(sym('_'), dataspace), users: 0 };
+    shared.set(dataspace, s);
+  }
+  s.users++;
+  return s.watch;
+}
+
+function release(dataspace: Dataspace): void {
+  const s = shared.get(dataspace);
+  if (s === undefined || --s.users > 0) return;
+  s.watch.close();
+  shared.delete(dataspace);
+}
+
+/** Closes every shared watch (logout). */
+export function closeAllWatches(): void {
+  for (const s of shared.values()) s.watch.close();
+  shared.clear();
+}
+
+/** The assertions of `dataspace` matching `pattern`, live, for a component. */
+export function useWatch(pattern: Json, dataspace: Dataspace): WatchState {
+  const patternKey = keyOf(pattern);
+  const [state, setState] = useState<WatchState>(() => ({
+    items: new Map(),
+    synced: false,
+    error: undefined,
+  }));
+  useEffect(() => {
+    const w = acquire(dataspace);
+    let lastItems: ReadonlyMap<string, Match> | undefined;
+    let last: WatchState | undefined;
+    const update = () => {
+      const all = w.state;
+      // Filter again only when the store changed; an unchanged selection keeps its
+      // identity, so views re-render only for changes of their own shape.
+      if (all.items !== lastItems) {
+        lastItems = all.items;
+        const selected = new Map<string, Match>();
+        for (const [key, m] of all.items) {
+          const captures = match(pattern, m.value);
+          if (captures !== undefined) selected.set(key, { value: m.value, captures });
+        }
+        const same =
+          last !== undefined &&
+          last.items.size === selected.size &&
+          [...selected.keys()].every((k) => last!.items.has(k));
+        if (!same || last === undefined) {
+          last = { items: selected, synced: all.synced, error: all.error };
+          setState(last);
+          return;
+        }
+      }
+      if (last === undefined || last.synced !== all.synced || last.error !== all.error) {
+        last = { items: last?.items ?? new Map(), synced: all.synced, error: all.error };
+        setState(last);
+      }
+    };
+    update();
+    const unsubscribe = w.subscribe(update);
+    return () => {
+      unsubscribe();
+      release(dataspace);
+    };
+    // The pattern is compared by its text: a new literal with the same shape is the same.
+  }, [patternKey, dataspace]);
+  return state;
+}
+
+// ---- The local matcher ------------------------------------------------------------------
+
+/** The captures of `pattern` on `value`, or undefined when it does not match. */
+export function match(pattern: Json, value: Json): Record<string, Json> | undefined {
+  const captures: Record<string, Json> = {};
+  return matchInto(pattern, value, captures) ? captures : undefined;
+}
+
+function matchInto(pattern: Json, value: Json, captures: Record<string, Json>): boolean {
+  const name = symName(pattern);
+  if (name === '_') return true;
+  if (name !== undefined && name.startsWith('?') && name.length > 1) {
+    captures[name.slice(1)] = value;
+    return true;
+  }
+  const r = asRecord(pattern);
+  if (r !== undefined && r.label.startsWith('?') && r.label.length > 1 && r.fields.length === 1) {
+    if (!matchInto(r.fields[0]!, value, captures)) return false;
+    captures[r.label.slice(1)] = value;
+    return true;
+  }
+  if (r !== undefined) {
+    const fields = fieldsOf(value, r.label);
+    if (fields === undefined || fields.length < r.fields.length) return false;
+    return r.fields.every((p, i) => matchInto(p, fields[i]!, captures));
+  }
+  const items = asArray(pattern);
+  if (items !== undefined) {
+    const values = asArray(value);
+    if (values === undefined || values.length < items.length) return false;
+    return items.every((p, i) => matchInto(p, values[i]!, captures));
+  }
+  const dict = asDict(pattern);
+  if (dict !== undefined && Object.keys(dict).length > 0) {
+    const values = asDict(value);
+    if (values === undefined) return false;
+    return Object.entries(dict).every(([k, p]) => k in values && matchInto(p, values[k]!, captures));
+  }
+  return keyOf(pattern) === keyOf(value);
+}
