@@ -58,9 +58,7 @@ export function ClientsView() {
           })}
         </tbody>
       </table>
-      {rows.length === 0 && (
-        <p class="muted">{clients.synced ? 'No clients.' : 'Loading…'}</p>
-      )}
+      {rows.length === 0 && <p class="muted">{clients.synced ? 'No clients.' : 'Loading…'}</p>}
     </Card>
   );
 }

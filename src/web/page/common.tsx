@@ -23,6 +23,7 @@ export function stateClass(state: string): string {
       return 'state-busy';
     case 'failed':
     case 'error':
+    case 'rolled back':
       return 'state-bad';
     default:
       return 'state-idle';
@@ -82,7 +83,18 @@ export function duration(seconds: number): string {
   return `${s % 60}s`;
 }
 
-export function Card(props: { title: ComponentChildren; class?: string; testid?: string; children: ComponentChildren }) {
+/** How long ago an RFC 3339 time was, coarsely: "3m ago". */
+export function ago(time: string, now: number): string {
+  const at = Date.parse(time);
+  return Number.isNaN(at) ? time : `${duration((now - at) / 1000)} ago`;
+}
+
+export function Card(props: {
+  title: ComponentChildren;
+  class?: string;
+  testid?: string;
+  children: ComponentChildren;
+}) {
   return (
     <section class={`card ${props.class ?? ''}`} data-testid={props.testid}>
       <h2>{props.title}</h2>

@@ -4,7 +4,7 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { request } from './api.ts';
-import { Card, ErrorLine, StateBadge, useNow } from './common.tsx';
+import { Card, ErrorLine, StateBadge, errorText, useNow } from './common.tsx';
 import type { Daemon, Generation } from './daemon.ts';
 import {
   asDict,
@@ -34,9 +34,7 @@ export function ConfigurationView(props: { daemon: Daemon }) {
 }
 
 function outcomeState(g: Generation): string {
-  if (g.outcome === 'confirmed') return 'confirmed';
-  if (g.outcome === 'trial') return 'trial';
-  return g.outcome.startsWith('rolled back') ? 'failed' : g.outcome;
+  return g.outcome.startsWith('rolled back') ? 'rolled back' : g.outcome;
 }
 
 function Generations(props: { generations: readonly Generation[] | undefined }) {
@@ -115,7 +113,9 @@ function Editor(props: { daemon: Daemon }) {
       const read = readFiles(answer);
       setBase(read);
       setFiles(read.files);
-      setSelected((s) => (s !== undefined && read.files.has(s) ? s : [...read.files.keys()].sort()[0]));
+      setSelected((s) =>
+        s !== undefined && read.files.has(s) ? s : [...read.files.keys()].sort()[0],
+      );
     }, setLoadError);
   }, [reload]);
 
@@ -175,12 +175,15 @@ function Editor(props: { daemon: Daemon }) {
         }
         const d = asDict(event);
         if (d !== undefined && d.token !== undefined) {
-          setTrial((t) => t && {
-            ...t,
-            generation: asNumber(d.generation),
-            token: asString(d.token),
-            deadline: asNumber(d.deadline),
-          });
+          setTrial(
+            (t) =>
+              t && {
+                ...t,
+                generation: asNumber(d.generation),
+                token: asString(d.token),
+                deadline: asNumber(d.deadline),
+              },
+          );
           props.daemon.refreshGenerations();
         }
       },
@@ -238,7 +241,11 @@ function Editor(props: { daemon: Daemon }) {
               Replace {selected ?? 'a file'} with an upload{' '}
               <input type="file" data-testid="upload" onChange={upload} />
             </label>
-            <button type="button" disabled={changed.length === 0} onClick={() => setFiles(base?.files ?? new Map())}>
+            <button
+              type="button"
+              disabled={changed.length === 0}
+              onClick={() => setFiles(base?.files ?? new Map())}
+            >
               Discard changes
             </button>
           </div>
@@ -279,15 +286,13 @@ function TrialPanel(props: { trial: Trial; onDone: () => void }) {
   const [actionResult, setActionResult] = useState<string | undefined>(undefined);
   const act = (command: 'confirm' | 'rollback', args: Record<string, Json>) => {
     setActionError(undefined);
-    request(command, args).then(
-      (v) => {
-        setActionResult(`${command}: ${printValue(v)}`);
-        if (command === 'rollback') props.onDone();
-      },
-      setActionError,
-    );
+    request(command, args).then((v) => {
+      setActionResult(`${command}: ${printValue(v)}`);
+      if (command === 'rollback') props.onDone();
+    }, setActionError);
   };
-  const left = trial.deadline === undefined ? undefined : Math.max(0, (trial.deadline - now) / 1000);
+  const left =
+    trial.deadline === undefined ? undefined : Math.max(0, (trial.deadline - now) / 1000);
   const outcome = asDict(trial.outcome);
   return (
     <div class="trial" data-testid="trial">
@@ -295,7 +300,9 @@ function TrialPanel(props: { trial: Trial; onDone: () => void }) {
         <div class="trial-live">
           <span>
             Trial of generation {trial.generation}: rolls back in{' '}
-            <strong data-testid="trial-countdown">{left === undefined ? '?' : Math.ceil(left)} s</strong>
+            <strong data-testid="trial-countdown">
+              {left === undefined ? '?' : Math.ceil(left)} s
+            </strong>
           </span>
           <button
             type="button"
@@ -305,7 +312,12 @@ function TrialPanel(props: { trial: Trial; onDone: () => void }) {
           >
             Confirm
           </button>
-          <button type="button" class="danger" data-testid="rollback" onClick={() => act('rollback', {})}>
+          <button
+            type="button"
+            class="danger"
+            data-testid="rollback"
+            onClick={() => act('rollback', {})}
+          >
             Roll back
           </button>
         </div>
@@ -325,7 +337,7 @@ function TrialPanel(props: { trial: Trial; onDone: () => void }) {
       )}
       {trial.error !== undefined && (
         <pre class="error" data-testid="trial-error">
-          {trial.error instanceof Error ? trial.error.message : String(trial.error)}
+          {trial.error instanceof Error ? trial.error.message : errorText(trial.error)}
         </pre>
       )}
       {actionResult !== undefined && <p class="muted">{actionResult}</p>}

@@ -4,7 +4,7 @@
 // lays it out again only when the set of nodes or edges changes; a state change only
 // recolours a node.
 
-import dagre, { type EdgeLabel } from '@dagrejs/dagre';
+import dagre, { type EdgeLabel, type GraphLabel, type NodeLabel } from '@dagrejs/dagre';
 import { useMemo } from 'preact/hooks';
 import { Card, stateClass, stateText } from './common.tsx';
 import { useWatch } from './live.ts';
@@ -43,7 +43,7 @@ const CHAR_WIDTH = 7.2;
 const NODE_HEIGHT = 30;
 
 function layOut(nodes: readonly GraphNode[], edges: readonly [string, string][]): Layout {
-  const g = new dagre.graphlib.Graph();
+  const g = new dagre.graphlib.Graph<GraphLabel, NodeLabel, EdgeLabel>();
   // Dependencies to the left, what needs them to the right; arrows point at dependencies.
   g.setGraph({ rankdir: 'RL', nodesep: 14, ranksep: 48, marginx: 12, marginy: 12 });
   g.setDefaultEdgeLabel(() => ({}));
@@ -57,17 +57,18 @@ function layOut(nodes: readonly GraphNode[], edges: readonly [string, string][])
   for (const [from, to] of edges) g.setEdge(from, to);
   dagre.layout(g);
   const graph = g.graph();
+  // An empty graph has no extent (dagre gives -Infinity).
   return {
-    width: graph.width ?? 0,
-    height: graph.height ?? 0,
+    width: nodes.length === 0 ? 0 : (graph.width ?? 0),
+    height: nodes.length === 0 ? 0 : (graph.height ?? 0),
     nodes: nodes.map((n) => {
       const p = g.node(n.id);
-      return { ...n, x: p.x, y: p.y, w: p.width, h: p.height };
+      return { ...n, x: p.x ?? 0, y: p.y ?? 0, w: p.width, h: p.height };
     }),
     edges: edges.map(([from, to]) => ({
       from,
       to,
-      points: ((g.edge(from, to) as EdgeLabel).points ?? [])
+      points: (g.edge(from, to).points ?? [])
         .map((p) => `${p.x.toFixed(1)},${p.y.toFixed(1)}`)
         .join(' '),
     })),
@@ -99,7 +100,12 @@ export function GraphView() {
       else {
         to = keyOf(dep);
         if (!nodes.has(to)) {
-          nodes.set(to, { id: to, label: printValue(dep), printed: printValue(dep), kind: 'condition' });
+          nodes.set(to, {
+            id: to,
+            label: printValue(dep),
+            printed: printValue(dep),
+            kind: 'condition',
+          });
         }
       }
       edges.set(`${from} ${to}`, [from, to]);
@@ -120,14 +126,16 @@ export function GraphView() {
   );
 
   const stateOf = new Map<string, string>();
-  for (const m of states.items.values()) stateOf.set(keyOf(m.captures.s ?? null), stateText(m.captures.state));
+  for (const m of states.items.values())
+    stateOf.set(keyOf(m.captures.s ?? null), stateText(m.captures.state));
 
   return (
     <Card title="Dependencies" testid="graph-card" class="graph-card">
       <p class="muted legend">
         Arrows point from a service to what it depends on.{' '}
         <span class="badge state-good">ready/up</span> <span class="badge state-busy">started</span>{' '}
-        <span class="badge state-bad">failed</span> <span class="badge state-idle">not running</span>
+        <span class="badge state-bad">failed</span>{' '}
+        <span class="badge state-idle">not running</span>
       </p>
       <div class="graph-scroll">
         <svg
@@ -140,15 +148,29 @@ export function GraphView() {
           aria-label="service dependency graph"
         >
           <defs>
-            <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+            <marker
+              id="arrow"
+              viewBox="0 0 10 10"
+              refX="9"
+              refY="5"
+              markerWidth="7"
+              markerHeight="7"
+              orient="auto-start-reverse"
+            >
               <path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead" />
             </marker>
           </defs>
           {layout.edges.map((e) => (
-            <polyline key={`${e.from} ${e.to}`} class="edge" points={e.points} marker-end="url(#arrow)" />
+            <polyline
+              key={`${e.from} ${e.to}`}
+              class="edge"
+              points={e.points}
+              marker-end="url(#arrow)"
+            />
           ))}
           {layout.nodes.map((n) => {
-            const state = n.kind === 'condition' ? 'condition' : (stateOf.get(n.id) ?? 'not running');
+            const state =
+              n.kind === 'condition' ? 'condition' : (stateOf.get(n.id) ?? 'not running');
             return (
               <g
                 key={n.id}

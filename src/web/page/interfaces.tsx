@@ -10,7 +10,9 @@ import { asNumber, fieldsOf, printValue, show, type Json } from './values.ts';
 
 export function InterfacesView() {
   const links = useWatch(P.networkInterface, 'machine');
-  const rows = sortBy(links.items.values(), (m) => String(asNumber(m.captures.index) ?? 0).padStart(6, '0'));
+  const rows = sortBy(links.items.values(), (m) =>
+    String(asNumber(m.captures.index) ?? 0).padStart(6, '0'),
+  );
   return (
     <Card title="Interfaces" testid="interfaces">
       <table>

@@ -90,32 +90,23 @@ export function watch(pattern: Json, dataspace: Dataspace): Watch {
 
 // ---- One shared watch per dataspace ---------------------------------------------------
 
-interface Shared {
-  readonly watch: Watch;
-  users: number;
-}
-const shared = new Map<Dataspace, Shared>();
+// Opened by the first view that needs it and kept for the session (closed at logout):
+// switching views then shows the present state at once, without replaying it, and the
+// header's live indicator follows the same two streams whatever the view.
+const shared = new Map<Dataspace, Watch>();
 
 function acquire(dataspace: Dataspace): Watch {
-  let s = shared.get(dataspace);
-  if (s === undefined) {
-    s = { watch: watch(sym('_'), dataspace), users: 0 };
-    shared.set(dataspace, s);
+  let w = shared.get(dataspace);
+  if (w === undefined) {
+    w = watch(sym('_'), dataspace);
+    shared.set(dataspace, w);
   }
-  s.users++;
-  return s.watch;
+  return w;
 }
 
-function release(dataspace: Dataspace): void {
-  const s = shared.get(dataspace);
-  if (s === undefined || --s.users > 0) return;
-  s.watch.close();
-  shared.delete(dataspace);
-}
-
-/** Closes every shared watch (logout). */
+/** Closes every shared watch (logout, or the session ended). */
 export function closeAllWatches(): void {
-  for (const s of shared.values()) s.watch.close();
+  for (const w of shared.values()) w.close();
   shared.clear();
 }
 
@@ -159,10 +150,7 @@ export function useWatch(pattern: Json, dataspace: Dataspace): WatchState {
     };
     update();
     const unsubscribe = w.subscribe(update);
-    return () => {
-      unsubscribe();
-      release(dataspace);
-    };
+    return unsubscribe;
     // The pattern is compared by its text: a new literal with the same shape is the same.
   }, [patternKey, dataspace]);
   return state;
@@ -204,7 +192,9 @@ function matchInto(pattern: Json, value: Json, captures: Record<string, Json>): 
   if (dict !== undefined && Object.keys(dict).length > 0) {
     const values = asDict(value);
     if (values === undefined) return false;
-    return Object.entries(dict).every(([k, p]) => k in values && matchInto(p, values[k]!, captures));
+    return Object.entries(dict).every(
+      ([k, p]) => k in values && matchInto(p, values[k]!, captures),
+    );
   }
   return keyOf(pattern) === keyOf(value);
 }

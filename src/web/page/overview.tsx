@@ -1,7 +1,7 @@
 // The router at a glance: current failures first, then each WAN interface (protocol,
 // addresses, default routes, DNS, DHCP lease), the milestones and the daemon itself.
 
-import { Card, StateBadge, duration, sortBy, stateText, useNow } from './common.tsx';
+import { Card, StateBadge, ago, duration, sortBy, stateText, useNow } from './common.tsx';
 import type { Daemon } from './daemon.ts';
 import { useWatch, type Match } from './live.ts';
 import * as P from './patterns.ts';
@@ -33,14 +33,19 @@ export function OverviewView(props: { daemon: Daemon }) {
 
 function Failures() {
   const failures = useWatch(P.currentFailure, 'config');
+  const now = useNow(10_000);
   const list = sortBy(failures.items.values(), (m) => show(asDict(m.captures.f)?.kind));
   return (
     <section
       class={`card failures ${list.length > 0 ? 'has-failures' : 'no-failures'}`}
       data-testid="failures"
     >
-      <h2>{list.length > 0 ? `${list.length} failure${list.length > 1 ? 's' : ''}` : 'No failures'}</h2>
-      {list.length === 0 && failures.synced && <p class="muted">Everything limen checks is fine.</p>}
+      <h2>
+        {list.length > 0 ? `${list.length} failure${list.length > 1 ? 's' : ''}` : 'No failures'}
+      </h2>
+      {list.length === 0 && failures.synced && (
+        <p class="muted">Everything limen checks is fine.</p>
+      )}
       <ul>
         {list.map((m) => {
           const f = asDict(m.captures.f) ?? {};
@@ -49,7 +54,11 @@ function Failures() {
             <li key={printValue(m.value)} class={`failure level-${level}`} data-testid="failure">
               <span class="kind">{show(f.kind)}</span>
               <span class="text">{show(f.text ?? f.message)}</span>
-              {f.since !== undefined && <span class="since muted">since {show(f.since)}</span>}
+              {f.since !== undefined && (
+                <span class="since muted" title={show(f.since)}>
+                  since {ago(show(f.since), now)}
+                </span>
+              )}
             </li>
           );
         })}
@@ -176,7 +185,7 @@ function Wan(props: {
                 <span class="muted">
                   {symName(a.captures.family)}
                   {info !== undefined && info.valid !== undefined
-                    ? `, valid ${lifetime(info.valid)}, preferred ${lifetime(info.preferred)}`
+                    ? ` · valid ${lifetime(info.valid)} · preferred ${lifetime(info.preferred)}`
                     : ''}
                 </span>
               </div>

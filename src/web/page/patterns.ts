@@ -17,7 +17,14 @@ export const requireService = rec('require-service', cap('s'));
 export const dependsOn = rec('depends-on', cap('s'), cap('dep'));
 
 // $machine
-export const address = rec('address', cap('if'), cap('family'), cap('addr'), cap('len'), cap('info'));
+export const address = rec(
+  'address',
+  cap('if'),
+  cap('family'),
+  cap('addr'),
+  cap('len'),
+  cap('info'),
+);
 export const defaultRoute = rec(
   'route',
   cap('family'),

@@ -16,7 +16,8 @@ export function ServicesView() {
   const processes = useWatch(P.serviceProcess, 'config');
   const [selected, setSelected] = useState<Json | undefined>(undefined);
   const info = new Map<string, Json>();
-  for (const m of processes.items.values()) info.set(keyOf(m.captures.s ?? null), m.captures.info ?? null);
+  for (const m of processes.items.values())
+    info.set(keyOf(m.captures.s ?? null), m.captures.info ?? null);
   const rows = sortBy(states.items.values(), (m) => printValue(m.captures.s ?? null));
   return (
     <>
@@ -52,7 +53,11 @@ export function ServicesView() {
         {rows.length === 0 && <p class="muted">{states.synced ? 'No services.' : 'Loading…'}</p>}
       </Card>
       {selected !== undefined && (
-        <ServiceLog key={keyOf(selected)} service={selected} onClose={() => setSelected(undefined)} />
+        <ServiceLog
+          key={keyOf(selected)}
+          service={selected}
+          onClose={() => setSelected(undefined)}
+        />
       )}
     </>
   );
@@ -176,7 +181,12 @@ function ServiceLog(props: { service: Json; onClose: () => void }) {
         },
         onEvent: (v) => {
           const d = asDict(v) ?? {};
-          pending.push({ id: next++, time: show(d.time), stream: show(d.stream), line: show(d.line) });
+          pending.push({
+            id: next++,
+            time: show(d.time),
+            stream: show(d.stream),
+            line: show(d.line),
+          });
           frame ??= requestAnimationFrame(flush);
         },
         onError: setError,

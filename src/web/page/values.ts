@@ -126,11 +126,10 @@ export function printValue(v: Json): string {
     case '@rec':
       return Array.isArray(inner) ? '<' + inner.map(printValue).join(' ') + '>' : '?';
     case '@int':
-      return String(inner);
-    case '@double': {
-      const s = String(inner);
-      return typeof inner === 'number' && Number.isInteger(inner) ? s + '.0' : s;
-    }
+      return typeof inner === 'string' || typeof inner === 'number' ? String(inner) : '?';
+    case '@double':
+      if (typeof inner === 'number') return Number.isInteger(inner) ? `${inner}.0` : String(inner);
+      return typeof inner === 'string' ? inner : '?';
     case '@bytes':
       return typeof inner === 'string' ? `#[${inner}]` : '?';
     case '@set':
