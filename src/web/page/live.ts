@@ -38,12 +38,21 @@ export interface Watch {
  * removes it, `<synced>` marks the end of what was there at the start.
  */
 export function watch(pattern: Json, dataspace: Dataspace): Watch {
-  let items = new Map<string, Match>();
-  let state: WatchState = { items, synced: false, error: undefined };
+  // Events change `working` in place; listeners get a new snapshot at most once a
+  // frame, so a replay of thousands of assertions costs one copy, not one per event.
+  let working = new Map<string, Match>();
+  let synced = false;
+  let error: ApiError | undefined;
+  let state: WatchState = { items: new Map(), synced, error };
   const listeners = new Set<() => void>();
-  const changed = () => {
-    state = { items, synced: state.synced, error: state.error };
+  let frame: number | undefined;
+  const publish = () => {
+    frame = undefined;
+    state = { items: new Map(working), synced, error };
     for (const l of [...listeners]) l();
+  };
+  const changed = () => {
+    frame ??= requestAnimationFrame(publish);
   };
   const s = stream(
     'watch',
@@ -51,8 +60,9 @@ export function watch(pattern: Json, dataspace: Dataspace): Watch {
     {
       onOpen() {
         // A reconnection replays every present assertion.
-        items = new Map();
-        state = { items, synced: false, error: undefined };
+        working = new Map();
+        synced = false;
+        error = undefined;
         changed();
       },
       onEvent(event) {
@@ -60,18 +70,15 @@ export function watch(pattern: Json, dataspace: Dataspace): Watch {
         if (r === undefined) return;
         const value = r.fields[0];
         const captures = asDict(r.fields[1]) ?? {};
-        if (r.label === 'synced') state = { ...state, synced: true };
+        if (r.label === 'synced') synced = true;
         else if (value === undefined) return;
-        else if (r.label === 'added') {
-          items = new Map(items).set(keyOf(value), { value, captures });
-        } else if (r.label === 'removed') {
-          items = new Map(items);
-          items.delete(keyOf(value));
-        } else return; // messages: no view uses them
+        else if (r.label === 'added') working.set(keyOf(value), { value, captures });
+        else if (r.label === 'removed') working.delete(keyOf(value));
+        else return; // messages: no view uses them
         changed();
       },
-      onError(error) {
-        state = { ...state, error };
+      onError(e) {
+        error = e;
         changed();
       },
     },
@@ -84,7 +91,10 @@ export function watch(pattern: Json, dataspace: Dataspace): Watch {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    close: () => s.close(),
+    close() {
+      s.close();
+      if (frame !== undefined) cancelAnimationFrame(frame);
+    },
   };
 }
 

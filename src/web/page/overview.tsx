@@ -1,6 +1,7 @@
 // The router at a glance: current failures first, then each WAN interface (protocol,
 // addresses, default routes, DNS, DHCP lease), the milestones and the daemon itself.
 
+import { Fragment } from 'preact';
 import { Card, StateBadge, ago, duration, sortBy, stateText, useNow } from './common.tsx';
 import type { Daemon } from './daemon.ts';
 import { useWatch, type Match } from './live.ts';
@@ -22,10 +23,15 @@ export function OverviewView(props: { daemon: Daemon }) {
   return (
     <div class="overview">
       <Failures />
-      <div class="grid">
-        <WanCards />
-        <Milestones />
-        <DaemonCard daemon={props.daemon} />
+      <div class="columns">
+        <div>
+          <WanCards />
+        </div>
+        <div>
+          <LanCard />
+          <Milestones />
+          <DaemonCard daemon={props.daemon} />
+        </div>
       </div>
     </div>
   );
@@ -185,7 +191,7 @@ function Wan(props: {
                 <span class="muted">
                   {symName(a.captures.family)}
                   {info !== undefined && info.valid !== undefined
-                    ? ` · valid ${lifetime(info.valid)} · preferred ${lifetime(info.preferred)}`
+                    ? ` · valid ${lifetime(info.valid)}, preferred ${lifetime(info.preferred)}`
                     : ''}
                 </span>
               </div>
@@ -227,6 +233,55 @@ function Wan(props: {
             </dd>
           </>
         )}
+      </dl>
+    </Card>
+  );
+}
+
+/** The LAN side in brief: each interface of zone lan, its addresses and its clients. */
+function LanCard() {
+  const zones = useWatch(P.firewallZone, 'config');
+  const links = useWatch(P.networkInterface, 'machine');
+  const addresses = useWatch(P.address, 'machine');
+  const clients = useWatch(P.lanClient, 'machine');
+  const lans = sortBy(
+    [...links.items.values()].filter((m) =>
+      inZone(zones.items.values(), 'lan', asString(m.captures.name) ?? ''),
+    ),
+    (m) => show(m.captures.name),
+  );
+  if (lans.length === 0) return null;
+  return (
+    <Card title="LAN" testid="lan">
+      <dl>
+        {lans.map((m) => {
+          const ifname = asString(m.captures.name) ?? '';
+          const count = byInterface(clients.items.values(), 'if', ifname).length;
+          return (
+            <Fragment key={ifname}>
+              <dt>
+                {ifname} <StateBadge state={stateText(m.captures.oper)} />
+              </dt>
+              <dd>
+                {sortBy(
+                  byInterface(addresses.items.values(), 'if', ifname).filter(
+                    (a) => symName(asDict(a.captures.info)?.scope) !== 'link',
+                  ),
+                  (a) => show(a.captures.family) + show(a.captures.addr),
+                ).map((a) => (
+                  <div key={printValue(a.value)}>
+                    <code>
+                      {show(a.captures.addr)}/{show(a.captures.len)}
+                    </code>
+                  </div>
+                ))}
+                <a href="#clients" class="muted">
+                  {count} client{count === 1 ? '' : 's'}
+                </a>
+              </dd>
+            </Fragment>
+          );
+        })}
       </dl>
     </Card>
   );
