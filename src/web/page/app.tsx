@@ -14,6 +14,7 @@ import { OverviewView } from './overview.tsx';
 import { PasswordForm } from './password.tsx';
 import { ServicesView } from './services.tsx';
 import { useDaemon } from './daemon.ts';
+import { TrialPanel } from './trial.tsx';
 
 const views = {
   overview: { title: 'Overview', component: OverviewView },
@@ -86,6 +87,7 @@ function Dashboard() {
       </nav>
       <main>
         <ErrorLine error={daemon.error} testid="daemon-error" />
+        <TrialPanel onDone={daemon.refreshGenerations} />
         <View daemon={daemon} />
       </main>
     </>

@@ -4,7 +4,8 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { request } from './api.ts';
-import { Card, ErrorLine, StateBadge, errorText, useNow } from './common.tsx';
+import { Card, ErrorLine, StateBadge } from './common.tsx';
+import { startTrial, useTrial } from './trial.tsx';
 import type { Daemon, Generation } from './daemon.ts';
 import {
   asDict,
@@ -15,10 +16,6 @@ import {
   bytesBase64,
   bytesToText,
   dictEntries,
-  fieldsOf,
-  printValue,
-  show,
-  stringKeyedDict,
   symName,
   textToBytes,
   type Json,
@@ -77,16 +74,6 @@ function Generations(props: { generations: readonly Generation[] | undefined }) 
 /** The candidate: each file's content as base64, as `try` takes it. */
 type Files = ReadonlyMap<string, string>;
 
-interface Trial {
-  readonly generation: number | undefined;
-  readonly token: string | undefined;
-  readonly deadline: number | undefined;
-  readonly progress: readonly string[];
-  readonly outcome: Json | undefined;
-  readonly error: unknown;
-  readonly running: boolean;
-}
-
 function readFiles(answer: Json): { generation: number | undefined; files: Map<string, string> } {
   const d = asDict(answer);
   const files = new Map<string, string>();
@@ -104,7 +91,7 @@ function Editor(props: { daemon: Daemon }) {
   const [selected, setSelected] = useState<string | undefined>(undefined);
   const [loadError, setLoadError] = useState<unknown>(undefined);
   const [seconds, setSeconds] = useState(120);
-  const [trial, setTrial] = useState<Trial | undefined>(undefined);
+  const trial = useTrial();
   const [reload, setReload] = useState(0);
 
   useEffect(() => {
@@ -153,50 +140,8 @@ function Editor(props: { daemon: Daemon }) {
   };
 
   const tryIt = () => {
-    const start: Trial = {
-      generation: undefined,
-      token: undefined,
-      deadline: undefined,
-      progress: [],
-      outcome: undefined,
-      error: undefined,
-      running: true,
-    };
-    setTrial(start);
-    const candidate = stringKeyedDict([...files].map(([p, c]) => [p, bytes(c)]));
-    request(
-      'try',
-      { files: candidate, timeout: seconds * 1000, message: 'from the web page' },
-      (event) => {
-        const progress = fieldsOf(event, 'progress');
-        if (progress !== undefined) {
-          setTrial((t) => t && { ...t, progress: [...t.progress, show(progress[0])] });
-          return;
-        }
-        const d = asDict(event);
-        if (d !== undefined && d.token !== undefined) {
-          setTrial(
-            (t) =>
-              t && {
-                ...t,
-                generation: asNumber(d.generation),
-                token: asString(d.token),
-                deadline: asNumber(d.deadline),
-              },
-          );
-          props.daemon.refreshGenerations();
-        }
-      },
-    ).then(
-      (outcome) => {
-        setTrial((t) => t && { ...t, outcome, running: false });
-        finished();
-      },
-      (error: unknown) => {
-        setTrial((t) => t && { ...t, error, running: false });
-        finished();
-      },
-    );
+    startTrial(files, seconds, finished);
+    props.daemon.refreshGenerations();
   };
 
   return (
@@ -274,74 +219,6 @@ function Editor(props: { daemon: Daemon }) {
           </div>
         </div>
       </div>
-      {trial !== undefined && <TrialPanel trial={trial} onDone={finished} />}
     </Card>
-  );
-}
-
-function TrialPanel(props: { trial: Trial; onDone: () => void }) {
-  const { trial } = props;
-  const now = useNow(250);
-  const [actionError, setActionError] = useState<unknown>(undefined);
-  const [actionResult, setActionResult] = useState<string | undefined>(undefined);
-  const act = (command: 'confirm' | 'rollback', args: Record<string, Json>) => {
-    setActionError(undefined);
-    request(command, args).then((v) => {
-      setActionResult(`${command}: ${printValue(v)}`);
-      if (command === 'rollback') props.onDone();
-    }, setActionError);
-  };
-  const left =
-    trial.deadline === undefined ? undefined : Math.max(0, (trial.deadline - now) / 1000);
-  const outcome = asDict(trial.outcome);
-  return (
-    <div class="trial" data-testid="trial">
-      {trial.running && trial.token !== undefined && (
-        <div class="trial-live">
-          <span>
-            Trial of generation {trial.generation}: rolls back in{' '}
-            <strong data-testid="trial-countdown">
-              {left === undefined ? '?' : Math.ceil(left)} s
-            </strong>
-          </span>
-          <button
-            type="button"
-            class="primary"
-            data-testid="confirm"
-            onClick={() => act('confirm', { token: trial.token ?? '' })}
-          >
-            Confirm
-          </button>
-          <button
-            type="button"
-            class="danger"
-            data-testid="rollback"
-            onClick={() => act('rollback', {})}
-          >
-            Roll back
-          </button>
-        </div>
-      )}
-      {trial.running && trial.token === undefined && <p class="muted">Checking the candidate…</p>}
-      <div class="progress">
-        {trial.progress.map((p, i) => (
-          <div key={i} class="progress-line" data-testid="trial-progress">
-            {p}
-          </div>
-        ))}
-      </div>
-      {outcome !== undefined && (
-        <p data-testid="trial-outcome" class={outcome.confirmed === true ? 'ok' : 'error'}>
-          Generation {show(outcome.generation)}: {show(outcome.outcome)}
-        </p>
-      )}
-      {trial.error !== undefined && (
-        <pre class="error" data-testid="trial-error">
-          {trial.error instanceof Error ? trial.error.message : errorText(trial.error)}
-        </pre>
-      )}
-      {actionResult !== undefined && <p class="muted">{actionResult}</p>}
-      <ErrorLine error={actionError} testid="trial-action-error" />
-    </div>
   );
 }

@@ -23,7 +23,7 @@ export interface Daemon {
   readonly status: JsonObject | undefined;
   readonly generations: readonly Generation[] | undefined;
   readonly error: unknown;
-  refreshGenerations(): void;
+  readonly refreshGenerations: () => void;
 }
 
 function readGeneration(v: Json): Generation | undefined {
