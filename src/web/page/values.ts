@@ -85,21 +85,39 @@ export function keyOf(v: Json): string {
 
 const bareSymbol = /^[a-zA-Z~!$%^&*?_=+/.|<>-][a-zA-Z0-9~!$%^&*?_=+/.|<>:-]*$/;
 
-function printString(s: string, quote: '"' | '|'): string {
+const controlEscapes: Readonly<Record<string, string>> = {
+  '\b': '\\b',
+  '\t': '\\t',
+  '\n': '\\n',
+  '\f': '\\f',
+  '\r': '\\r',
+};
+
+function printString(s: string, quote: '"' | "'"): string {
   let out = quote;
   for (const ch of s) {
     if (ch === quote || ch === '\\') out += '\\' + ch;
-    else if (ch === '\n') out += '\\n';
-    else if (ch === '\t') out += '\\t';
-    else if (ch === '\r') out += '\\r';
-    else if (ch < ' ') out += '\\u' + ch.charCodeAt(0).toString(16).padStart(4, '0');
-    else out += ch;
+    else if (ch < ' ' || ch === '\x7f') {
+      out += controlEscapes[ch] ?? '\\u' + ch.charCodeAt(0).toString(16).padStart(4, '0');
+    } else out += ch;
   }
   return out + quote;
 }
 
 function printSymbol(name: string): string {
-  return bareSymbol.test(name) && !/^[-+]?[0-9]/.test(name) ? name : printString(name, '|');
+  return bareSymbol.test(name) && !/^[-+]?[0-9]/.test(name) ? name : printString(name, "'");
+}
+
+/** As the daemon's writer: text as `#"…"`, short binary as hex, long as base64. */
+function printBytes(base64: string): string {
+  const data = bytesFromBase64(base64);
+  if (data.every((x) => (x >= 32 && x <= 126) || x === 9 || x === 10 || x === 13)) {
+    return '#' + printString(String.fromCharCode(...data), '"');
+  }
+  if (data.length <= 64) {
+    return '#x"' + [...data].map((x) => x.toString(16).padStart(2, '0')).join('') + '"';
+  }
+  return `#[${base64}]`;
 }
 
 /** The value in Preserves text, on one line: `<daemon ntpd>`, `{pids: [812] restarts: 0}`. */
@@ -131,7 +149,7 @@ export function printValue(v: Json): string {
       if (typeof inner === 'number') return Number.isInteger(inner) ? `${inner}.0` : String(inner);
       return typeof inner === 'string' ? inner : '?';
     case '@bytes':
-      return typeof inner === 'string' ? `#[${inner}]` : '?';
+      return typeof inner === 'string' ? printBytes(inner) : '?';
     case '@set':
       return Array.isArray(inner) ? '#{' + inner.map(printValue).join(' ') + '}' : '?';
     case '@dict':
