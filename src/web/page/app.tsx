@@ -8,7 +8,7 @@ import { ClientsView } from './clients.tsx';
 import { ConfigurationView } from './configuration.tsx';
 import { GraphView } from './graph.tsx';
 import { InterfacesView } from './interfaces.tsx';
-import { closeAllWatches } from './live.ts';
+import { closeAllWatches, useWatchError } from './live.ts';
 import { LoginForm } from './login.tsx';
 import { OverviewView } from './overview.tsx';
 import { PasswordForm } from './password.tsx';
@@ -36,6 +36,7 @@ export function App() {
   const [startError, setStartError] = useState<unknown>(undefined);
 
   useEffect(() => {
+    document.title = `${location.hostname} · limen`;
     api.session().then(
       (s) => setSignedIn(s !== undefined),
       (error: unknown) => {
@@ -64,6 +65,8 @@ export function App() {
 function Dashboard() {
   const [view, setView] = useState<ViewName>(viewFromHash);
   const daemon = useDaemon();
+  const configError = useWatchError('config');
+  const machineError = useWatchError('machine');
   useEffect(() => {
     const onHash = () => setView(viewFromHash());
     addEventListener('hashchange', onHash);
@@ -87,6 +90,8 @@ function Dashboard() {
       </nav>
       <main>
         <ErrorLine error={daemon.error} testid="daemon-error" />
+        <ErrorLine error={configError} testid="watch-error" />
+        <ErrorLine error={machineError} testid="watch-error" />
         <TrialPanel onDone={daemon.refreshGenerations} />
         <View daemon={daemon} />
       </main>

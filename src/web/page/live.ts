@@ -47,13 +47,17 @@ export function watch(pattern: Json, dataspace: Dataspace): Watch {
   let state: WatchState = { items: new Map(), synced, error };
   const listeners = new Set<() => void>();
   let frame: number | undefined;
+  // After a reconnection the old snapshot stays shown until the replay is complete,
+  // rather than flashing empty views.
+  let replaying = false;
+  let opened = false;
   const publish = () => {
     frame = undefined;
     state = { items: new Map(working), synced, error };
     for (const l of [...listeners]) l();
   };
   const changed = () => {
-    frame ??= requestAnimationFrame(publish);
+    if (!replaying) frame ??= requestAnimationFrame(publish);
   };
   const s = stream(
     'watch',
@@ -61,6 +65,8 @@ export function watch(pattern: Json, dataspace: Dataspace): Watch {
     {
       onOpen() {
         // A reconnection replays every present assertion.
+        replaying = opened;
+        opened = true;
         working = new Map();
         synced = false;
         error = undefined;
@@ -71,8 +77,10 @@ export function watch(pattern: Json, dataspace: Dataspace): Watch {
         if (r === undefined) return;
         const value = r.fields[0];
         const captures = asDict(r.fields[1]) ?? {};
-        if (r.label === 'synced') synced = true;
-        else if (value === undefined) return;
+        if (r.label === 'synced') {
+          synced = true;
+          replaying = false;
+        } else if (value === undefined) return;
         else if (r.label === 'added') working.set(keyOf(value), { value, captures });
         else if (r.label === 'removed') working.delete(keyOf(value));
         else return; // messages: no view uses them
@@ -80,6 +88,7 @@ export function watch(pattern: Json, dataspace: Dataspace): Watch {
       },
       onError(e) {
         error = e;
+        replaying = false;
         changed();
       },
     },
@@ -165,4 +174,16 @@ export function useWatch(pattern: Json, dataspace: Dataspace): WatchState {
     // The pattern is compared by its text: a new literal with the same shape is the same.
   }, [patternKey, dataspace]);
   return state;
+}
+
+/** The error that ended the shared watch of `dataspace`, if one did (shown by the shell). */
+export function useWatchError(dataspace: Dataspace): ApiError | undefined {
+  const [error, setError] = useState<ApiError | undefined>(undefined);
+  useEffect(() => {
+    const w = acquire(dataspace);
+    const update = () => setError(w.state.error);
+    update();
+    return w.subscribe(update);
+  }, [dataspace]);
+  return error;
 }

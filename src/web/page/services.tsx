@@ -120,6 +120,16 @@ function ServiceRow(props: {
           <button type="button" data-testid="restart" disabled={busy} onClick={run('restart')}>
             Restart
           </button>
+          <button
+            type="button"
+            data-testid="log"
+            onClick={(e) => {
+              e.stopPropagation();
+              props.onSelect();
+            }}
+          >
+            Log
+          </button>
         </td>
       </tr>
       {(error !== undefined || result !== undefined) && (
