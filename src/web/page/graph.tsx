@@ -24,7 +24,7 @@ interface Layout {
   readonly width: number;
   readonly height: number;
   readonly nodes: readonly (GraphNode & { x: number; y: number; w: number; h: number })[];
-  readonly edges: readonly { from: string; to: string; points: string }[];
+  readonly edges: readonly { from: string; to: string; path: string }[];
 }
 
 /** `<daemon ntpd>` reads as `ntpd`, `<milestone core>` as `core`; anything else in full. */
@@ -37,6 +37,21 @@ function nodeLabel(service: Json): { label: string; kind: NodeKind } {
     if (r.label === 'daemon') return { label: text, kind: 'service' };
   }
   return { label: printValue(service), kind: 'service' };
+}
+
+/** An SVG path through dagre's points, its corners rounded by quadratic curves. */
+function smoothPath(points: readonly { x: number; y: number }[]): string {
+  const f = (n: number) => n.toFixed(1);
+  const first = points[0];
+  if (first === undefined) return '';
+  let d = `M${f(first.x)},${f(first.y)}`;
+  for (let i = 1; i < points.length - 1; i++) {
+    const p = points[i]!;
+    const q = points[i + 1]!;
+    d += ` Q${f(p.x)},${f(p.y)} ${f((p.x + q.x) / 2)},${f((p.y + q.y) / 2)}`;
+  }
+  const last = points[points.length - 1]!;
+  return points.length > 1 ? `${d} L${f(last.x)},${f(last.y)}` : d;
 }
 
 const CHAR_WIDTH = 7.2;
@@ -68,9 +83,7 @@ function layOut(nodes: readonly GraphNode[], edges: readonly [string, string][])
     edges: edges.map(([from, to]) => ({
       from,
       to,
-      points: (g.edge(from, to).points ?? [])
-        .map((p) => `${p.x.toFixed(1)},${p.y.toFixed(1)}`)
-        .join(' '),
+      path: smoothPath(g.edge(from, to).points ?? []),
     })),
   };
 }
@@ -161,12 +174,7 @@ export function GraphView() {
             </marker>
           </defs>
           {layout.edges.map((e) => (
-            <polyline
-              key={`${e.from} ${e.to}`}
-              class="edge"
-              points={e.points}
-              marker-end="url(#arrow)"
-            />
+            <path key={`${e.from} ${e.to}`} class="edge" d={e.path} marker-end="url(#arrow)" />
           ))}
           {layout.nodes.map((n) => {
             const state =
