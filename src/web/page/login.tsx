@@ -16,7 +16,8 @@ export function LoginForm(props: { onLogin: () => void }) {
       () => props.onLogin(),
       (err: unknown) => {
         setBusy(false);
-        setError(errorText(err));
+        // The server's own words: "wrong password", or how long to wait.
+        setError(err instanceof Error ? err.message : errorText(err));
       },
     );
   };
