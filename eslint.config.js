@@ -90,6 +90,25 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
+    // The web page is browser code bundled on its own: it imports preact, dagre and its
+    // own files, never the daemon's layers or node:* modules.
+    files: ['src/web/page/**/*.ts', 'src/web/page/**/*.tsx'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*'], message: 'the web page runs in a browser: no node:* modules' },
+            {
+              group: ['../*', '!./*'],
+              message: 'src/web/page imports only its own files (it is bundled for the browser)',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
