@@ -210,11 +210,8 @@ try {
     }
     if (pid === undefined) throw new Error(`round ${i}: no new pid reached the watch`);
     const shown = await page.waitForFunction(
-      (p) =>
-        (window as unknown as { __seen: [string, number][] }).__seen.find(
-          ([t]) => t === String(p),
-        )?.[1],
-      pid,
+      `window.__seen.find(([t]) => t === ${JSON.stringify(String(pid))})?.[1]`,
+      undefined,
       { timeout: 10_000 },
     );
     toWatch.push(watchSeen.get(pid)! - t0);

@@ -67,7 +67,8 @@ describe('the web dashboard in the lab, in a browser', { skip, timeout: 300_000 
       {
         timeoutMs,
         describe: () =>
-          `${what}; the page shows:\n${shown.slice(0, 1500)}\nrouter log:\n${routerLogTail(lab, 10)}`,
+          `${what}; the page shows:\n${shown.slice(0, 1500)}\nthe page's console errors: ` +
+          `${consoleErrors.join('\n') || 'none'}\nrouter log:\n${routerLogTail(lab, 10)}`,
       },
     );
   };
@@ -206,6 +207,9 @@ describe('the web dashboard in the lab, in a browser', { skip, timeout: 300_000 
 
   it("shows a broken configuration file's error among the failures, and its fix", async () => {
     await nav('overview');
+    const generations = async () =>
+      (JSON.parse(await cliOk(lab, 'generations', '--json')) as unknown[]).length;
+    const before = await generations();
     const file = writeSiteFile(lab, 'services/broken.pr', '<web-dashboard {}\n');
     await pageUntil('the config error of broken.pr', async () =>
       /broken\.pr:\d+:\d+/.test(
@@ -224,6 +228,10 @@ describe('the web dashboard in the lab, in a browser', { skip, timeout: 300_000 
             .catch(() => 'broken.pr'),
         ),
     );
+    // Both edits are recorded as generations (the next test starts from the last).
+    await until(async () => ((await generations()) >= before + 2 ? true : undefined), {
+      describe: () => `two generations after ${before}`,
+    });
   });
 
   it('starts a trial of an edited file, shows its countdown, and confirms it', async () => {

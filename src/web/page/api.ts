@@ -208,6 +208,26 @@ export function onLiveChange(listener: (live: boolean) => void): () => void {
  */
 export function stream(command: string, args: JsonObject, handlers: StreamHandlers): Stream {
   const url = `/api/stream?command=${encodeURIComponent(command)}&args=${encodeURIComponent(JSON.stringify(args))}`;
+  return openStream(url, command, handlers);
+}
+
+/**
+ * Several watches in one stream (`GET /api/watch`): a browser keeps at most six
+ * connections to a host. Each event is `{watch: I, event: V}`, I the index in `watches`.
+ */
+export function streamWatches(
+  watches: readonly { readonly pattern: Json; readonly dataspace: string }[],
+  handlers: StreamHandlers,
+): Stream {
+  const list = watches.map((w) => ({ pattern: w.pattern, dataspace: { '@sym': w.dataspace } }));
+  return openStream(
+    `/api/watch?watches=${encodeURIComponent(JSON.stringify(list))}`,
+    'watch',
+    handlers,
+  );
+}
+
+function openStream(url: string, command: string, handlers: StreamHandlers): Stream {
   const source = new EventSource(url, { withCredentials: true });
   let open = false;
   let closed = false;

@@ -6,8 +6,8 @@
 
 import dagre, { type EdgeLabel, type GraphLabel, type NodeLabel } from '@dagrejs/dagre';
 import { useMemo } from 'preact/hooks';
-import { Card, stateClass, stateText } from './common.tsx';
-import { useWatch } from './live.ts';
+import { Card, stateClass } from './common.tsx';
+import { serviceStates, useWatch } from './live.ts';
 import * as P from './patterns.ts';
 import { asRecord, fieldsOf, keyOf, printValue, type Json } from './values.ts';
 
@@ -139,8 +139,7 @@ export function GraphView() {
   );
 
   const stateOf = new Map<string, string>();
-  for (const m of states.items.values())
-    stateOf.set(keyOf(m.captures.s ?? null), stateText(m.captures.state));
+  for (const [key, m] of serviceStates(states.items.values())) stateOf.set(key, m.state);
 
   return (
     <Card title="Dependencies" testid="graph-card" class="graph-card">

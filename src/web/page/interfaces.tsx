@@ -4,13 +4,17 @@
 import { useState } from 'preact/hooks';
 import { request } from './api.ts';
 import { Card, ErrorLine, StateBadge, sortBy, stateText } from './common.tsx';
-import { useWatch } from './live.ts';
+import { useWatch, type Match } from './live.ts';
 import * as P from './patterns.ts';
 import { asNumber, fieldsOf, printValue, show, type Json } from './values.ts';
 
 export function InterfacesView() {
   const links = useWatch(P.networkInterface, 'machine');
-  const rows = sortBy(links.items.values(), (m) =>
+  // One row per name, keyed by it: a change of state replaces the assertion, and the
+  // row (with an ifup/ifdown's answer under it) must stay.
+  const byName = new Map<string, Match>();
+  for (const m of links.items.values()) byName.set(show(m.captures.name), m);
+  const rows = sortBy(byName.values(), (m) =>
     String(asNumber(m.captures.index) ?? 0).padStart(6, '0'),
   );
   return (
@@ -29,7 +33,7 @@ export function InterfacesView() {
         </thead>
         <tbody>
           {rows.map((m) => (
-            <InterfaceRow key={printValue(m.value)} captures={m.captures} />
+            <InterfaceRow key={show(m.captures.name)} captures={m.captures} />
           ))}
         </tbody>
       </table>

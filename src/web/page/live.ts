@@ -1,17 +1,19 @@
 // Live views of the daemon's dataspaces, from `watch` streams: the page never polls.
 //
-// Why one watch per dataspace: a browser holds at most six HTTP/1.1 connections to a
-// host, and each server-sent-event stream keeps one. The overview alone follows seven
-// shapes; seven streams would leave no connection for requests. So the page watches
-// every assertion of `config` and of `machine` once (pattern `_`), keeps them in one
-// store each, and each view selects its shape from the store with a local matcher of
-// the same patterns the daemon takes (`_`, `?x`, `<?x P>`, literals, records and
-// sequences by prefix, dictionaries by the keys listed).
+// Why one stream: a browser holds at most six HTTP/1.1 connections to a host, and each
+// server-sent-event stream keeps one. The overview alone follows seven shapes; seven
+// streams would leave no connection for requests. So the page watches every shape the
+// views use (SHAPES, below) once, all in one stream (`GET /api/watch`), keeps what
+// they match in one store per dataspace, and each view selects its shape from the store
+// with a local matcher of the same patterns the daemon takes (`_`, `?x`, `<?x P>`,
+// literals, records and sequences by prefix, dictionaries by the keys listed). Only
+// what some view shows crosses the network.
 
 import { useEffect, useState } from 'preact/hooks';
-import { stream, type ApiError } from './api.ts';
+import { streamWatches, type ApiError } from './api.ts';
+import * as P from './patterns.ts';
 import { match } from './pattern-match.ts';
-import { asDict, asRecord, keyOf, sym, type Json } from './values.ts';
+import { asDict, asRecord, keyOf, printValue, symName, type Json } from './values.ts';
 
 export type Dataspace = 'config' | 'machine';
 
@@ -34,18 +36,58 @@ export interface Watch {
   close(): void;
 }
 
+/** What the views select (patterns.ts), each watched once, all in one stream. */
+const SHAPES: readonly { readonly pattern: Json; readonly dataspace: Dataspace }[] = [
+  { pattern: P.currentFailure, dataspace: 'config' },
+  { pattern: P.configureInterface, dataspace: 'config' },
+  { pattern: P.firewallZone, dataspace: 'config' },
+  { pattern: P.dhcpLease, dataspace: 'config' },
+  { pattern: P.dnsServer, dataspace: 'config' },
+  { pattern: P.serviceState, dataspace: 'config' },
+  { pattern: P.serviceProcess, dataspace: 'config' },
+  { pattern: P.requireService, dataspace: 'config' },
+  { pattern: P.dependsOn, dataspace: 'config' },
+  { pattern: P.address, dataspace: 'machine' },
+  { pattern: P.defaultRoute, dataspace: 'machine' },
+  { pattern: P.lanClient, dataspace: 'machine' },
+  { pattern: P.networkInterface, dataspace: 'machine' },
+];
+
+/** A dataspace's store: what the shapes watched in it match now. */
+class Store implements Watch {
+  /** By the JSON text of each value, with how many of the watches report it. */
+  working = new Map<string, { match: Match; count: number }>();
+  synced = false;
+  error: ApiError | undefined;
+  state: WatchState = { items: new Map(), synced: false, error: undefined };
+  readonly listeners = new Set<() => void>();
+  close: () => void = () => undefined;
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  publish(): void {
+    const items = new Map<string, Match>();
+    for (const [k, e] of this.working) items.set(k, e.match);
+    this.state = { items, synced: this.synced, error: this.error };
+    for (const l of [...this.listeners]) l();
+  }
+}
+
 /**
- * `watch {pattern, dataspace}` as a store: `<added V C>` adds V, `<removed V C>`
- * removes it, `<synced>` marks the end of what was there at the start.
+ * Every shape of SHAPES as one stream: `<added V C>` adds V to its dataspace's store,
+ * `<removed V C>` removes it, each watch's `<synced>` counts towards the store's. Events
+ * change the stores in place; listeners get a new snapshot at most once a frame, so a
+ * replay of thousands of assertions costs one copy, not one per event.
  */
-export function watch(pattern: Json, dataspace: Dataspace): Watch {
-  // Events change `working` in place; listeners get a new snapshot at most once a
-  // frame, so a replay of thousands of assertions costs one copy, not one per event.
-  let working = new Map<string, Match>();
-  let synced = false;
-  let error: ApiError | undefined;
-  let state: WatchState = { items: new Map(), synced, error };
-  const listeners = new Set<() => void>();
+function watchShapes(): Map<Dataspace, Store> {
+  const stores = new Map<Dataspace, Store>([
+    ['config', new Store()],
+    ['machine', new Store()],
+  ]);
+  const syncedWatches = new Set<number>();
   let frame: number | undefined;
   // After a reconnection the old snapshot stays shown until the replay is complete,
   // rather than flashing empty views.
@@ -53,81 +95,81 @@ export function watch(pattern: Json, dataspace: Dataspace): Watch {
   let opened = false;
   const publish = () => {
     frame = undefined;
-    state = { items: new Map(working), synced, error };
-    for (const l of [...listeners]) l();
+    for (const st of stores.values()) st.publish();
   };
   const changed = () => {
     if (!replaying) frame ??= requestAnimationFrame(publish);
   };
-  const s = stream(
-    'watch',
-    { pattern, dataspace },
-    {
-      onOpen() {
-        // A reconnection replays every present assertion.
-        replaying = opened;
-        opened = true;
-        working = new Map();
-        synced = false;
-        error = undefined;
-        changed();
-      },
-      onEvent(event) {
-        const r = asRecord(event);
-        if (r === undefined) return;
-        const value = r.fields[0];
-        const captures = asDict(r.fields[1]) ?? {};
-        if (r.label === 'synced') {
-          synced = true;
-          replaying = false;
-        } else if (value === undefined) return;
-        else if (r.label === 'added') working.set(keyOf(value), { value, captures });
-        else if (r.label === 'removed') working.delete(keyOf(value));
-        else return; // messages: no view uses them
-        changed();
-      },
-      onError(e) {
-        error = e;
-        replaying = false;
-        changed();
-      },
+  const s = streamWatches(SHAPES, {
+    onOpen() {
+      // A reconnection replays every present assertion.
+      replaying = opened;
+      opened = true;
+      syncedWatches.clear();
+      for (const st of stores.values()) {
+        st.working = new Map();
+        st.synced = false;
+        st.error = undefined;
+      }
+      changed();
     },
-  );
-  return {
-    get state() {
-      return state;
+    onEvent(data) {
+      const tagged = asDict(data);
+      const index = tagged?.['watch'];
+      const shape = typeof index === 'number' ? SHAPES[index] : undefined;
+      const r = asRecord(tagged?.['event']);
+      if (shape === undefined || r === undefined) return;
+      const st = stores.get(shape.dataspace)!;
+      const value = r.fields[0];
+      const captures = asDict(r.fields[1]) ?? {};
+      if (r.label === 'synced') {
+        syncedWatches.add(index as number);
+        for (const [ds, store] of stores)
+          store.synced = SHAPES.every((w, i) => w.dataspace !== ds || syncedWatches.has(i));
+        if (syncedWatches.size === SHAPES.length) replaying = false;
+      } else if (value === undefined) return;
+      else if (r.label === 'added') {
+        const key = keyOf(value);
+        const e = st.working.get(key);
+        if (e === undefined) st.working.set(key, { match: { value, captures }, count: 1 });
+        else e.count++;
+      } else if (r.label === 'removed') {
+        const key = keyOf(value);
+        const e = st.working.get(key);
+        if (e !== undefined && --e.count <= 0) st.working.delete(key);
+      } else return; // messages: no view uses them
+      changed();
     },
-    subscribe(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
+    onError(e) {
+      for (const st of stores.values()) st.error = e;
+      replaying = false;
+      changed();
     },
-    close() {
-      s.close();
-      if (frame !== undefined) cancelAnimationFrame(frame);
-    },
+  });
+  const close = () => {
+    s.close();
+    if (frame !== undefined) cancelAnimationFrame(frame);
   };
+  for (const st of stores.values()) st.close = close;
+  return stores;
 }
 
-// ---- One shared watch per dataspace ---------------------------------------------------
+// ---- The shared stores ------------------------------------------------------------------
 
-// Opened by the first view that needs it and kept for the session (closed at logout):
+// Opened by the first view that needs them and kept for the session (closed at logout):
 // switching views then shows the present state at once, without replaying it, and the
-// header's live indicator follows the same two streams whatever the view.
-const shared = new Map<Dataspace, Watch>();
+// header's live indicator follows the one stream whatever the view.
+let shared: Map<Dataspace, Store> | undefined;
 
 function acquire(dataspace: Dataspace): Watch {
-  let w = shared.get(dataspace);
-  if (w === undefined) {
-    w = watch(sym('_'), dataspace);
-    shared.set(dataspace, w);
-  }
-  return w;
+  shared ??= watchShapes();
+  return shared.get(dataspace)!;
 }
 
 /** Closes every shared watch (logout, or the session ended). */
 export function closeAllWatches(): void {
-  for (const w of shared.values()) w.close();
-  shared.clear();
+  shared?.get('config')?.close();
+  shared = undefined;
 }
 
 /** The assertions of `dataspace` matching `pattern`, live, for a component. */
@@ -186,4 +228,24 @@ export function useWatchError(dataspace: Dataspace): ApiError | undefined {
     return w.subscribe(update);
   }, [dataspace]);
   return error;
+}
+
+/**
+ * `<service-state S STATE>` by service, one state each: the supervisor's (`started`,
+ * `ready`, `complete`, `failed`) rather than the boot layer's `up`, which it adds beside
+ * `ready` and `complete`; `up` only where it is all there is.
+ */
+export function serviceStates(
+  items: Iterable<Match>,
+): Map<string, { service: Json; state: string }> {
+  const out = new Map<string, { service: Json; state: string }>();
+  for (const m of items) {
+    const service = m.captures['s'] ?? null;
+    const state = symName(m.captures['state']) ?? printValue(m.captures['state'] ?? null);
+    const key = keyOf(service);
+    const had = out.get(key);
+    if (had === undefined || had.state === 'up' || state === 'failed')
+      out.set(key, { service, state });
+  }
+  return out;
 }

@@ -4,7 +4,7 @@
 import { Fragment } from 'preact';
 import { Card, StateBadge, ago, duration, sortBy, stateText, useNow } from './common.tsx';
 import type { Daemon } from './daemon.ts';
-import { useWatch, type Match } from './live.ts';
+import { serviceStates, useWatch, type Match } from './live.ts';
 import * as P from './patterns.ts';
 import {
   asArray,
@@ -98,13 +98,15 @@ function WanCards() {
   const routes = useWatch(P.defaultRoute, 'machine');
   const dns = useWatch(P.dnsServer, 'config');
   const leases = useWatch(P.dhcpLease, 'config');
-  const wans = sortBy(
-    [...configured.items.values()].filter((m) => {
-      const ifname = asString(m.captures.if) ?? '';
-      return !inZone(zones.items.values(), 'lan', ifname);
-    }),
-    (m) => show(m.captures.if),
-  );
+  // One card per interface, with every protocol that configures it (wan0 has <dhcp>
+  // and <dhcpv6 …>).
+  const byIf = new Map<string, Json[]>();
+  for (const m of configured.items.values()) {
+    const ifname = asString(m.captures.if) ?? show(m.captures.if);
+    if (inZone(zones.items.values(), 'lan', ifname)) continue;
+    byIf.set(ifname, [...(byIf.get(ifname) ?? []), m.captures.proto ?? null]);
+  }
+  const wans = sortBy(byIf, ([ifname]) => ifname);
   if (wans.length === 0) {
     return (
       <Card title="WAN">
@@ -114,14 +116,13 @@ function WanCards() {
   }
   return (
     <>
-      {wans.map((m) => {
-        const ifname = asString(m.captures.if) ?? show(m.captures.if);
+      {wans.map(([ifname, protos]) => {
         const link = byInterface(links.items.values(), 'name', ifname)[0];
         return (
           <Wan
             key={ifname}
             ifname={ifname}
-            proto={m.captures.proto ?? null}
+            protos={sortBy(protos, (p) => printValue(p))}
             link={link}
             addresses={byInterface(addresses.items.values(), 'if', ifname)}
             routes={byInterface(routes.items.values(), 'ifname', ifname)}
@@ -143,14 +144,13 @@ function lifetime(v: Json | undefined): string {
 
 function Wan(props: {
   ifname: string;
-  proto: Json;
+  protos: Json[];
   link: Match | undefined;
   addresses: Match[];
   routes: Match[];
   dns: Match[];
   lease: Match | undefined;
 }) {
-  const proto = asRecord(props.proto);
   const oper = stateText(props.link?.captures.oper);
   const carrier = stateText(props.link?.captures.carrier);
   const lease = asDict(props.lease?.captures.lease);
@@ -164,7 +164,10 @@ function Wan(props: {
       testid={`wan-${props.ifname}`}
       title={
         <>
-          {props.ifname} <span class="muted">{proto?.label ?? show(props.proto)}</span>
+          {props.ifname}{' '}
+          <span class="muted">
+            {props.protos.map((p) => asRecord(p)?.label ?? show(p)).join(' + ')}
+          </span>
           {props.link === undefined ? (
             <StateBadge state="absent" />
           ) : (
@@ -176,7 +179,11 @@ function Wan(props: {
       <dl>
         <dt>Protocol</dt>
         <dd>
-          <code>{printValue(props.proto)}</code>
+          {props.protos.map((p) => (
+            <div key={printValue(p)}>
+              <code>{printValue(p)}</code>
+            </div>
+          ))}
         </dd>
         <dt>Addresses</dt>
         <dd>
@@ -290,9 +297,9 @@ function LanCard() {
 function Milestones() {
   const states = useWatch(P.serviceState, 'config');
   const milestones = sortBy(
-    [...states.items.values()].flatMap((m) => {
-      const name = fieldsOf(m.captures.s, 'milestone')?.[0];
-      return name === undefined ? [] : [{ name: show(name), state: stateText(m.captures.state) }];
+    [...serviceStates(states.items.values()).values()].flatMap((m) => {
+      const name = fieldsOf(m.service, 'milestone')?.[0];
+      return name === undefined ? [] : [{ name: show(name), state: m.state }];
     }),
     (m) => m.name,
   );

@@ -3,8 +3,8 @@
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { request, stream, type ApiError } from './api.ts';
-import { Card, ErrorLine, StateBadge, sortBy, stateText } from './common.tsx';
-import { useWatch } from './live.ts';
+import { Card, ErrorLine, StateBadge, sortBy } from './common.tsx';
+import { serviceStates, useWatch } from './live.ts';
 import * as P from './patterns.ts';
 import { asArray, asDict, keyOf, printValue, show, type Json } from './values.ts';
 
@@ -18,7 +18,7 @@ export function ServicesView() {
   const info = new Map<string, Json>();
   for (const m of processes.items.values())
     info.set(keyOf(m.captures.s ?? null), m.captures.info ?? null);
-  const rows = sortBy(states.items.values(), (m) => printValue(m.captures.s ?? null));
+  const rows = sortBy(serviceStates(states.items.values()).values(), (m) => printValue(m.service));
   return (
     <>
       <Card title={`Services (${rows.length})`} testid="services">
@@ -36,12 +36,12 @@ export function ServicesView() {
           </thead>
           <tbody>
             {rows.map((m) => {
-              const service = m.captures.s ?? null;
+              const service = m.service;
               return (
                 <ServiceRow
                   key={keyOf(service)}
                   service={service}
-                  state={stateText(m.captures.state)}
+                  state={m.state}
                   info={asDict(info.get(keyOf(service)))}
                   selected={selected !== undefined && keyOf(selected) === keyOf(service)}
                   onSelect={() => setSelected(service)}
