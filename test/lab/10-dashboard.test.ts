@@ -341,6 +341,7 @@ describe('the web dashboard in the lab, in a browser', { skip, timeout: 300_000 
       [],
     );
     if (shots !== undefined) {
+      if ((await byTest('trial-dismiss').count()) > 0) await byTest('trial-dismiss').click();
       await nav('graph');
       await pageUntil('the graph', async () => (await byTest('graph-node').count()) > 5);
       await page.screenshot({ path: join(shots, 'graph.png'), fullPage: true });

@@ -9,7 +9,7 @@ import { useMemo } from 'preact/hooks';
 import { Card, stateClass } from './common.tsx';
 import { serviceStates, useWatch } from './live.ts';
 import * as P from './patterns.ts';
-import { asRecord, fieldsOf, keyOf, printValue, type Json } from './values.ts';
+import { asDict, asRecord, fieldsOf, keyOf, printValue, symName, type Json } from './values.ts';
 
 type NodeKind = 'service' | 'milestone' | 'condition';
 
@@ -27,16 +27,37 @@ interface Layout {
   readonly edges: readonly { from: string; to: string; path: string }[];
 }
 
-/** `<daemon ntpd>` reads as `ntpd`, `<milestone core>` as `core`; anything else in full. */
+/** A path shortened to its last two parts (`…/site/core`); any other string as it is. */
+function shortText(v: Json): string {
+  if (typeof v !== 'string') {
+    const r = asRecord(v);
+    return r === undefined ? (symName(v) ?? printValue(v)) : shortRecord(r.label, r.fields);
+  }
+  const parts = v.split('/').filter((p) => p !== '');
+  return v.startsWith('/') && parts.length > 2 ? `…/${parts.slice(-2).join('/')}` : v;
+}
+
+/** `<udhcpc "wan0">` reads as `udhcpc wan0`; fields that are dictionaries are left out. */
+function shortRecord(label: string, fields: readonly Json[]): string {
+  const shown = fields.filter((f) => asDict(f) === undefined);
+  return [label, ...shown.map(shortText)].join(' ');
+}
+
+/**
+ * `<daemon ntpd>` reads as `ntpd`, `<milestone core>` as `core`, `<daemon <dnsmasq
+ * "lan0">>` as `dnsmasq lan0`, `<config-watcher "/etc/limen/core" {…}>` as
+ * `config-watcher …/limen/core`: short enough for a node; the full value is its tooltip.
+ */
 function nodeLabel(service: Json): { label: string; kind: NodeKind } {
   const r = asRecord(service);
-  if (r?.fields.length === 1) {
-    const inner = r.fields[0]!;
-    const text = typeof inner === 'string' ? inner : printValue(inner);
-    if (r.label === 'milestone') return { label: text, kind: 'milestone' };
-    if (r.label === 'daemon') return { label: text, kind: 'service' };
+  if (r === undefined) return { label: printValue(service), kind: 'service' };
+  if (r.fields.length === 1 && (r.label === 'milestone' || r.label === 'daemon')) {
+    return {
+      label: shortText(r.fields[0]!),
+      kind: r.label === 'milestone' ? 'milestone' : 'service',
+    };
   }
-  return { label: printValue(service), kind: 'service' };
+  return { label: shortRecord(r.label, r.fields), kind: 'service' };
 }
 
 /** An SVG path through dagre's points, its corners rounded by quadratic curves. */
@@ -65,7 +86,7 @@ function layOut(nodes: readonly GraphNode[], edges: readonly [string, string][])
   for (const n of nodes) {
     const small = n.kind === 'condition';
     g.setNode(n.id, {
-      width: n.label.length * (small ? 6.2 : CHAR_WIDTH) + (small ? 16 : 28),
+      width: n.label.length * (small ? 6.8 : CHAR_WIDTH) + (small ? 18 : 28),
       height: small ? 22 : NODE_HEIGHT,
     });
   }
@@ -115,7 +136,7 @@ export function GraphView() {
         if (!nodes.has(to)) {
           nodes.set(to, {
             id: to,
-            label: printValue(dep),
+            label: shortText(dep),
             printed: printValue(dep),
             kind: 'condition',
           });
