@@ -17,7 +17,15 @@
 //   sudo npx tsx bench/web.ts [--rounds N] [--loads N]
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -76,6 +84,8 @@ console.log(
 );
 
 const dir = mkdtempSync(join(tmpdir(), 'limen-bench-web-'));
+// The web user must reach the web endpoint's socket under it.
+chmodSync(dir, 0o755);
 const children: ChildProcess[] = [];
 const cleanup = () => {
   for (const c of children) c.kill('SIGTERM');
@@ -169,17 +179,23 @@ try {
   const pids =
     '[data-testid="service"][data-service="<daemon sleeper>"] [data-testid="service-pids"]';
   await page.locator(pids).filter({ hasText: /\d/ }).waitFor({ timeout: 30_000 });
-  await page.evaluate(`(() => {
-    const cell = document.querySelector(${JSON.stringify(pids)});
-    window.__seen = [];
+  await page.evaluate((selector) => {
+    // In the page: stamp each new PID the cell shows with the system clock.
+    const g = globalThis as unknown as {
+      __seen: [string, number][];
+      document: { querySelector(s: string): { textContent: string | null } | null };
+      MutationObserver: new (f: () => void) => { observe(n: unknown, o: object): void };
+    };
+    const cell = g.document.querySelector(selector)!;
+    g.__seen = [];
     let last = cell.textContent;
-    new MutationObserver(() => {
+    new g.MutationObserver(() => {
       const now = Date.now();
-      const t = cell.textContent.trim();
-      if (t !== last && /^\\d+$/.test(t)) window.__seen.push([t, now]);
+      const t = (cell.textContent ?? '').trim();
+      if (t !== last && /^\d+$/.test(t)) g.__seen.push([t, now]);
       last = t;
     }).observe(cell, { childList: true, characterData: true, subtree: true });
-  })()`);
+  }, pids);
   const watchSeen = new Map<number, number>();
   const abort = new AbortController();
   void c
@@ -196,6 +212,8 @@ try {
       },
     })
     .catch(() => undefined);
+  // The watch's first report (the running PID) before the first restart.
+  for (let j = 0; j < 500 && watchSeen.size === 0; j++) await new Promise((r) => setTimeout(r, 10));
   const toWatch: number[] = [];
   const toPage: number[] = [];
   const service = parse('<daemon sleeper>');
@@ -209,11 +227,28 @@ try {
       if (pid === undefined) await new Promise((r) => setTimeout(r, 10));
     }
     if (pid === undefined) throw new Error(`round ${i}: no new pid reached the watch`);
-    const shown = await page.waitForFunction(
-      `window.__seen.find(([t]) => t === ${JSON.stringify(String(pid))})?.[1]`,
-      undefined,
-      { timeout: 10_000 },
-    );
+    // A function, not a string: the page's CSP forbids eval (and playwright's string form uses it).
+    const shown = await page
+      .waitForFunction(
+        (p) =>
+          (globalThis as unknown as { __seen: [string, number][] }).__seen.find(
+            ([t]) => t === p,
+          )?.[1],
+        String(pid),
+        { timeout: 10_000 },
+      )
+      .catch(async (e: unknown) => {
+        const seen = await page.evaluate(() =>
+          JSON.stringify((globalThis as unknown as { __seen: unknown }).__seen),
+        );
+        const text = await page
+          .locator(pids)
+          .innerText()
+          .catch(() => '?');
+        throw new Error(
+          `round ${i}: pid ${pid} not shown (cell: ${text}, seen: ${seen}): ${String(e)}`,
+        );
+      });
     toWatch.push(watchSeen.get(pid)! - t0);
     toPage.push(((await shown.jsonValue()) as number) - t0);
     // Past the restart backoff's window, so that each restart is alike.
