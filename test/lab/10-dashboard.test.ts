@@ -11,6 +11,7 @@
 //   6. hostile: a forged CSRF token from the page's own origin changes nothing; the
 //      WAN side reaches the dashboard neither on the router's WAN address nor routed to
 //      its LAN address, even with <firewall-open wan tcp 80>; it listens on no WAN address
+//   7. HTTPS with a self-signed certificate limen made; the session cookie is Secure
 //
 // With LIMEN_SCREENSHOTS=DIR, the overview and the graph are saved there as PNGs
 // (docs/screenshots/ holds the ones the README links).
@@ -345,6 +346,42 @@ describe('the web dashboard in the lab, in a browser', { skip, timeout: 300_000 
       await nav('graph');
       await pageUntil('the graph', async () => (await byTest('graph-node').count()) > 5);
       await page.screenshot({ path: join(shots, 'graph.png'), fullPage: true });
+    }
+  });
+
+  it('serves HTTPS with a certificate it made, its cookie Secure', async () => {
+    const original = readFileSync(join(lab.siteDir, 'services/web.pr'), 'utf8');
+    writeSiteFile(lab, 'services/web.pr', '<web-dashboard {tls: self-signed}>\n');
+    try {
+      const curl = (...args: string[]) =>
+        lab.execAsync('lan1', ['curl', '-sS', '-k', '--max-time', '3', ...args], 5000);
+      await until(
+        async () =>
+          (await curl(`https://${LAN_ROUTER_ADDRESS}/`)).stdout.includes('<title>limen')
+            ? true
+            : undefined,
+        { timeoutMs: 60_000, describe: () => `https from lan1; ${routerLogTail(lab, 15)}` },
+      );
+      const login = await curl(
+        '-i',
+        '-H',
+        'content-type: application/json',
+        '-d',
+        JSON.stringify({ password }),
+        `https://${LAN_ROUTER_ADDRESS}/api/login`,
+      );
+      assert.match(login.stdout, /set-cookie: limen-session=[^\n]*; Secure/i, login.stdout);
+      const subject = lab.exec('rtr', [
+        'openssl',
+        'x509',
+        '-noout',
+        '-subject',
+        '-in',
+        join(lab.routerRoot, 'var/lib/limen/web/cert.pem'),
+      ]);
+      assert.match(subject.stdout, /CN ?= ?limen/);
+    } finally {
+      writeSiteFile(lab, 'services/web.pr', original);
     }
   });
 });

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DaemonProcess } from '../../support/daemon-process.ts';
@@ -466,7 +466,7 @@ describe('the web dashboard server', () => {
       assert.match(status, /^NoNewPrivs:\t1$/m);
       assert.match(
         status,
-        new RegExp(`^Groups:\\t(${uidOf('limen-web', 'group')} ?)?$`, 'm'),
+        new RegExp(`^Groups:\\t(${uidOf('limen-web', 'group')})? *$`, 'm'),
         'no other group',
       );
       assert.equal(
@@ -474,6 +474,38 @@ describe('the web dashboard server', () => {
         undefined,
         d.logText(),
       );
+      await d.dispose();
+
+      // HTTPS with a certificate limen makes: once, the key for root and the web group only.
+      await writeFile(
+        join(site, 'services', 'web.pr'),
+        '<web-dashboard {interfaces: ["lo"] tls: self-signed}>\n',
+      );
+      const root4 = join(dir, 'root4');
+      d = new DaemonProcess([
+        '--root',
+        root4,
+        '--config',
+        site,
+        '--no-network',
+        '--web-group',
+        'limen-web',
+      ]);
+      await d.started();
+      await d.waitFor(
+        'the server after its certificate',
+        d.output('<daemon limen-web>', /bytes compressed/),
+      );
+      const certDir = join(root4, 'var/lib/limen/web');
+      const key = statSync(join(certDir, 'key.pem'));
+      const cert = statSync(join(certDir, 'cert.pem'));
+      assert.deepEqual(
+        [key.mode & 0o777, key.uid, key.gid],
+        [0o640, 0, uidOf('limen-web', 'group')],
+        'the key',
+      );
+      assert.equal(cert.mode & 0o777, 0o644);
+      assert.match(readFileSync(join(certDir, 'cert.pem'), 'utf8'), /BEGIN CERTIFICATE/);
       await d.dispose();
 
       d = new DaemonProcess(['--root', join(dir, 'root3'), '--config', site, '--no-network']);
