@@ -289,6 +289,17 @@ describe(
         const n = await run(c, env);
         assert.equal(n.code, 0, shown(c, n));
       }
+      // The dashboard it printed: the URL on this machine logs in with the password.
+      const web = /Web dashboard: (http:\/\/127\.0\.0\.1:\d+\/)\s+password: (\S+)/.exec(r.out());
+      assert.ok(web !== null, `the demo printed the dashboard's URL and password:\n${r.out()}`);
+      const page = await fetch(web[1]!);
+      assert.match(await page.text(), /<title>limen/);
+      const login = await fetch(new URL('/api/login', web[1]), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ password: web[2] }),
+      });
+      assert.equal(login.status, 200, await login.text());
       r.signal('SIGINT');
       const code = await until(r.exited, {
         timeoutMs: 60_000,
