@@ -44,6 +44,15 @@ async function failedOnUserError<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The optional argument `generation`: a generation number (a problem otherwise). */
+function generationArg(ctx: RequestContext): number | undefined {
+  const n = ctx.args.value('generation');
+  if (n === undefined) return undefined;
+  if (typeof n === 'number' && Number.isSafeInteger(n) && n > 0) return n;
+  ctx.args.problem(`argument generation must be a generation number, got ${label(n)}`);
+  return undefined;
+}
+
 export const generations = command({
   name: 'generations',
   async handle(ctx, deps) {
@@ -55,14 +64,9 @@ export const generations = command({
 export const rollback = command({
   name: 'rollback',
   async handle(ctx, deps): Promise<Value> {
-    const to = ctx.args.value('generation');
-    if (to !== undefined && !(typeof to === 'number' && Number.isSafeInteger(to) && to > 0)) {
-      ctx.args.problem(`argument generation must be a generation number, got ${label(to)}`);
-    }
+    const to = generationArg(ctx);
     ctx.args.done();
-    const r = await failedOnUserError(() =>
-      provider(deps, 'rollback').rollback(to as number | undefined),
-    );
+    const r = await failedOnUserError(() => provider(deps, 'rollback').rollback(to));
     return dictOf({
       ...(r.from === undefined ? {} : { from: r.from }),
       to: r.to,
@@ -191,14 +195,9 @@ function isCandidatePath(path: string): boolean {
 export const configFiles = command({
   name: 'config-files',
   async handle(ctx, deps): Promise<Value> {
-    const n = ctx.args.value('generation');
-    if (n !== undefined && !(typeof n === 'number' && Number.isSafeInteger(n) && n > 0)) {
-      ctx.args.problem(`argument generation must be a generation number, got ${label(n)}`);
-    }
+    const n = generationArg(ctx);
     ctx.args.done();
-    const g = await failedOnUserError(() =>
-      provider(deps, 'config-files').files(n as number | undefined),
-    );
+    const g = await failedOnUserError(() => provider(deps, 'config-files').files(n));
     const files = new Dict(
       [...g.files]
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))

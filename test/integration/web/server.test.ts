@@ -98,23 +98,10 @@ describe('the web dashboard server', () => {
     async (t) => {
       if (skipUnmet(t, { root: 'to run the server as limen-web', check: hasWebUser })) return;
       assert.ok(existsSync(serverJs), `${serverJs} is missing: npm run build`);
-      const site = join(dir, 'site');
-      await mkdir(join(site, 'core'), { recursive: true });
-      await mkdir(join(site, 'services'), { recursive: true });
-      await writeFile(
-        join(site, 'services', 'sleeper.pr'),
-        '<require-service <daemon sleeper>>\n<daemon sleeper {argv: ["sleep" "100000"] restart: always}>\n',
-      );
-      d = new DaemonProcess([
-        '--root',
-        root,
-        '--config',
-        site,
-        '--no-network',
-        '--web-group',
-        'limen-web',
-      ]);
-      await d.started();
+      d = await siteDaemon(dir, 'site', root, {
+        'sleeper.pr':
+          '<require-service <daemon sleeper>>\n<daemon sleeper {argv: ["sleep" "100000"] restart: always}>\n',
+      });
       const socket = join(root, 'run/limen/web/control.sock');
       await d.waitFor('the web endpoint', (l) => l.socket === socket && l.endpoint === 'web');
       const cli = ['--import', 'tsx', join(repo, 'test/support/limen-cli.ts')];
@@ -431,23 +418,9 @@ describe('the web dashboard server', () => {
       if (skipUnmet(t, { root: 'to run the server as limen-web', check: hasWebUser })) return;
       server?.kill('SIGTERM');
       await d?.dispose();
-      const site = join(dir, 'site2');
-      await mkdir(join(site, 'core'), { recursive: true });
-      await mkdir(join(site, 'services'), { recursive: true });
-      await writeFile(
-        join(site, 'services', 'web.pr'),
-        '<web-dashboard {interfaces: ["lo"] port: 8080}>\n',
-      );
-      d = new DaemonProcess([
-        '--root',
-        join(dir, 'root2'),
-        '--config',
-        site,
-        '--no-network',
-        '--web-group',
-        'limen-web',
-      ]);
-      await d.started();
+      d = await siteDaemon(dir, 'site2', join(dir, 'root2'), {
+        'web.pr': '<web-dashboard {interfaces: ["lo"] port: 8080}>\n',
+      });
       await d.waitFor('its page size', d.output('<daemon limen-web>', /bytes compressed/));
       const socket = join(dir, 'root2/run/limen/web/control.sock');
       const pids = readdirSync('/proc').filter(
@@ -477,21 +450,10 @@ describe('the web dashboard server', () => {
       await d.dispose();
 
       // HTTPS with a certificate limen makes: once, the key for root and the web group only.
-      await writeFile(
-        join(site, 'services', 'web.pr'),
-        '<web-dashboard {interfaces: ["lo"] tls: self-signed}>\n',
-      );
       const root4 = join(dir, 'root4');
-      d = new DaemonProcess([
-        '--root',
-        root4,
-        '--config',
-        site,
-        '--no-network',
-        '--web-group',
-        'limen-web',
-      ]);
-      await d.started();
+      d = await siteDaemon(dir, 'site4', root4, {
+        'web.pr': '<web-dashboard {interfaces: ["lo"] tls: self-signed}>\n',
+      });
       await d.waitFor(
         'the server after its certificate',
         d.output('<daemon limen-web>', /bytes compressed/),
@@ -508,8 +470,13 @@ describe('the web dashboard server', () => {
       assert.match(readFileSync(join(certDir, 'cert.pem'), 'utf8'), /BEGIN CERTIFICATE/);
       await d.dispose();
 
-      d = new DaemonProcess(['--root', join(dir, 'root3'), '--config', site, '--no-network']);
-      await d.started();
+      d = await siteDaemon(
+        dir,
+        'site3',
+        join(dir, 'root3'),
+        { 'web.pr': '<web-dashboard {}>\n' },
+        false,
+      );
       await d.waitFor(
         'the failure',
         (l) => /web-dashboard-error/.test(l.msg) && /--web-group/.test(String(l.message)),
@@ -517,6 +484,31 @@ describe('the web dashboard server', () => {
     },
   );
 });
+
+/** A site with `services` (file → text) under DIR/NAME, and a daemon for it (--root ROOT). */
+async function siteDaemon(
+  dir: string,
+  name: string,
+  root: string,
+  services: { readonly [file: string]: string },
+  webGroup: boolean = true,
+): Promise<DaemonProcess> {
+  const site = join(dir, name);
+  await mkdir(join(site, 'core'), { recursive: true });
+  await mkdir(join(site, 'services'), { recursive: true });
+  for (const [file, text] of Object.entries(services))
+    await writeFile(join(site, 'services', file), text);
+  const d = new DaemonProcess([
+    '--root',
+    root,
+    '--config',
+    site,
+    '--no-network',
+    ...(webGroup ? ['--web-group', 'limen-web'] : []),
+  ]);
+  await d.started();
+  return d;
+}
 
 const hasWebUser = () =>
   readFileSync('/etc/passwd', 'utf8').includes('\nlimen-web:')
