@@ -337,7 +337,10 @@ class Takedown {
     const ifname = this.#ifname;
     const waitMs = this.#r.options.releaseWaitMs ?? DEFAULT_RELEASE_WAIT_MS;
     const what = releases.map((r) => r.what).join(' and ');
-    const short = releases.map((r) => r.short).join(' and ');
+    // "the lease on wan0 is released"; of two, each by its name: "the DHCP lease and the
+    // DHCPv6 lease on wan0 are released".
+    const one = releases.length === 1;
+    const short = one ? releases[0]!.short : what;
     this.#say(`releasing ${what} on ${ifname}`);
     let settle!: () => void;
     const unmark = this.#r.releasing(ifname, new Promise<void>((res) => (settle = res)));
@@ -352,14 +355,15 @@ class Takedown {
       () =>
         f.turn(() => {
           this.#say(
-            `${short} on ${ifname} was not withdrawn within ${waitMs} ms: taking the link down anyway`,
+            `${short} on ${ifname} ${one ? 'was' : 'were'} not withdrawn within ${waitMs} ms: ` +
+              'taking the link down anyway',
           );
           finish();
         }),
       waitMs,
     );
     this.#released = () => {
-      this.#say(`${short} on ${ifname} is released`);
+      this.#say(`${short} on ${ifname} ${one ? 'is' : 'are'} released`);
       finish();
     };
     // Cancelled or timed out while releasing: the link still goes down.

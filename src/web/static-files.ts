@@ -13,6 +13,7 @@ const TYPES: { [ext: string]: string } = {
   '.js': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
   '.map': 'application/json; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
 };
@@ -47,10 +48,11 @@ export class StaticFiles {
       throw new Error(`${dir} has no index.html: build the page (npm run build)`);
   }
 
-  /** Bytes a browser downloads for the page (gzip): index.html and every asset but maps. */
+  /** Bytes a browser downloads for the page (gzip): index.html and its assets, not the source map or the bundled licences (app.js.LEGAL.txt). */
   compressedSize(): number {
     let n = 0;
-    for (const [name, f] of this.#files) if (!name.endsWith('.map')) n += f.gzip.length;
+    for (const [name, f] of this.#files)
+      if (!name.endsWith('.map') && !name.endsWith('.txt')) n += f.gzip.length;
     return n;
   }
 
