@@ -61,6 +61,8 @@ export interface StatusSources {
   readonly configuration?: string | undefined;
   /** Why maintenance mode is on; undefined when it is off. */
   readonly maintenance?: string | undefined;
+  /** The trial running, if one is (its token is never shown). */
+  readonly trial?: { generation: number; previous: number; deadline: number } | undefined;
 }
 
 /** At most this many failures are listed; `failures-omitted` counts the rest. */
@@ -86,6 +88,17 @@ export function daemonStatus(s: StatusSources): Value {
     milestones: milestones.length === 0 ? 'none' : milestones.join(', '),
     'process-tracking': s.processTracking ?? 'unknown',
     ...(s.configuration === undefined ? {} : { configuration: s.configuration }),
+    // For a client that did not start the trial (a page loaded again): what runs and
+    // until when, so that it can show the countdown and roll it back.
+    ...(s.trial === undefined
+      ? {}
+      : {
+          trial: dict({
+            generation: s.trial.generation,
+            previous: s.trial.previous,
+            deadline: new Date(s.trial.deadline).toISOString(),
+          }),
+        }),
     ...(s.maintenance === undefined
       ? {}
       : {

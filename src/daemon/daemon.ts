@@ -542,6 +542,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         failures: () => drivers.failures.current(),
         configuration: describeConfiguration(await generations.list(), trials),
         maintenance: maintenance.reason,
+        trial: trials.running,
       }),
     webPasswords: new WebPasswords({ file: paths.webPasswordFile, logger }),
     // Shared with the web endpoint: its `stop` undoes a `start` made with the CLI.

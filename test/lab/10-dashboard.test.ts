@@ -7,7 +7,8 @@
 //   2. take wan0 down from the page: the change arrives live, and back up
 //   3. restart a service: its state and PID change in the table
 //   4. a broken configuration file: its error appears among the failures, and goes
-//   5. a trial of an edited file, with its countdown, confirmed from the page
+//   5. a trial of an edited file, with its countdown, confirmed from the page; another
+//      rolled back from it after the page was loaded again (the trial from the status)
 //   6. hostile: a forged CSRF token from the page's own origin changes nothing; the
 //      WAN side reaches the dashboard neither on the router's WAN address nor routed to
 //      its LAN address, even with <firewall-open wan tcp 80>; it listens on no WAN address
@@ -270,6 +271,52 @@ describe('the web dashboard in the lab, in a browser', { skip, timeout: 300_000 
     }[];
     const current = gens.find((g) => g.current);
     assert.equal(current?.outcome, 'confirmed', JSON.stringify(gens));
+  });
+
+  it('shows a trial after the page is loaded again, and rolls it back: the file is as it was', async () => {
+    if ((await byTest('trial-dismiss').count()) > 0) await byTest('trial-dismiss').click();
+    const before = readFileSync(join(lab.siteDir, 'services/ntp.pr'), 'utf8');
+    await nav('configuration');
+    await page.locator('[data-testid="config-file"][data-path="services/ntp.pr"]').click();
+    const text = byTest('config-text');
+    await pageUntil('the confirmed edit in the editor', async () =>
+      (await text.inputValue()).includes('# edited from the dashboard'),
+    );
+    await text.fill(`${await text.inputValue()}# and again, to roll back\n`);
+    await byTest('try').click();
+    await pageUntil('a countdown', async () =>
+      /\d/.test(
+        await byTest('trial-countdown')
+          .innerText()
+          .catch(() => ''),
+      ),
+    );
+    await until(
+      () =>
+        readFileSync(join(lab.siteDir, 'services/ntp.pr'), 'utf8').includes('to roll back')
+          ? true
+          : undefined,
+      { describe: () => 'the trial applied' },
+    );
+    // Loaded again mid-trial: the page has lost the token, and shows the trial from the
+    // daemon's status, with its countdown and Roll back.
+    await page.reload();
+    await pageUntil('the trial shown after the reload', async () =>
+      /is on trial/.test(
+        await byTest('trial')
+          .innerText()
+          .catch(() => ''),
+      ),
+    );
+    assert.match(await byTest('trial-countdown').innerText(), /\d+ s/);
+    assert.equal(await byTest('confirm').count(), 0, 'no Confirm without the token');
+    await byTest('rollback').click();
+    await until(
+      () =>
+        readFileSync(join(lab.siteDir, 'services/ntp.pr'), 'utf8') === before ? true : undefined,
+      { describe: () => 'the file as it was' },
+    );
+    assert.equal(readFileSync(join(lab.siteDir, 'services/ntp.pr'), 'utf8'), before);
   });
 
   it('refuses a forged CSRF token, and the WAN side reaches nothing', async () => {

@@ -68,51 +68,48 @@ Examples:
     const webGroup = args.options.get('web-group');
     // SIGTERM and SIGINT are taken from the start: one that comes while the daemon is
     // still starting (its first services may already run) stops it as soon as it has
-    // started, instead of killing it with their services left behind.
+    // started, instead of killing it with their services left behind. One listener each
+    // for the whole run: removing the last listener stops Node's signal watcher, and a
+    // signal that had arrived but was not yet dispatched would then be lost (seen in
+    // CI: a SIGTERM at the end of the start did nothing).
+    let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
     let early: NodeJS.Signals | undefined;
-    const onEarly = (sig: NodeJS.Signals) => void (early ??= sig);
-    process.on('SIGTERM', onEarly);
-    process.on('SIGINT', onEarly);
-    const starting = startDaemon({
-      root: typeof root === 'string' ? root : undefined,
-      socket: typeof socket === 'string' ? socket : undefined,
-      resolvConf: typeof resolvConf === 'string' ? resolvConf : undefined,
-      webGroup: typeof webGroup === 'string' ? webGroup : undefined,
-      network: args.options.get('no-network') !== true,
-      cgroup: oneOf(args.options.get('cgroup'), ['auto', 'off'] as const, 'cgroup', 'auto'),
-      configDirs,
-      logFormat: oneOf(
-        args.options.get('log-format'),
-        ['text', 'json'] as const,
-        'log-format',
-        'text',
-      ),
-      logLevel: oneOf(
-        args.options.get('log-level'),
-        ['debug', 'info', 'warn', 'error'] as const,
-        'log-level',
-        'info',
-      ),
-      write: (line) => io.err(line),
-    });
-    let daemon: Awaited<typeof starting>;
-    try {
-      daemon = await starting;
-    } finally {
-      process.off('SIGTERM', onEarly);
-      process.off('SIGINT', onEarly);
-    }
-    const onTerm = (sig: NodeJS.Signals) => void daemon.shutdown(sig);
-    const onHup = () => void daemon.rescan();
-    process.on('SIGTERM', onTerm);
-    process.on('SIGINT', onTerm);
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (daemon === undefined) early ??= sig;
+      else void daemon.shutdown(sig);
+    };
+    const onHup = () => void daemon?.rescan();
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
     process.on('SIGHUP', onHup);
-    if (early !== undefined) onTerm(early);
     try {
+      daemon = await startDaemon({
+        root: typeof root === 'string' ? root : undefined,
+        socket: typeof socket === 'string' ? socket : undefined,
+        resolvConf: typeof resolvConf === 'string' ? resolvConf : undefined,
+        webGroup: typeof webGroup === 'string' ? webGroup : undefined,
+        network: args.options.get('no-network') !== true,
+        cgroup: oneOf(args.options.get('cgroup'), ['auto', 'off'] as const, 'cgroup', 'auto'),
+        configDirs,
+        logFormat: oneOf(
+          args.options.get('log-format'),
+          ['text', 'json'] as const,
+          'log-format',
+          'text',
+        ),
+        logLevel: oneOf(
+          args.options.get('log-level'),
+          ['debug', 'info', 'warn', 'error'] as const,
+          'log-level',
+          'info',
+        ),
+        write: (line) => io.err(line),
+      });
+      if (early !== undefined) void daemon.shutdown(early);
       await daemon.stopped;
     } finally {
-      process.off('SIGTERM', onTerm);
-      process.off('SIGINT', onTerm);
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
       process.off('SIGHUP', onHup);
     }
     return ExitCode.Ok;

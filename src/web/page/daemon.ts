@@ -4,6 +4,7 @@
 
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { request } from './api.ts';
+import { adoptTrial } from './trial.tsx';
 import { asArray, asDict, asNumber, asString, type Json, type JsonObject } from './values.ts';
 
 export interface Generation {
@@ -64,6 +65,7 @@ export function useDaemon(): Daemon {
       setStatus(d);
       const uptime = /^(\d+)s$/.exec(asString(d?.uptime) ?? '');
       if (uptime !== null) setStartedAt(Date.now() - Number(uptime[1]) * 1000);
+      adoptTrial(d?.trial);
     }, setError);
     refreshGenerations();
   }, [refreshGenerations]);

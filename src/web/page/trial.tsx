@@ -26,6 +26,8 @@ export interface Trial {
   readonly outcome: Json | undefined;
   readonly error: unknown;
   readonly running: boolean;
+  /** Started elsewhere, or before this page loaded: no token here, so no Confirm. */
+  readonly adopted?: boolean;
 }
 
 let current: Trial | undefined;
@@ -99,6 +101,29 @@ export function startTrial(
   );
 }
 
+/**
+ * A trial the daemon's status says runs (`{generation previous deadline}`), which this
+ * page did not start: shown with its countdown and Roll back (confirming needs the
+ * token, which only its starter has).
+ */
+export function adoptTrial(status: Json | undefined): void {
+  const t = asDict(status);
+  if (t === undefined || current !== undefined) return;
+  const deadline = Date.parse(asString(t.deadline) ?? '');
+  if (Number.isNaN(deadline)) return;
+  current = {
+    generation: asNumber(t.generation),
+    token: undefined,
+    deadline,
+    progress: [],
+    outcome: undefined,
+    error: undefined,
+    running: true,
+    adopted: true,
+  };
+  for (const l of [...listeners]) l();
+}
+
 function dismiss(): void {
   current = undefined;
   for (const l of [...listeners]) l();
@@ -114,7 +139,11 @@ export function TrialPanel(props: { onDone: () => void }) {
     setActionError(undefined);
     request(command, args).then((v) => {
       setActionResult(`${command}: ${printValue(v)}`);
-      if (command === 'rollback') props.onDone();
+      if (command === 'rollback') {
+        // An adopted trial has no answer stream to end it: the rollback does.
+        if (trial.adopted === true) update((t) => ({ ...t, running: false }));
+        props.onDone();
+      }
     }, setActionError);
   };
   const left =
@@ -149,7 +178,32 @@ export function TrialPanel(props: { onDone: () => void }) {
           </button>
         </div>
       )}
-      {trial.running && trial.token === undefined && <p class="muted">Checking the candidate…</p>}
+      {trial.running && trial.adopted === true && (
+        <div class="trial-live">
+          <span>
+            Generation {trial.generation} is on trial{' '}
+            {left !== undefined && left > 0 ? (
+              <>
+                and rolls back in <strong data-testid="trial-countdown">{Math.ceil(left)} s</strong>{' '}
+                unless confirmed where it was started (<code>limen confirm TOKEN</code>)
+              </>
+            ) : (
+              <>until its deadline, which has passed: see the generations</>
+            )}
+          </span>
+          <button
+            type="button"
+            class="danger"
+            data-testid="rollback"
+            onClick={() => act('rollback', {})}
+          >
+            Roll back
+          </button>
+        </div>
+      )}
+      {trial.running && trial.token === undefined && trial.adopted !== true && (
+        <p class="muted">Checking the candidate…</p>
+      )}
       <div class="progress">
         {trial.progress.map((p, i) => (
           <div key={i} class="progress-line" data-testid="trial-progress">

@@ -162,6 +162,14 @@ describe('limen try and limen confirm', () => {
       (await cli('status')).out,
       /^configuration +generation 5 ON TRIAL until \S+ \(rolled back to 2 unless confirmed\)/m,
     );
+    // For a client that did not start it (a page loaded again): the trial, never its token.
+    const status = JSON.parse((await cli('status', '--json')).out) as {
+      trial?: { generation: number; previous: number; deadline: string };
+    };
+    assert.equal(status.trial?.generation, 5);
+    assert.equal(status.trial?.previous, 2);
+    assert.ok(Date.parse(status.trial?.deadline ?? '') > Date.now(), JSON.stringify(status));
+    assert.ok(!JSON.stringify(status).includes(token!), 'the token is not in the status');
     const wrong = await cli('confirm', '0'.repeat(32));
     assert.equal(wrong.code, 1);
     assert.match(

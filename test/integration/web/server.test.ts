@@ -16,6 +16,8 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { ControlClient } from '../../../src/control/client.ts';
+import { toJSON } from '../../../src/preserves/index.ts';
 import { DaemonProcess } from '../../support/daemon-process.ts';
 import { skipUnmet } from '../../support/prerequisites.ts';
 import { until } from '../../support/until.ts';
@@ -447,6 +449,18 @@ describe('the web dashboard server', () => {
         undefined,
         d.logText(),
       );
+      // In maintenance mode the dashboard is part of the recovery bundle: it keeps running.
+      const rootClient = await ControlClient.connect(join(dir, 'root2/run/limen/control.sock'));
+      try {
+        await rootClient.maintenance(true);
+        await d.waitFor('maintenance mode', (l) => /maintenance/i.test(l.msg));
+        const services = JSON.stringify(toJSON(await rootClient.services()));
+        assert.match(services, /limen-web/, services);
+        assert.ok(existsSync(`/proc/${pids[0]}`), 'the same server process still runs');
+        await rootClient.maintenance(false);
+      } finally {
+        rootClient.close();
+      }
       await d.dispose();
 
       // HTTPS with a certificate limen makes: once, the key for root and the web group only.
