@@ -397,8 +397,8 @@ describe('the web dashboard in the lab, in a browser', { skip, timeout: 300_000 
   });
 
   it('serves HTTPS with a certificate it made, its cookie Secure', async () => {
-    const original = readFileSync(join(lab.siteDir, 'services/web.pr'), 'utf8');
-    writeSiteFile(lab, 'services/web.pr', '<web-dashboard {tls: self-signed}>\n');
+    const original = readFileSync(join(lab.siteDir, 'core/web.pr'), 'utf8');
+    writeSiteFile(lab, 'core/web.pr', '<web-dashboard {tls: self-signed}>\n');
     try {
       const curl = (...args: string[]) =>
         lab.execAsync('lan1', ['curl', '-sS', '-k', '--max-time', '3', ...args], 5000);
@@ -428,7 +428,7 @@ describe('the web dashboard in the lab, in a browser', { skip, timeout: 300_000 
       ]);
       assert.match(subject.stdout, /CN ?= ?limen/);
     } finally {
-      writeSiteFile(lab, 'services/web.pr', original);
+      writeSiteFile(lab, 'core/web.pr', original);
     }
   });
 });
