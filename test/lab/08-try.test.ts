@@ -4,9 +4,9 @@
 //   names that one assertion and no service; one that gives the WAN's DHCP client a
 //   hostname names udhcpc's restart and its argv; one that replaces the DHCP WAN by a
 //   static address names udhcpc's stop and the lease's address going.
-// - Maintenance mode: only the recovery bundle runs (udhcpc, dnsmasq, sshd), ntpd is
-//   stopped, and a LAN client still reaches the router's SSH; off brings everything
-//   back on the same generation.
+// - Maintenance mode: only the recovery bundle runs (udhcpc, dnsmasq, sshd, the web
+//   dashboard), ntpd is stopped, and a LAN client still reaches the router's SSH; off
+//   brings everything back on the same generation.
 // - A good trial whose `limen try` process is killed, confirmed with its token by a
 //   second CLI process: kept, and still current after the daemon restarts.
 // - The daemon killed with SIGKILL during a trial: started again, it runs the previous
@@ -157,7 +157,8 @@ describe('safe change in the lab', { skip: labSkip(), timeout: 400_000 }, () => 
     });
     const generation = (await cliOk(lab, 'status')).match(/^configuration +(.*)$/m)?.[1];
     const before = await services(lab);
-    const bundle = [UDHCPC_WAN, DHCPCD_WAN, DNSMASQ_LAN, '<daemon sshd>'];
+    // The web dashboard (examples/home-router has it) belongs to the bundle too.
+    const bundle = [UDHCPC_WAN, DHCPCD_WAN, DNSMASQ_LAN, '<daemon sshd>', '<daemon limen-web>'];
     const pids = bundle.map((s) => before.get(s)?.pids.join(','));
     assert.ok(before.get(NTPD)?.pids.length === 1, showServices(before));
 
