@@ -66,7 +66,9 @@ export async function forwardDashboard(lab: Lab, port = 0, routerPort = 80): Pro
     url: `http://127.0.0.1:${bound}/`,
     close: async () => {
       await new Promise<void>((r) => server.close(() => r()));
-      await lab.stopProcess('lan1/web-forward');
+      // A lab already taken down took socat with it; stopProcess would write its
+      // state file again and leave a lab directory behind.
+      if (existsSync(lab.dir)) await lab.stopProcess('lan1/web-forward');
     },
   };
 }

@@ -42,13 +42,18 @@ const skip = labSkip() || (browserMissing() ?? false);
 const shots = process.env['LIMEN_SCREENSHOTS'];
 
 describe('the web dashboard in the lab, in a browser', { skip, timeout: 300_000 }, () => {
-  const getLab = withLab();
   let lab: Lab;
-  let forward: WebForward;
-  let browser: Browser;
+  let forward: WebForward | undefined;
+  let browser: Browser | undefined;
   let page: Page;
   let password: string;
   const consoleErrors: string[] = [];
+  // Registered before withLab's: the browser and the forward go before the lab does.
+  after(async () => {
+    await browser?.close();
+    await forward?.close();
+  });
+  const getLab = withLab();
 
   const byTest = (id: string) => page.locator(`[data-testid="${id}"]`);
   const nav = async (view: string) => {
@@ -97,13 +102,8 @@ describe('the web dashboard in the lab, in a browser', { skip, timeout: 300_000 
     page.on('pageerror', (e) => consoleErrors.push(String(e)));
   });
 
-  after(async () => {
-    await browser?.close();
-    await forward?.close();
-  });
-
   it('logs in; the overview shows the WAN lease, the clients list lan1', async () => {
-    await page.goto(forward.url);
+    await page.goto(forward!.url);
     await byTest('password').fill(password);
     await byTest('login').click();
     const lease = await until(() => wanLeaseAddress(lab), { describe: () => 'a WAN lease' });
