@@ -81,8 +81,14 @@ describe('the daemon stopped and started again', { skip: labSkip(), timeout: 300
     assert.deepEqual(ipv4Addresses(lab, 'rtr', 'lan0'), lan, kernel());
     assert.deepEqual(defaultRoutes(lab), routes, kernel());
     assert.deepEqual(nftTables(lab), ['table inet limen'], kernel());
-    // The new daemon applied the table once, as its own.
-    assert.deepEqual(await firewallGenerations(lab), [1]);
+    // The new daemon applied the table as its own: its first revision, and at most one
+    // more when the web dashboard's guard (config/core/web.pr, loaded by another core
+    // watcher) came after the debounce.
+    const revisions = await firewallGenerations(lab);
+    assert.ok(
+      JSON.stringify(revisions) === '[1]' || JSON.stringify(revisions) === '[2]',
+      `firewall revisions ${JSON.stringify(revisions)}`,
+    );
     const routesAll = lab.exec('rtr', ['ip', '-4', 'route', 'show', 'table', 'all']).stdout;
     const lines = routesAll.split('\n').filter((l) => l.trim() !== '');
     assert.equal(new Set(lines).size, lines.length, `duplicate routes:\n${routesAll}`);
