@@ -146,6 +146,11 @@ export function TrialPanel(props: { onDone: () => void }) {
       }
     }, setActionError);
   };
+  const rollbackButton = (
+    <button type="button" class="danger" data-testid="rollback" onClick={() => act('rollback', {})}>
+      Roll back
+    </button>
+  );
   const left =
     trial.deadline === undefined ? undefined : Math.max(0, (trial.deadline - now) / 1000);
   const outcome = asDict(trial.outcome);
@@ -168,14 +173,7 @@ export function TrialPanel(props: { onDone: () => void }) {
           >
             Confirm
           </button>
-          <button
-            type="button"
-            class="danger"
-            data-testid="rollback"
-            onClick={() => act('rollback', {})}
-          >
-            Roll back
-          </button>
+          {rollbackButton}
         </div>
       )}
       {trial.running && trial.adopted === true && (
@@ -191,14 +189,7 @@ export function TrialPanel(props: { onDone: () => void }) {
               <>until its deadline, which has passed: see the generations</>
             )}
           </span>
-          <button
-            type="button"
-            class="danger"
-            data-testid="rollback"
-            onClick={() => act('rollback', {})}
-          >
-            Roll back
-          </button>
+          {rollbackButton}
         </div>
       )}
       {trial.running && trial.token === undefined && trial.adopted !== true && (
