@@ -310,7 +310,8 @@ export class WebApi {
       line({ error: err });
     } finally {
       live.open--;
-      res.end();
+      // Not yet answered: the error goes up to #fail, which answers 503.
+      if (headersSent) res.end();
     }
   }
 
@@ -407,7 +408,8 @@ export class WebApi {
       live.open -= requests.length;
       const i = live.session.onEnd.indexOf(ended);
       if (i >= 0) live.session.onEnd.splice(i, 1);
-      res.end();
+      // Not yet answered: the error goes up to #fail, which answers 503.
+      if (res.headersSent) res.end();
     }
   }
 

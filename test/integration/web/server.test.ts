@@ -388,15 +388,11 @@ describe('the web dashboard server', () => {
         (await call(port, 'POST', '/api/login', { body: { password }, from: '127.0.0.3' })).status,
         401,
       );
-      assert.equal(
-        (
-          await call(port, 'POST', '/api/login', {
-            body: { password: 'the next password' },
-            from: '127.0.0.3',
-          })
-        ).status,
-        200,
-      );
+      const second = await call(port, 'POST', '/api/login', {
+        body: { password: 'the next password' },
+        from: '127.0.0.3',
+      });
+      assert.equal(second.status, 200, second.text);
 
       // Logout ends the session: its cookie opens nothing any more.
       assert.equal(
@@ -410,6 +406,25 @@ describe('the web dashboard server', () => {
         (await call(port, 'POST', '/api/request', { cookie, csrf, body: restart })).status,
         401,
       );
+
+      // The daemon gone: the other session's requests and streams are answered 503, with
+      // why, not an empty 200.
+      const other = {
+        cookie: String(second.headers['set-cookie']).split(';')[0]!,
+        csrf: (JSON.parse(second.text) as { csrf: string }).csrf,
+      };
+      await d.dispose();
+      d = undefined;
+      const gone = await call(port, 'POST', '/api/request', {
+        ...other,
+        body: { command: 'status', args: {} },
+      });
+      assert.equal(gone.status, 503, gone.text);
+      assert.match(gone.text, /"reason":"unreachable"/);
+      const goneStream = await call(port, 'GET', '/api/stream?command=watch&args=%7B%7D', {
+        cookie: other.cookie,
+      });
+      assert.equal(goneStream.status, 503, goneStream.text);
     },
   );
 
